@@ -1,0 +1,39 @@
+# The two set-up commands of README.md: `make demo` runs the whole workflow on config.yaml,
+# `make test` runs the test suite. Both create the virtual environment when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+BIN := $(abspath $(VENV))/bin
+# Rules call `dlearn <stage>`: put the venv's console scripts on the jobs' PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: venv demo test bench lint fmt clean
+
+venv: $(VENV)/.installed
+
+# Reinstall when the dependency list changes; the stamp keeps repeated `make test` fast.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: venv
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/bench_body.py
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+fmt: venv
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+clean:
+	rm -rf results logs .snakemake report.html

@@ -1,0 +1,22 @@
+# dlearn: the deform-and-learn workflow (Yoshiyasu & Gamez). Rules live in workflow/rules/,
+# every rule is a thin wrapper around one `dlearn <stage>` command.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Reject a bad config before any job runs; fills in the schema's defaults.
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/body.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        body_model_files(),

@@ -1,0 +1,5 @@
+import sys
+
+from dlearn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,256 @@
+"""Reading and writing SMPL-format body model files.
+
+Official SMPL ``.pkl`` files pickle ``chumpy`` arrays and ``scipy.sparse`` matrices; chumpy does
+not import with numpy >= 1.24, so :func:`load_body_model` unpickles chumpy objects into a stub
+and takes the array from its state (``x``). Plain pickles of numpy arrays and ``.npz`` archives
+with the same keys load the same way.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NUM_JOINTS = 24
+NUM_POSE_BLEND = (NUM_JOINTS - 1) * 9  # 207 pose blend shape coefficients
+
+#: SMPL's kinematic tree: parent of each of the 24 joints (-1 for the root).
+SMPL_PARENTS = np.array(
+    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21], dtype=np.int64
+)
+
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand",
+)  # fmt: skip
+
+#: Keypoint vertices smplx expects in ``vertex_ids`` (smplx.vertex_ids naming).
+KEYPOINT_VERTEX_NAMES = ("nose", "reye", "leye", "rear", "lear")
+
+
+class BodyModelFileError(ValueError):
+    """A body model file is unreadable, or lacks a key, or a key has the wrong shape."""
+
+
+@dataclass(frozen=True)
+class BodyModelData:
+    """The arrays of an SMPL-format body model, as plain numpy.
+
+    Attributes:
+        v_template: (N, 3) rest-pose template vertices, in the file's units (metres for SMPL).
+        faces: (F, 3) vertex indices of the triangles.
+        weights: (N, 24) linear blend skinning weights, rows sum to 1.
+        parents: (24,) parent joint of each joint, -1 for the root.
+        j_regressor: (24, N) dense joint regressor, rest joints = j_regressor @ v_template.
+        posedirs: (N, 3, 207) pose blend shapes, or None when the file has none.
+        shapedirs: (N, 3, K) shape blend shapes (kept so files round-trip; dlearn uses scales).
+        vertex_ids: named keypoint vertices (nose, reye, leye, rear, lear) when the file has them.
+        vertex_symmetry: (N,) index of each vertex's left/right mirror, when the file has one.
+        source: the file it was read from, for error messages.
+    """
+
+    v_template: np.ndarray
+    faces: np.ndarray
+    weights: np.ndarray
+    parents: np.ndarray
+    j_regressor: np.ndarray
+    posedirs: np.ndarray | None = None
+    shapedirs: np.ndarray | None = None
+    vertex_ids: dict[str, int] = field(default_factory=dict)
+    vertex_symmetry: np.ndarray | None = None
+    source: str = "<memory>"
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.v_template.shape[0])
+
+    @property
+    def rest_joints(self) -> np.ndarray:
+        """(24, 3) joint locations of the template, J = J_regressor v."""
+        return self.j_regressor @ self.v_template
+
+    def validate(self) -> None:
+        """Check shapes and index ranges; raise :class:`BodyModelFileError` naming the key."""
+        n = self.num_vertices
+
+        def fail(key: str, msg: str) -> None:
+            raise BodyModelFileError(f"{self.source}: key '{key}' {msg}")
+
+        if self.v_template.ndim != 2 or self.v_template.shape[1] != 3:
+            fail("v_template", f"has shape {self.v_template.shape}, expected (N, 3)")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            fail("f", f"has shape {self.faces.shape}, expected (F, 3)")
+        if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
+            fail("f", f"has vertex indices outside [0, {n})")
+        if self.weights.shape != (n, NUM_JOINTS):
+            fail("weights", f"has shape {self.weights.shape}, expected ({n}, {NUM_JOINTS})")
+        if self.j_regressor.shape != (NUM_JOINTS, n):
+            fail("J_regressor", f"has shape {self.j_regressor.shape}, expected ({NUM_JOINTS}, {n})")
+        if self.parents.shape != (NUM_JOINTS,) or self.parents[0] != -1:
+            fail("kintree_table", "does not describe a 24-joint tree rooted at joint 0")
+        if np.any(self.parents[1:] >= np.arange(1, NUM_JOINTS)) or np.any(self.parents[1:] < 0):
+            fail("kintree_table", "must list each joint after its parent")
+        if self.posedirs is not None and self.posedirs.shape != (n, 3, NUM_POSE_BLEND):
+            fail("posedirs", f"has shape {self.posedirs.shape}, expected ({n}, 3, {NUM_POSE_BLEND})")
+        if self.shapedirs is not None and (self.shapedirs.ndim != 3 or self.shapedirs.shape[:2] != (n, 3)):
+            fail("shapedirs", f"has shape {self.shapedirs.shape}, expected ({n}, 3, K)")
+        for name, vid in self.vertex_ids.items():
+            if not 0 <= vid < n:
+                fail("vertex_ids", f"entry '{name}' = {vid} is outside [0, {n})")
+        if self.vertex_symmetry is not None and (
+            self.vertex_symmetry.shape != (n,) or self.vertex_symmetry.min() < 0 or self.vertex_symmetry.max() >= n
+        ):
+            fail("vertex_symmetry", f"must be {n} vertex indices")
+
+
+class _ChumpyStub:
+    """Stands in for any chumpy class; the array lives in the pickled state under 'x'."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def array(self) -> np.ndarray:
+        state = self.state
+        if isinstance(state, dict) and "x" in state:
+            return np.asarray(state["x"])
+        raise BodyModelFileError("a chumpy object in the file has no 'x' array in its state")
+
+
+class _SmplUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _ChumpyStub
+        return super().find_class(module, name)
+
+
+def _to_array(value: Any) -> np.ndarray:
+    if isinstance(value, _ChumpyStub):
+        return value.array()
+    if hasattr(value, "toarray"):  # scipy.sparse
+        return np.asarray(value.toarray())
+    return np.asarray(value)
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=True) as npz:
+            raw = {k: npz[k] for k in npz.files}
+        if "vertex_ids" in raw and raw["vertex_ids"].dtype == object:
+            raw["vertex_ids"] = raw["vertex_ids"].item()
+        return raw
+    with path.open("rb") as fh:
+        raw = _SmplUnpickler(fh, encoding="latin1").load()
+    if not isinstance(raw, dict):
+        raise BodyModelFileError(f"{path}: expected a pickled dict of SMPL arrays, got {type(raw).__name__}")
+    return raw
+
+
+def load_body_model(path: str | Path) -> BodyModelData:
+    """Read an SMPL-format model: official chumpy pickles, plain pickles, or ``.npz``.
+
+    Args:
+        path: the model file (``.pkl`` or ``.npz``).
+
+    Returns:
+        The validated arrays as :class:`BodyModelData` (float64 geometry, int64 indices).
+
+    Raises:
+        BodyModelFileError: unreadable file, missing key or wrong shape; the message names
+            the file and the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BodyModelFileError(f"{path}: body model file does not exist")
+    try:
+        raw = _read_raw(path)
+    except BodyModelFileError:
+        raise
+    except Exception as exc:  # pickle/zip errors come in many types
+        raise BodyModelFileError(f"{path}: cannot read body model file ({exc})") from exc
+
+    def get(key: str) -> np.ndarray:
+        if key not in raw:
+            raise BodyModelFileError(f"{path}: key '{key}' is missing")
+        try:
+            return _to_array(raw[key])
+        except BodyModelFileError as exc:
+            raise BodyModelFileError(f"{path}: key '{key}': {exc}") from exc
+
+    def get_optional(key: str) -> np.ndarray | None:
+        return get(key) if key in raw else None
+
+    kintree = get("kintree_table")
+    if kintree.ndim != 2 or kintree.shape[0] != 2:
+        raise BodyModelFileError(f"{path}: key 'kintree_table' has shape {kintree.shape}, expected (2, 24)")
+    parents = kintree[0].astype(np.int64)
+    parents[0] = -1  # SMPL stores 4294967295 (uint32 -1) for the root
+
+    posedirs = get_optional("posedirs")
+    shapedirs = get_optional("shapedirs")
+    symmetry = get_optional("vertex_symmetry")
+    vertex_ids = raw.get("vertex_ids", {})
+    if not isinstance(vertex_ids, dict):
+        raise BodyModelFileError(f"{path}: key 'vertex_ids' must be a dict of name -> vertex index")
+
+    data = BodyModelData(
+        v_template=get("v_template").astype(np.float64),
+        faces=get("f").astype(np.int64),
+        weights=get("weights").astype(np.float64),
+        parents=parents,
+        j_regressor=get("J_regressor").astype(np.float64),
+        posedirs=None if posedirs is None else posedirs.astype(np.float64),
+        shapedirs=None if shapedirs is None else shapedirs.astype(np.float64),
+        vertex_ids={str(k): int(v) for k, v in vertex_ids.items()},
+        vertex_symmetry=None if symmetry is None else symmetry.astype(np.int64),
+        source=str(path),
+    )
+    data.validate()
+    return data
+
+
+def to_smpl_dict(data: BodyModelData) -> dict[str, Any]:
+    """The SMPL pickle dict for ``data`` (keys as in the official files, plain numpy arrays)."""
+    n = data.num_vertices
+    kintree = np.stack([data.parents, np.arange(NUM_JOINTS)]).astype(np.int64)
+    kintree[0, 0] = 4294967295  # what the official files store for the root's parent
+    out: dict[str, Any] = {
+        "v_template": np.ascontiguousarray(data.v_template, dtype=np.float64),
+        "f": np.ascontiguousarray(data.faces, dtype=np.uint32),
+        "weights": np.ascontiguousarray(data.weights, dtype=np.float64),
+        "kintree_table": kintree,
+        "J_regressor": np.ascontiguousarray(data.j_regressor, dtype=np.float64),
+        "J": np.ascontiguousarray(data.rest_joints, dtype=np.float64),
+        "posedirs": np.zeros((n, 3, NUM_POSE_BLEND)) if data.posedirs is None else data.posedirs,
+        "shapedirs": np.zeros((n, 3, 10)) if data.shapedirs is None else data.shapedirs,
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+    }
+    if data.vertex_ids:
+        out["vertex_ids"] = dict(data.vertex_ids)
+    if data.vertex_symmetry is not None:
+        out["vertex_symmetry"] = np.ascontiguousarray(data.vertex_symmetry, dtype=np.int64)
+    return out
+
+
+def write_smpl_pickle(data: BodyModelData, path: str | Path) -> Path:
+    """Write ``data`` as an SMPL-format pickle that stock ``smplx.SMPL`` reads.
+
+    Same data, same bytes: the dict is pickled with a fixed protocol and key order.
+    """
+    data.validate()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(to_smpl_dict(data), fh, protocol=4)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,68 @@
+"""The `body_model` stage: put the body model and its UV charts where the workflow reads them.
+
+With ``standin`` the procedural humanoid is written; otherwise the user's SMPL-format model and
+DensePose UV file are checked (readable, consistent shapes and vertex ids) and linked, so that
+licensed files are never copied into the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from dlearn.body.io import load_body_model, write_smpl_pickle
+from dlearn.body.standin import build_standin, write_body_preview
+from dlearn.densepose.uv import body_face_parts, load_uv_charts, write_uv_charts
+
+log = logging.getLogger(__name__)
+
+STANDIN = "standin"
+
+
+def _link(target: Path, link: Path) -> None:
+    """Point ``link`` at ``target`` atomically (replacing an older link or file)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(link.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target.resolve(), tmp)
+    tmp.replace(link)
+
+
+def prepare_body_files(model: str, uv: str, out_model: Path, out_uv: Path, out_preview: Path) -> None:
+    """Write or link the body model and UV charts, and render a preview.
+
+    Args:
+        model: ``"standin"`` or the path of an SMPL-format model (.pkl or .npz).
+        uv: ``"standin"`` or the path of DensePose's UV_Processed.mat.
+        out_model, out_uv: where the model and the UV file end up (files or links).
+        out_preview: PNG of the body in rest and sample pose, coloured by part.
+
+    Raises:
+        ValueError: a stand-in UV file was asked for a real model (or the reverse).
+        BodyModelFileError, UVChartError: the user's files are unreadable or inconsistent;
+            the message names the file and key.
+    """
+    if (model == STANDIN) != (uv == STANDIN):
+        raise ValueError(
+            f"body.model={model!r} and body.uv={uv!r}: the stand-in model needs the stand-in UV "
+            "charts and a real model needs its own UV_Processed.mat"
+        )
+    if model == STANDIN:
+        body = build_standin()
+        write_smpl_pickle(body.model, out_model)
+        write_uv_charts(body.uv, out_uv)
+        data, face_part = body.model, body.face_part
+        log.info("wrote the stand-in body (%d vertices) to %s and %s", data.num_vertices, out_model, out_uv)
+    else:
+        data = load_body_model(model)
+        charts = load_uv_charts(uv, num_vertices=data.num_vertices)
+        face_part = body_face_parts(charts, data.faces)
+        _link(Path(model), out_model)
+        _link(Path(uv), out_uv)
+        log.info(
+            "checked %s (%d vertices) and %s (%d chart vertices); linked them to %s and %s",
+            model, data.num_vertices, uv, len(charts.vertex), out_model, out_uv,
+        )
+    write_body_preview(data, face_part, out_preview)
+    log.info("wrote the preview %s", out_preview)

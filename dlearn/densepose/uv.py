@@ -1,0 +1,203 @@
+"""Reading and writing DensePose's per-part UV charts (``UV_Processed.mat``).
+
+DensePose cuts the SMPL surface into 24 parts and flattens each into a chart with coordinates
+in [0, 1]^2. The file (MATLAB v5, as in the DensePose repository) holds:
+
+================  ========  =====================================================================
+key               shape     meaning
+================  ========  =====================================================================
+All_FaceIndices   (F, 1)    part (1..24) of each chart face
+All_Faces         (F, 3)    1-based indices into the chart vertex list
+All_vertices      (1, M)    1-based body model vertex of each chart vertex (a vertex on a seam
+                            between parts appears once per part)
+All_U_norm        (M, 1)    U of each chart vertex, in [0, 1]
+All_V_norm        (M, 1)    V of each chart vertex, in [0, 1]
+================  ========  =====================================================================
+
+:class:`UVCharts` holds the same data 0-based.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+NUM_PARTS = 24
+
+#: Fixed text for the 116-byte MAT-file header; scipy would write the creation time there,
+#: which would make the bytes differ between runs.
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: dlearn"
+_MAT_HEADER_TEXT_BYTES = 116
+
+
+class UVChartError(ValueError):
+    """A UV chart file is unreadable, lacks a key, or a key has the wrong shape or values."""
+
+
+@dataclass(frozen=True)
+class UVCharts:
+    """DensePose part charts, 0-based.
+
+    Attributes:
+        face_part: (F,) int64 part 1..24 of each chart face (``All_FaceIndices``).
+        faces: (F, 3) int64 indices into the chart vertex list (``All_Faces - 1``).
+        vertex: (M,) int64 body model vertex of each chart vertex (``All_vertices - 1``).
+        u: (M,) float64 U coordinate in [0, 1] (``All_U_norm``).
+        v: (M,) float64 V coordinate in [0, 1] (``All_V_norm``).
+        source: the file it was read from, for error messages.
+    """
+
+    face_part: np.ndarray
+    faces: np.ndarray
+    vertex: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    source: str = "<memory>"
+
+    @property
+    def num_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+    @property
+    def num_chart_vertices(self) -> int:
+        return int(self.vertex.shape[0])
+
+    def part_faces(self, part: int) -> np.ndarray:
+        """(F_p, 3) chart vertex indices of the faces of ``part`` (1..24)."""
+        return self.faces[self.face_part == part]
+
+    def body_faces(self) -> np.ndarray:
+        """(F, 3) body model vertex indices of the chart faces."""
+        return self.vertex[self.faces]
+
+
+def _integer_array(value: np.ndarray, fail_key: str, source: str) -> np.ndarray:
+    """``value`` as int64, refusing non-integral numbers (MATLAB files often store doubles)."""
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise UVChartError(f"{source}: key '{fail_key}' is not numeric (dtype {arr.dtype})")
+    as_int = arr.astype(np.int64)
+    if not np.array_equal(as_int, arr):
+        raise UVChartError(f"{source}: key '{fail_key}' has non-integer values")
+    return as_int
+
+
+def load_uv_charts(path: str | Path, num_vertices: int | None = None) -> UVCharts:
+    """Read and validate a DensePose ``UV_Processed.mat``.
+
+    Args:
+        path: the ``.mat`` file.
+        num_vertices: when given, every body vertex id must be below it.
+
+    Returns:
+        The charts, 0-based (see :class:`UVCharts`).
+
+    Raises:
+        UVChartError: unreadable file, missing key, wrong shape or out-of-range values; the
+            message names the file and the key.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise UVChartError(f"{source}: UV chart file does not exist")
+    try:
+        raw = scipy.io.loadmat(str(path))
+    except Exception as exc:  # scipy raises several types for malformed files
+        raise UVChartError(f"{source}: cannot read UV chart file ({exc})") from exc
+
+    def get(key: str) -> np.ndarray:
+        if key not in raw:
+            raise UVChartError(f"{source}: key '{key}' is missing")
+        return np.asarray(raw[key])
+
+    def fail(key: str, msg: str) -> UVChartError:
+        return UVChartError(f"{source}: key '{key}' {msg}")
+
+    face_part = _integer_array(get("All_FaceIndices"), "All_FaceIndices", source).reshape(-1)
+    faces = _integer_array(get("All_Faces"), "All_Faces", source)
+    vertex = _integer_array(get("All_vertices"), "All_vertices", source).reshape(-1) - 1
+    u = get("All_U_norm").astype(np.float64).reshape(-1)
+    v = get("All_V_norm").astype(np.float64).reshape(-1)
+
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise fail("All_Faces", f"has shape {faces.shape}, expected (F, 3)")
+    faces = faces - 1
+    if face_part.shape[0] != faces.shape[0]:
+        raise fail("All_FaceIndices", f"has {face_part.shape[0]} entries for {faces.shape[0]} faces")
+    if face_part.size and (face_part.min() < 1 or face_part.max() > NUM_PARTS):
+        raise fail("All_FaceIndices", f"has parts outside 1..{NUM_PARTS}")
+    m = vertex.shape[0]
+    if faces.size and (faces.min() < 0 or faces.max() >= m):
+        raise fail("All_Faces", f"has indices outside 1..{m} (the length of All_vertices)")
+    if vertex.size and vertex.min() < 0:
+        raise fail("All_vertices", "has vertex ids below 1")
+    if num_vertices is not None and vertex.size and vertex.max() >= num_vertices:
+        raise fail("All_vertices", f"has vertex id {vertex.max() + 1} > {num_vertices} body model vertices")
+    for key, coord in (("All_U_norm", u), ("All_V_norm", v)):
+        if coord.shape[0] != m:
+            raise fail(key, f"has {coord.shape[0]} entries for {m} chart vertices")
+        if not np.all(np.isfinite(coord)) or (coord.size and (coord.min() < 0.0 or coord.max() > 1.0)):
+            raise fail(key, "has values outside [0, 1]")
+    return UVCharts(face_part=face_part, faces=faces, vertex=vertex, u=u, v=v, source=source)
+
+
+def _triangle_keys(triangles: np.ndarray, num_vertices: int) -> np.ndarray:
+    """(F,) one integer per triangle (F, 3), the same for any order of its corners."""
+    t = np.sort(triangles, axis=1).astype(np.int64)
+    return (t[:, 0] * num_vertices + t[:, 1]) * num_vertices + t[:, 2]
+
+
+def body_face_parts(charts: UVCharts, faces: np.ndarray) -> np.ndarray:
+    """The part of each body model face, from the chart face with the same three vertices.
+
+    Args:
+        charts: the UV charts of the body model.
+        faces: (F, 3) the body model's faces.
+
+    Returns:
+        (F,) int64 part 1..24 per body face.
+
+    Raises:
+        UVChartError: some body face is in no chart (the charts belong to another mesh).
+    """
+    n = int(max(faces.max(), charts.vertex.max())) + 1
+    chart_keys = _triangle_keys(charts.body_faces(), n)
+    order = np.argsort(chart_keys, kind="stable")
+    sorted_keys = chart_keys[order]
+    body_keys = _triangle_keys(faces, n)
+    pos = np.minimum(np.searchsorted(sorted_keys, body_keys), len(sorted_keys) - 1)
+    missing = np.flatnonzero(sorted_keys[pos] != body_keys)
+    if len(missing):
+        raise UVChartError(
+            f"{charts.source}: key 'All_Faces' covers no chart face for {len(missing)} body model faces "
+            f"(first: face {missing[0]} = {faces[missing[0]].tolist()}); the charts are for another mesh"
+        )
+    return charts.face_part[order[pos]]
+
+
+def write_uv_charts(charts: UVCharts, path: str | Path) -> Path:
+    """Write ``charts`` as a DensePose-format ``UV_Processed.mat``.
+
+    Same charts, same bytes: the header's creation-time text is replaced by fixed text.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mdict = {
+        "All_FaceIndices": charts.face_part.astype(np.float64).reshape(-1, 1),
+        "All_Faces": (charts.faces + 1).astype(np.float64),
+        "All_vertices": (charts.vertex + 1).astype(np.float64).reshape(1, -1),
+        "All_U_norm": charts.u.astype(np.float64).reshape(-1, 1),
+        "All_V_norm": charts.v.astype(np.float64).reshape(-1, 1),
+    }
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, mdict, format="5", do_compression=False, oned_as="column")
+    data = bytearray(buffer.getvalue())
+    data[:_MAT_HEADER_TEXT_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_TEXT_BYTES, b" ")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(bytes(data))
+    tmp.replace(path)
+    return path

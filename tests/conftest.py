@@ -1,0 +1,55 @@
+"""Shared fixtures: the procedural stand-in body on disk, and small random SMPL-format models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlearn.body.io import NUM_JOINTS, NUM_POSE_BLEND, SMPL_PARENTS, BodyModelData
+
+
+def random_body_data(num_vertices: int = 60, seed: int = 0, posedirs_scale: float = 0.02) -> BodyModelData:
+    """A random SMPL-format model: SMPL's tree, sparse-ish skinning weights, non-zero pose blend shapes.
+
+    Vertices cluster around their dominant joint so that posed bodies look body-like enough for
+    the geometric properties to be non-trivial; the arrays are otherwise arbitrary.
+    """
+    rng = np.random.default_rng(seed)
+    joints = np.zeros((NUM_JOINTS, 3))
+    for j in range(1, NUM_JOINTS):
+        joints[j] = joints[SMPL_PARENTS[j]] + rng.normal(scale=0.15, size=3)
+    owner = np.concatenate([np.arange(NUM_JOINTS), rng.integers(0, NUM_JOINTS, num_vertices - NUM_JOINTS)])
+    v_template = joints[owner] + rng.normal(scale=0.05, size=(num_vertices, 3))
+    weights = rng.random((num_vertices, NUM_JOINTS)) ** 8  # a few joints dominate each vertex
+    weights[np.arange(num_vertices), owner] += 1.0
+    weights /= weights.sum(1, keepdims=True)
+    j_regressor = np.zeros((NUM_JOINTS, num_vertices))
+    j_regressor[np.arange(NUM_JOINTS), np.arange(NUM_JOINTS)] = 1.0  # vertex j sits near joint j
+    j_regressor += (
+        0.1 * rng.random((NUM_JOINTS, num_vertices)) * (owner[None, :] == np.arange(NUM_JOINTS)[:, None])
+    )
+    j_regressor /= j_regressor.sum(1, keepdims=True)
+    return BodyModelData(
+        v_template=v_template,
+        faces=rng.integers(0, num_vertices, size=(2 * num_vertices, 3)),
+        weights=weights,
+        parents=SMPL_PARENTS.copy(),
+        j_regressor=j_regressor,
+        posedirs=posedirs_scale * rng.normal(size=(num_vertices, 3, NUM_POSE_BLEND)),
+        vertex_ids={"nose": 0, "reye": 1, "leye": 2, "rear": 3, "lear": 4},
+    )
+
+
+@pytest.fixture(scope="session")
+def random_model_data() -> BodyModelData:
+    return random_body_data()
+
+
+@pytest.fixture(scope="session")
+def standin_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model .pkl, UV .mat) of the procedural stand-in body, written once per session."""
+    from dlearn.body.standin import write_standin
+
+    return write_standin(tmp_path_factory.mktemp("standin"))

@@ -1,0 +1,113 @@
+"""The Snakemake workflow driven through its command line, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile in ``workdir`` with the venv's tools on PATH."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write_config(workdir: Path, **overrides: object) -> Path:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_default_config_dry_run_plans_every_rule(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    proc = snakemake(tmp_path, "-n")
+    out = proc.stdout + proc.stderr
+    assert "body_model" in out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"device": "gpu"}, "device"),
+        ({"body__modle": "standin"}, "modle"),
+        ({"resources__body_model__threads": 0}, "threads"),
+        ({"body__model": "/data/SMPL_NEUTRAL.pkl"}, "uv"),
+    ],
+)
+def test_invalid_config_is_rejected_before_any_job(tmp_path: Path, overrides: dict, named: str) -> None:
+    write_config(tmp_path, **overrides)
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "ValidationError" in message or "validation" in message.lower()
+    assert named in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_body_model_rule_writes_standin_and_reruns_only_on_change(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    snakemake(tmp_path)
+    body = tmp_path / "results" / "body"
+    for name in ("model.pkl", "uv.mat", "preview.png"):
+        assert (body / name).stat().st_size > 0
+    assert (tmp_path / "logs" / "body_model.log").exists()
+    assert (tmp_path / "logs" / "benchmarks" / "body_model.tsv").exists()
+    # Nothing changed: nothing to do.
+    assert "Nothing to be done" in snakemake(tmp_path, "-n").stdout + snakemake(tmp_path, "-n").stderr
+
+
+def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:
+    model, uv = standin_files
+    user = tmp_path / "user"
+    user.mkdir()
+    shutil.copy(model, user / "SMPL_MALE.pkl")
+    shutil.copy(uv, user / "UV_Processed.mat")
+    write_config(tmp_path, body__model=str(user / "SMPL_MALE.pkl"), body__uv=str(user / "UV_Processed.mat"))
+    snakemake(tmp_path)
+    linked = tmp_path / "results" / "body" / "model.pkl"
+    assert linked.is_symlink() and linked.resolve() == (user / "SMPL_MALE.pkl").resolve()
+
+
+def test_bad_user_model_fails_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"not a pickle")
+    write_config(tmp_path, body__model=str(bad), body__uv=str(tmp_path / "UV_Processed.mat"))
+    proc = snakemake(tmp_path, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "body_model.log").read_text()
+    assert str(bad) in log
+
+
+def test_lint_and_format_are_clean() -> None:
+    lint = subprocess.run(
+        [str(BIN / "snakemake"), "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
