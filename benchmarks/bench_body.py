@@ -1,10 +1,10 @@
 """Throughput of the body model: 100-vertex sparse forward vs full mesh vs smplx's LBS.
 
 Usage: python benchmarks/bench_body.py [--batch 64] [--vertices 100] [--repeats 20] [--device cpu]
-       [--threads N]
+       [--threads N] [--random]
 
-Uses the procedural stand-in body when ``dlearn.body.standin`` exists, else a random model of
-SMPL's size (6890 vertices). All rows are timed in the same run and reported as ratios to
+Uses the procedural stand-in body when ``dlearn.body.standin`` exists (it has no pose blend
+shapes), else, or with ``--random``, a random model of SMPL's size with pose blend shapes. All rows are timed in the same run and reported as ratios to
 ``smplx.lbs.lbs`` (median of the repeats, after warm-up).
 """
 
@@ -23,13 +23,14 @@ from dlearn.body.io import NUM_JOINTS, NUM_POSE_BLEND, SMPL_PARENTS, BodyModelDa
 from dlearn.body.model import BodyModel
 
 
-def _model_data() -> tuple[BodyModelData, str]:
-    try:
-        from dlearn.body.standin import build_standin
-    except ImportError:
-        pass
-    else:
-        return build_standin().model, "stand-in"
+def _model_data(random: bool) -> tuple[BodyModelData, str]:
+    if not random:
+        try:
+            from dlearn.body.standin import build_standin
+        except ImportError:
+            pass
+        else:
+            return build_standin().model, "stand-in"
     rng = np.random.default_rng(0)
     n = 6890
     weights = rng.random((n, NUM_JOINTS)) ** 8
@@ -43,7 +44,7 @@ def _model_data() -> tuple[BodyModelData, str]:
         j_regressor=regressor / regressor.sum(1, keepdims=True),
         posedirs=0.01 * rng.normal(size=(n, 3, NUM_POSE_BLEND)),
     )
-    return data, "random"
+    return data, "random (non-zero pose blend shapes)"
 
 
 def _time(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
@@ -72,13 +73,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--random", action="store_true", help="random SMPL-size model, not the stand-in")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    data, name = _model_data()
+    data, name = _model_data(args.random)
     model = BodyModel(data).to(device)
     n, batch = model.num_vertices, args.batch
     gen = torch.Generator().manual_seed(0)

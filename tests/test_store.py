@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlearn.data.store import StoreError, csr_offsets, open_store, read_sample_ids, write_store
+from dlearn.data.store import StoreError, StoreWriter, csr_offsets, open_store, read_sample_ids, write_store
 
 
 def test_round_trip_keeps_arrays_ids_and_attributes(tmp_path: Path) -> None:
@@ -50,3 +50,13 @@ def test_errors_name_the_store_and_the_problem(tmp_path: Path) -> None:
 
 def test_csr_offsets() -> None:
     np.testing.assert_array_equal(csr_offsets([2, 0, 3]), [0, 2, 2, 5])
+
+
+def test_a_failed_write_publishes_nothing_and_keeps_the_old_store(tmp_path: Path) -> None:
+    path = write_store(tmp_path / "s.zarr", {"a": np.zeros(2)}, stage="x", sample_id=["a", "b"])
+    with pytest.raises(RuntimeError):
+        with StoreWriter(path, stage="x", sample_id=["a", "b"]) as writer:
+            writer.create("image", (2, 4, 4, 3), np.uint8, chunk_rows=1)[0] = 1
+            raise RuntimeError("killed half way")
+    assert list(open_store(path)["a"][...]) == [0.0, 0.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]

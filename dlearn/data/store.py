@@ -32,6 +32,73 @@ def _chunks(shape: tuple[int, ...], chunk_rows: int) -> tuple[int, ...]:
     return (max(1, min(chunk_rows, shape[0])), *shape[1:]) if shape else ()
 
 
+class StoreWriter:
+    """Write a store array by array (or slice by slice), then publish it atomically.
+
+    Use as a context manager; the store appears under ``path`` only when the block ends without
+    an exception, replacing an older store of that name::
+
+        with StoreWriter(path, stage="crops", sample_id=ids, options=opts) as w:
+            images = w.create("image", (n, 64, 64, 3), np.uint8, chunk_rows=64)
+            images[0:64] = batch
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        stage: str,
+        sample_id: Sequence[str],
+        options: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._ids = np.asarray(list(sample_id), dtype=str)
+        self._attrs = {
+            "format_version": FORMAT_VERSION,
+            "stage": stage,
+            "num_samples": len(self._ids),
+            "options": dict(options or {}),
+            **dict(attrs or {}),
+        }
+        self.group: zarr.Group | None = None
+
+    def __enter__(self) -> "StoreWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self.group = zarr.open_group(self._tmp, mode="w")
+        self.write(SAMPLE_ID, self._ids)
+        return self
+
+    def create(self, name: str, shape: tuple[int, ...], dtype: Any, chunk_rows: int = 1024) -> zarr.Array:
+        """An empty array chunked along axis 0, to be filled slice by slice."""
+        assert self.group is not None, "use StoreWriter as a context manager"
+        return self.group.create_array(name, shape=shape, dtype=dtype, chunks=_chunks(shape, chunk_rows))
+
+    def write(self, name: str, value: np.ndarray, chunk_rows: int = 1024) -> zarr.Array:
+        """Write a whole array (strings become variable-length UTF-8)."""
+        value = np.asarray(value)
+        dtype = str if value.dtype.kind in "UOT" else value.dtype
+        array = self.create(name, value.shape, dtype, chunk_rows)
+        if value.size:
+            array[...] = value
+        return array
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        assert self.group is not None
+        self.group.attrs.update(self._attrs)
+        # A folder cannot be renamed over a non-empty one: move the older store aside first.
+        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        if self.path.exists():
+            self.path.rename(old)
+        self._tmp.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_store(
     path: str | Path,
     arrays: Mapping[str, np.ndarray],
@@ -41,9 +108,8 @@ def write_store(
     options: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
     chunk_rows: int = 1024,
-    chunk_overrides: Mapping[str, int] | None = None,
 ) -> Path:
-    """Write ``arrays`` and ``sample_id`` atomically as a zarr group at ``path``.
+    """Write in-memory ``arrays`` and ``sample_id`` atomically as a zarr group at ``path``.
 
     Args:
         path: the store folder (conventionally ``*.zarr``); an existing one is replaced.
@@ -53,44 +119,14 @@ def write_store(
         options: the stage's options (JSON-serialisable), stored in the attributes.
         attrs: further JSON-serialisable attributes (units, frames, counts).
         chunk_rows: rows per chunk along axis 0.
-        chunk_overrides: name -> rows per chunk for arrays that need other chunking
-            (large images: fewer rows per chunk).
 
     Returns:
         ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    group = zarr.open_group(tmp, mode="w")
-    ids = np.asarray(list(sample_id), dtype=str)
-    all_arrays = {SAMPLE_ID: ids, **arrays}
-    overrides = dict(chunk_overrides or {})
-    for name, value in all_arrays.items():
-        value = np.asarray(value)
-        dtype = str if value.dtype.kind in "UOT" else value.dtype
-        rows = overrides.get(name, chunk_rows)
-        array = group.create_array(name, shape=value.shape, dtype=dtype, chunks=_chunks(value.shape, rows))
-        if value.size:
-            array[...] = value
-    group.attrs.update(
-        {
-            "format_version": FORMAT_VERSION,
-            "stage": stage,
-            "num_samples": len(ids),
-            "options": dict(options or {}),
-            **dict(attrs or {}),
-        }
-    )
-    # Rename into place; an older store is moved aside first because a folder cannot be
-    # renamed over a non-empty one.
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    with StoreWriter(path, stage=stage, sample_id=sample_id, options=options, attrs=attrs) as writer:
+        for name, value in arrays.items():
+            writer.write(name, value, chunk_rows)
+    return Path(path)
 
 
 def open_store(path: str | Path, *, stage: str | None = None, required: Sequence[str] = ()) -> zarr.Group:
