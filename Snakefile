@@ -14,9 +14,11 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/body.smk"
+include: "workflow/rules/data.smk"
 
 
 rule all:
     default_target: True
     input:
         body_model_files(),
+        data_files(),

@@ -3,9 +3,9 @@
 Usage: python benchmarks/bench_body.py [--batch 64] [--vertices 100] [--repeats 20] [--device cpu]
        [--threads N] [--random]
 
-Uses the procedural stand-in body when ``dlearn.body.standin`` exists (it has no pose blend
-shapes), else, or with ``--random``, a random model of SMPL's size with pose blend shapes. All rows are timed in the same run and reported as ratios to
-``smplx.lbs.lbs`` (median of the repeats, after warm-up).
+Uses the procedural stand-in body (it has no pose blend shapes), or with ``--random`` a random
+model of SMPL's size with pose blend shapes. All rows are timed in the same run and reported
+as ratios to ``smplx.lbs.lbs`` (median of the repeats, after warm-up).
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ from smplx.lbs import lbs
 
 from dlearn.body.io import NUM_JOINTS, NUM_POSE_BLEND, SMPL_PARENTS, BodyModelData
 from dlearn.body.model import BodyModel
+from dlearn.body.standin import build_standin
 
 
 def _model_data(random: bool) -> tuple[BodyModelData, str]:
     if not random:
-        try:
-            from dlearn.body.standin import build_standin
-        except ImportError:
-            pass
-        else:
-            return build_standin().model, "stand-in"
+        return build_standin().model, "stand-in"
     rng = np.random.default_rng(0)
     n = 6890
     weights = rng.random((n, NUM_JOINTS)) ** 8

@@ -1,7 +1,7 @@
 """`dlearn <stage>`: one subcommand per workflow rule, each runnable alone with explicit paths.
 
-Stage modules are imported inside the handlers so that `dlearn --help` stays fast and a stage's
-heavy dependencies load only when that stage runs.
+Each stage's options are a dataclass in its module; its flags are generated from the fields
+(:mod:`dlearn.options`), so the flag, the config key and the field share one name.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlearn import __version__
+from dlearn.options import add_options, options_from_args
 
 log = logging.getLogger("dlearn")
 
@@ -30,6 +31,78 @@ def _body_model(args: argparse.Namespace) -> None:
     from dlearn.body.prepare import prepare_body_files
 
     prepare_body_files(args.model, args.uv, args.out_model, args.out_uv, args.out_preview)
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from dlearn.data.synth import SynthOptions, synthesize
+
+    synthesize(args.body_model, args.uv, args.out, options_from_args(args, SynthOptions))
+
+
+def _crops(args: argparse.Namespace) -> None:
+    from dlearn.data.crops import CropOptions, make_crops
+
+    make_crops(args.annotations, args.image_root, args.out, options_from_args(args, CropOptions))
+
+
+def _match(args: argparse.Namespace) -> None:
+    from dlearn.body.io import load_body_model
+    from dlearn.densepose.match import MatchOptions, match_correspondences
+
+    num_vertices = load_body_model(args.body_model).num_vertices
+    match_correspondences(
+        args.annotations, args.crops, args.uv, args.out, options_from_args(args, MatchOptions), num_vertices
+    )
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    from dlearn.data.synth import SynthOptions
+
+    p = sub.add_parser(
+        "synth",
+        help="stage synth: synthetic DensePose-COCO-format dataset with exact 3D ground truth",
+        description="Render posed, scaled bodies into images and write DensePose-COCO annotations "
+        "(densepose_{train,test}.json), images, ground truth (gt_{split}.zarr) and a contact sheet.",
+    )
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat of the body model")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_options(p, SynthOptions)
+    p.set_defaults(handler=_synth)
+
+
+def _add_crops(sub: argparse._SubParsersAction) -> None:
+    from dlearn.data.crops import CropOptions
+
+    p = sub.add_parser(
+        "crops",
+        help="stage crops: square person crops and keypoints in normalised crop coordinates",
+        description="Cut every kept person out of its image (square box with margin, resized) into "
+        "a zarr store with the keypoints in normalised crop coordinates.",
+    )
+    p.add_argument("--annotations", type=Path, required=True, help="DensePose-COCO JSON file")
+    p.add_argument("--image-root", type=Path, required=True, help="folder the JSON's file_name entries are in")
+    p.add_argument("--out", type=Path, required=True, help="output crops_{split}.zarr")
+    add_options(p, CropOptions)
+    p.set_defaults(handler=_crops)
+
+
+def _add_match(sub: argparse._SubParsersAction) -> None:
+    from dlearn.densepose.match import MatchOptions
+
+    p = sub.add_parser(
+        "match",
+        help="stage match: nearest body vertex in (U, V) of its part for every dense point",
+        description="UV-to-vertex matching (paper section 6.1): one KD-tree per part over the chart "
+        "vertices; writes correspondences_{split}.zarr (CSR) aligned with the crops store.",
+    )
+    p.add_argument("--annotations", type=Path, required=True, help="DensePose-COCO JSON file")
+    p.add_argument("--crops", type=Path, required=True, help="crops_{split}.zarr of the same split")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat of the body model")
+    p.add_argument("--out", type=Path, required=True, help="output correspondences_{split}.zarr")
+    add_options(p, MatchOptions)
+    p.set_defaults(handler=_match)
 
 
 def _add_make_body(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
     )
     sub = parser.add_subparsers(title="stages", dest="stage", required=True, metavar="STAGE")
-    for add in (_add_make_body, _add_body_model):
+    for add in (_add_make_body, _add_body_model, _add_synth, _add_crops, _add_match):
         add(sub)
     return parser
 

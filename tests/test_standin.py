@@ -165,10 +165,13 @@ def test_parts_are_mirror_images(body: StandinBody) -> None:
 
 def test_body_face_parts_from_charts(body: StandinBody) -> None:
     np.testing.assert_array_equal(body_face_parts(body.uv, body.model.faces[::-1]), body.face_part[::-1])
+    # DensePose's own charts leave 2 of SMPL's faces out: a few uncharted faces get part 0 ...
     other_mesh = body.model.faces.copy()
     other_mesh[0] = other_mesh[0, [0, 0, 1]]
-    with pytest.raises(UVChartError, match="1 body model faces"):
-        body_face_parts(body.uv, other_mesh)
+    assert body_face_parts(body.uv, other_mesh)[0] == 0
+    # ... but charts of another mesh are an error naming the file.
+    with pytest.raises(UVChartError, match=r"of \d+ body model faces are in no chart"):
+        body_face_parts(body.uv, body.model.faces[:, [0, 0, 1]])
 
 
 def test_files_are_deterministic(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:

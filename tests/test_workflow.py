@@ -25,8 +25,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+#: A tiny experiment: every rule runs, in seconds.
+TINY = {
+    "dataset__synthetic__num_train": 6,
+    "dataset__synthetic__num_test": 2,
+    "dataset__synthetic__image_size": 64,
+    "crops__image_size": 32,
+}
+
+
 def write_config(workdir: Path, **overrides: object) -> Path:
+    """The default config with ``TINY`` and ``overrides`` (``a__b`` = key b of block a) applied."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    overrides = {**TINY, **overrides}
     for dotted, value in overrides.items():
         node = config
         *parents, leaf = dotted.split("__")
@@ -64,16 +75,29 @@ def test_invalid_config_is_rejected_before_any_job(tmp_path: Path, overrides: di
     assert not (tmp_path / "results").exists()
 
 
-def test_body_model_rule_writes_standin_and_reruns_only_on_change(tmp_path: Path) -> None:
+def _dry_run(workdir: Path) -> str:
+    proc = snakemake(workdir, "-n")
+    return proc.stdout + proc.stderr
+
+
+def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Path) -> None:
     write_config(tmp_path)
     snakemake(tmp_path)
-    body = tmp_path / "results" / "body"
-    for name in ("model.pkl", "uv.mat", "preview.png"):
-        assert (body / name).stat().st_size > 0
-    assert (tmp_path / "logs" / "body_model.log").exists()
-    assert (tmp_path / "logs" / "benchmarks" / "body_model.tsv").exists()
-    # Nothing changed: nothing to do.
-    assert "Nothing to be done" in snakemake(tmp_path, "-n").stdout + snakemake(tmp_path, "-n").stderr
+    results = tmp_path / "results"
+    for name in ("body/model.pkl", "body/uv.mat", "body/preview.png", "data/contact_sheet.png"):
+        assert (results / name).stat().st_size > 0
+    for split in ("train", "test"):
+        assert (results / f"data/crops_{split}.zarr/zarr.json").exists()
+        assert (results / f"correspondences_{split}.zarr/zarr.json").exists()
+    for rule in ("body_model", "synth", "crops_train", "match_test"):
+        assert (tmp_path / "logs" / f"{rule}.log").exists()
+        assert (tmp_path / "logs" / "benchmarks" / f"{rule}.tsv").exists()
+    assert "Nothing to be done" in _dry_run(tmp_path)
+    # A changed crop size reruns the crops and what depends on them, not the data generation.
+    write_config(tmp_path, crops__image_size=48)
+    plan = _dry_run(tmp_path)
+    assert "crops" in plan and "match" in plan
+    assert "rule synth" not in plan and "rule body_model" not in plan
 
 
 def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:
@@ -83,7 +107,7 @@ def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[P
     shutil.copy(model, user / "SMPL_MALE.pkl")
     shutil.copy(uv, user / "UV_Processed.mat")
     write_config(tmp_path, body__model=str(user / "SMPL_MALE.pkl"), body__uv=str(user / "UV_Processed.mat"))
-    snakemake(tmp_path)
+    snakemake(tmp_path, "body_model")
     linked = tmp_path / "results" / "body" / "model.pkl"
     assert linked.is_symlink() and linked.resolve() == (user / "SMPL_MALE.pkl").resolve()
 
@@ -92,7 +116,7 @@ def test_bad_user_model_fails_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a pickle")
     write_config(tmp_path, body__model=str(bad), body__uv=str(tmp_path / "UV_Processed.mat"))
-    proc = snakemake(tmp_path, check=False)
+    proc = snakemake(tmp_path, "body_model", check=False)
     assert proc.returncode != 0
     log = (tmp_path / "logs" / "body_model.log").read_text()
     assert str(bad) in log

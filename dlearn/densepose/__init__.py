@@ -5,8 +5,9 @@ from dlearn.densepose.uv import (
     UVChartError,
     UVCharts,
     body_face_parts,
+    face_chart_corners,
     load_uv_charts,
     write_uv_charts,
 )
 
-__all__ = ["NUM_PARTS", "UVChartError", "UVCharts", "body_face_parts", "load_uv_charts", "write_uv_charts"]
+__all__ = ["NUM_PARTS", "UVChartError", "UVCharts", "body_face_parts", "face_chart_corners", "load_uv_charts", "write_uv_charts"]

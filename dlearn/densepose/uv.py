@@ -20,11 +20,14 @@ All_V_norm        (M, 1)    V of each chart vertex, in [0, 1]
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.io
+
+log = logging.getLogger(__name__)
 
 NUM_PARTS = 24
 
@@ -151,32 +154,55 @@ def _triangle_keys(triangles: np.ndarray, num_vertices: int) -> np.ndarray:
     return (t[:, 0] * num_vertices + t[:, 1]) * num_vertices + t[:, 2]
 
 
-def body_face_parts(charts: UVCharts, faces: np.ndarray) -> np.ndarray:
-    """The part of each body model face, from the chart face with the same three vertices.
+def face_chart_corners(
+    charts: UVCharts, faces: np.ndarray, max_uncharted: float = 0.001
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map each body face onto its chart face, corner by corner.
+
+    DensePose's real ``UV_Processed.mat`` leaves 2 of SMPL's 13776 faces out of every chart;
+    such faces get part 0 and chart corners -1 (a ray hitting one gives no dense point).
 
     Args:
-        charts: the UV charts of the body model.
+        charts: the UV charts.
         faces: (F, 3) the body model's faces.
+        max_uncharted: largest fraction of faces allowed to be in no chart.
 
     Returns:
-        (F,) int64 part 1..24 per body face.
+        (F, 3) chart vertex of each body face corner (``charts.vertex[out] == faces``; -1 for
+        an uncharted face) and (F,) the part 1..24 of each body face (0 = uncharted).
 
     Raises:
-        UVChartError: some body face is in no chart (the charts belong to another mesh).
+        UVChartError: more than ``max_uncharted`` of the faces are in no chart.
     """
     n = int(max(faces.max(), charts.vertex.max())) + 1
-    chart_keys = _triangle_keys(charts.body_faces(), n)
+    chart_body = charts.body_faces()
+    chart_keys = _triangle_keys(chart_body, n)
     order = np.argsort(chart_keys, kind="stable")
     sorted_keys = chart_keys[order]
     body_keys = _triangle_keys(faces, n)
     pos = np.minimum(np.searchsorted(sorted_keys, body_keys), len(sorted_keys) - 1)
-    missing = np.flatnonzero(sorted_keys[pos] != body_keys)
-    if len(missing):
+    missing = sorted_keys[pos] != body_keys
+    if missing.sum() > max_uncharted * len(faces):
+        first = int(np.flatnonzero(missing)[0])
         raise UVChartError(
-            f"{charts.source}: key 'All_Faces' covers no chart face for {len(missing)} body model faces "
-            f"(first: face {missing[0]} = {faces[missing[0]].tolist()}); the charts are for another mesh"
+            f"{charts.source}: {int(missing.sum())} of {len(faces)} body model faces are in no chart face "
+            f"(first: face {first}); the charts are for another mesh"
         )
-    return charts.face_part[order[pos]]
+    if missing.any():
+        log.warning("%s: %d body faces are in no chart (no dense points there)", charts.source, missing.sum())
+    chart_face = order[pos]
+    match = chart_body[chart_face][:, None, :] == faces[:, :, None]  # (F, body corner, chart corner)
+    corner = match.argmax(axis=2)
+    corners = np.take_along_axis(charts.faces[chart_face], corner, axis=1)
+    part = charts.face_part[chart_face].copy()
+    corners[missing] = -1
+    part[missing] = 0
+    return corners, part
+
+
+def body_face_parts(charts: UVCharts, faces: np.ndarray) -> np.ndarray:
+    """(F,) part 1..24 of each body model face (0: in no chart); see :func:`face_chart_corners`."""
+    return face_chart_corners(charts, faces)[1]
 
 
 def write_uv_charts(charts: UVCharts, path: str | Path) -> Path:

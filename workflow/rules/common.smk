@@ -1,5 +1,7 @@
 # Helpers shared by the rules: result paths, per-rule resources and code versions.
 import hashlib
+import os
+import shlex
 from pathlib import Path
 
 RESULTS = config["results"]
@@ -33,3 +35,49 @@ def code_version(*paths):
 
 def body_model_files():
     return [result("body/model.pkl"), result("body/uv.mat"), result("body/preview.png")]
+
+
+def cli_flags(options, prefix=""):
+    """Config block -> `dlearn` flags: key `noise: {dense_jitter_px: 1}` -> `--noise-dense-jitter-px 1`
+    (the flags are generated from the stage's options dataclass with the same names)."""
+    flags = []
+    for key, value in options.items():
+        name = f"{prefix}{key}".replace("_", "-")
+        if isinstance(value, dict):
+            flags.append(cli_flags(value, prefix=f"{prefix}{key}_"))
+        elif isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags.append(f"--{name} {shlex.quote(str(value))}")
+    return " ".join(flag for flag in flags if flag)
+
+
+SPLITS = ["train", "test"]
+DATASET = config["dataset"]
+
+
+def annotations(split):
+    """The DensePose-COCO JSON of a split: generated, or the user's."""
+    if DATASET["kind"] == "synthetic":
+        return result(f"data/densepose_{split}.json")
+    return DATASET["densepose_coco"][f"{split}_json"]
+
+
+def image_root(split):
+    if DATASET["kind"] == "synthetic":
+        return result("data")
+    return DATASET["densepose_coco"]["image_root"]
+
+
+def data_inputs(wildcards):
+    """Annotation file, and for synthetic data the rendered images, of the rule's split."""
+    inputs = {"annotations": annotations(wildcards.split)}
+    if DATASET["kind"] == "synthetic":
+        inputs["images"] = result("data/images")
+    return inputs
+
+
+def data_files():
+    return expand(result("data/crops_{split}.zarr"), split=SPLITS) + expand(
+        result("correspondences_{split}.zarr"), split=SPLITS
+    )

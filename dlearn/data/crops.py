@@ -1,0 +1,175 @@
+"""The `crops` stage: square person crops, the regressor's input, cached in a zarr store.
+
+Normalised crop coordinates (used by registration, regressor and every stored 2D point): the
+person box, made square about its centre with side ``box_scale * max(w, h)``, maps to
+[-1, 1]^2 with x to the right and y DOWN, like image pixels:
+
+    u = (x - cx) / (side / 2),    v = (y - cy) / (side / 2).
+
+Pixel i of an S-pixel crop covers u in [-1 + 2i/S, -1 + 2(i+1)/S]; its centre is
+-1 + (2i + 1)/S. The store keeps the box (cx, cy, side) of each sample so that results can be
+mapped back to the image.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dlearn.data.store import StoreWriter
+from dlearn.densepose.coco import PersonSample, read_densepose_coco
+
+log = logging.getLogger(__name__)
+
+
+class ImageError(ValueError):
+    """An image is missing or unreadable; the message names it and the sample."""
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """Options of the crops stage.
+
+    Attributes:
+        image_size: side of the square crop in pixels (the regressor's input size).
+        box_scale: crop side relative to the longer side of the person box (context margin).
+        min_box_size: persons whose longer box side is smaller (pixels) are skipped.
+        workers: processes that read and resize images.
+        chunk_rows: crops per zarr chunk.
+    """
+
+    image_size: int = 64
+    box_scale: float = 1.2
+    min_box_size: float = 0.0
+    workers: int = 2
+    chunk_rows: int = 64
+
+
+def square_boxes(bbox: np.ndarray, box_scale: float) -> np.ndarray:
+    """(N, 4) x0, y0, w, h boxes -> (N, 3) square crop boxes cx, cy, side (pixels)."""
+    bbox = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
+    centre = bbox[:, :2] + bbox[:, 2:] / 2
+    side = box_scale * bbox[:, 2:].max(axis=1)
+    return np.concatenate([centre, side[:, None]], axis=1)
+
+
+def to_crop(points: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Image pixels (..., 2) -> normalised crop coordinates, for one box (3,) = cx, cy, side."""
+    return (np.asarray(points, dtype=np.float64) - box[:2]) / (box[2] / 2)
+
+
+def from_crop(points: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Normalised crop coordinates (..., 2) -> image pixels, inverse of :func:`to_crop`."""
+    return np.asarray(points, dtype=np.float64) * (box[2] / 2) + box[:2]
+
+
+def crop_image(image: Image.Image, box: np.ndarray, size: int) -> np.ndarray:
+    """Cut the square ``box`` (cx, cy, side) out of ``image`` and resize it to ``size``.
+
+    Outside the image is black. Downscaling is antialiased (PIL's resize filters over the
+    source footprint), so large real images do not alias.
+
+    Returns:
+        (size, size, 3) uint8.
+    """
+    cx, cy, side = (float(v) for v in box)
+    x0, y0 = cx - side / 2, cy - side / 2
+    # Integer window around the box (padded with black where it leaves the image), then an
+    # exact fractional box inside it.
+    ix0, iy0 = int(np.floor(x0)), int(np.floor(y0))
+    ix1, iy1 = int(np.ceil(x0 + side)), int(np.ceil(y0 + side))
+    window = image.crop((ix0, iy0, ix1, iy1))
+    resized = window.resize(
+        (size, size),
+        resample=Image.Resampling.BILINEAR,
+        box=(x0 - ix0, y0 - iy0, x0 - ix0 + side, y0 - iy0 + side),
+    )
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def _load_rgb(path: Path, sample_id: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: image of sample {sample_id} does not exist") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: image of sample {sample_id} is unreadable ({exc})") from exc
+
+
+def _crop_one(task: tuple[str, Path, np.ndarray, int]) -> np.ndarray:
+    sample_id, path, box, size = task
+    return crop_image(_load_rgb(path, sample_id), box, size)
+
+
+def crop_keypoints(samples: list[PersonSample], boxes: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) keypoints in normalised crop coordinates; unlabelled ones (v = 0) are zeros."""
+    out = np.zeros((len(samples), 17, 3), dtype=np.float32)
+    for i, (sample, box) in enumerate(zip(samples, boxes)):
+        labelled = sample.keypoints[:, 2] > 0
+        out[i, labelled, :2] = to_crop(sample.keypoints[labelled, :2], box)
+        out[i, :, 2] = sample.keypoints[:, 2]
+    return out
+
+
+def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropOptions) -> dict:
+    """Write ``crops_{split}.zarr``: image (N, S, S, 3) uint8, keypoints (N, 17, 3), box (N, 3).
+
+    Samples are the persons :func:`read_densepose_coco` keeps (the same list the match stage
+    reads), in its order.
+
+    Returns:
+        A summary: samples, skipped counts, seconds, images per second.
+
+    Raises:
+        ImageError: an image is missing or unreadable (nothing is written).
+    """
+    start = time.perf_counter()
+    samples, report = read_densepose_coco(json_path, image_root, min_box_size=options.min_box_size)
+    boxes = square_boxes(np.array([s.bbox for s in samples]).reshape(-1, 4), options.box_scale)
+    size = options.image_size
+    tasks = [(s.sample_id, s.image_path, box, size) for s, box in zip(samples, boxes)]
+    attrs = {
+        "frame": "normalised crop coordinates: square box (cx, cy, side) -> [-1, 1], x right, y down",
+        "box": "cx, cy, side in image pixels",
+        "source": str(json_path),
+        "skipped": dict(report.skipped),
+    }
+    with StoreWriter(out_path, stage="crops", sample_id=[s.sample_id for s in samples], options=asdict(options), attrs=attrs) as w:
+        w.write("box", boxes.astype(np.float32))
+        w.write("keypoints", crop_keypoints(samples, boxes))
+        images = w.create("image", (len(samples), size, size, 3), np.uint8, chunk_rows=options.chunk_rows)
+        rows = options.chunk_rows
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(options.workers) if options.workers > 1 and len(tasks) > rows else _SerialPool() as pool:
+            for first in range(0, len(tasks), rows):
+                batch = pool.map(_crop_one, tasks[first : first + rows])
+                images[first : first + len(batch)] = np.stack(batch)
+    seconds = time.perf_counter() - start
+    summary = {
+        "samples": len(samples),
+        "skipped": dict(report.skipped),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(samples) / max(seconds, 1e-9), 1),
+    }
+    log.info("%s: %d crops of %d px (%s), %.1f images/s", out_path, len(samples), size, report.summary(), summary["images_per_second"])
+    return summary
+
+
+class _SerialPool:
+    """In-process stand-in for a Pool when one worker (or one chunk) makes processes a waste."""
+
+    def map(self, fn, items):  # noqa: ANN001, ANN201 - mirrors multiprocessing.Pool.map
+        return [fn(item) for item in items]
+
+    def __enter__(self) -> "_SerialPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

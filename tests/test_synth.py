@@ -1,0 +1,299 @@
+"""The synthetic DensePose-COCO generator: format, exactness of the ground truth, determinism,
+noise, camera coverage and keypoint visibility."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from pycocotools.coco import COCO
+
+from dlearn.body.io import load_body_model
+from dlearn.body.keypoints import coco_keypoints, keypoint_vertex_ids
+from dlearn.body.model import BodyModel
+from dlearn.data.store import open_store, read_sample_ids
+from dlearn.data.synth import (
+    COARSE_PART,
+    NoiseOptions,
+    SynthOptions,
+    sample_camera,
+    sample_pose,
+    sample_scales,
+    synthesize,
+)
+from dlearn.densepose.coco import DP_GRID, decode_dp_masks, read_densepose_coco
+from dlearn.densepose.uv import face_chart_corners, load_uv_charts
+
+BASE = SynthOptions(num_train=6, num_test=3, image_size=96, seed=3, dense_points_per_person=60, workers=2)
+NOISE = NoiseOptions(dense_jitter_px=1.5, keypoint_jitter_px=2.0, part_confusion=0.5, missing_keypoints=0.3)
+
+
+@pytest.fixture(scope="module")
+def runs(standin_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny datasets, generated once: the base (2 workers), the same with 1 worker, another
+    seed, the base with noise, and several persons per image."""
+    model, uv = standin_files
+    root = tmp_path_factory.mktemp("synth")
+    configs = {
+        "base": BASE,
+        "one_worker": replace(BASE, workers=1),
+        "other_seed": replace(BASE, seed=4, workers=1),
+        "noisy": replace(BASE, workers=1, noise=NOISE),
+        "multi": replace(BASE, num_train=3, num_test=1, persons_per_image=3, workers=1),
+    }
+    out = {}
+    for name, options in configs.items():
+        summary = synthesize(model, uv, root / name, options)
+        assert summary["images"] == {"train": options.num_train, "test": options.num_test}
+        assert summary["images_per_second"] > 0
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def body(standin_files: tuple[Path, Path]) -> tuple[BodyModel, np.ndarray, np.ndarray, object]:
+    model_path, uv_path = standin_files
+    data = load_body_model(model_path)
+    charts = load_uv_charts(uv_path)
+    return BodyModel(data), data.faces, keypoint_vertex_ids(data), charts
+
+
+def _coco(path: Path) -> COCO:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
+
+
+def _gt(root: Path, split: str) -> dict[str, np.ndarray]:
+    group = open_store(root / f"gt_{split}.zarr", stage="synth")
+    arrays = {name: np.asarray(group[name][...]) for name in group.array_keys()}
+    arrays["sample_id"] = np.asarray(read_sample_ids(group))
+    return arrays
+
+
+def _project(points: np.ndarray, gt: dict[str, np.ndarray], i: int) -> np.ndarray:
+    r, s, t = (gt[k][i].astype(np.float64) for k in ("cam_rotation", "cam_scale", "cam_translation"))
+    return s * (points @ r.T)[:, :2] + t
+
+
+def test_files_and_coco_format(runs: dict[str, Path]) -> None:
+    root = runs["base"]
+    assert (root / "contact_sheet.png").is_file()
+    image_ids: dict[str, set[int]] = {}
+    ann_ids: dict[str, set[int]] = {}
+    for split in ("train", "test"):
+        coco = _coco(root / f"densepose_{split}.json")
+        image_ids[split] = set(coco.imgs)
+        ann_ids[split] = set(coco.anns)
+        assert coco.cats[1]["name"] == "person" and len(coco.cats[1]["keypoints"]) == 17
+        for img in coco.imgs.values():
+            assert (root / img["file_name"]).is_file()
+            assert img["file_name"] == f"images/{split}/{img['id']:07d}.png"
+        for ann in coco.anns.values():
+            mask = coco.annToMask(ann)
+            assert mask.sum() == ann["area"] > 0
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            assert ann["bbox"] == [cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]]
+            assert isinstance(ann["segmentation"]["counts"], str)
+            assert len(ann["keypoints"]) == 51 and len(ann["dp_masks"]) == 14
+            assert len(ann["dp_x"]) == BASE.dense_points_per_person
+            kp = np.asarray(ann["keypoints"]).reshape(17, 3)
+            assert ann["num_keypoints"] == int((kp[:, 2] > 0).sum())
+            assert np.all(kp[kp[:, 2] == 0, :2] == 0)
+
+        samples, report = read_densepose_coco(root / f"densepose_{split}.json", root)
+        assert report.kept == len(coco.anns) and not report.skipped
+        gt = _gt(root, split)
+        assert list(gt["sample_id"]) == [s.sample_id for s in samples]
+        agree = total = 0
+        for sample in samples:
+            coarse = decode_dp_masks(sample)  # every non-empty RLE decodes
+            assert all(rle == [] or isinstance(rle["counts"], str) for rle in sample.dp_masks)
+            x0, y0, w, h = sample.bbox
+            col = np.clip(((sample.dense_xy[:, 0] - x0) * DP_GRID / w).astype(int), 0, DP_GRID - 1)
+            row = np.clip(((sample.dense_xy[:, 1] - y0) * DP_GRID / h).astype(int), 0, DP_GRID - 1)
+            agree += int((coarse[row, col] == COARSE_PART[sample.dense_part]).sum())
+            total += len(sample.dense_part)
+        assert agree / total > 0.97
+    assert not image_ids["train"] & image_ids["test"] and not ann_ids["train"] & ann_ids["test"]
+
+
+@pytest.mark.parametrize("run", ["base", "multi"])
+def test_dense_points_and_keypoints_are_exact(runs: dict[str, Path], body, run: str) -> None:
+    model, faces, kp_ids, charts = body
+    chart_corners, face_part = face_chart_corners(charts, faces)
+    assert np.array_equal(charts.vertex[chart_corners], faces)
+    root = runs[run]
+    for split in ("train", "test"):
+        samples, _ = read_densepose_coco(root / f"densepose_{split}.json", root)
+        gt = _gt(root, split)
+        with torch.no_grad():
+            out = model(torch.as_tensor(gt["pose"]), torch.as_tensor(gt["scales"]))
+        verts, joints = out.vertices.double().numpy(), out.joints.double().numpy()
+        kp3d = coco_keypoints(out.vertices[:, kp_ids], out.joints).double().numpy()
+        np.testing.assert_allclose(kp3d, gt["keypoints3d"], atol=1e-5)
+        np.testing.assert_allclose(joints, gt["joints3d"], atol=1e-5)
+        offsets = gt["dense_offsets"]
+        for i, sample in enumerate(samples):
+            face = gt["dense_face"][offsets[i] : offsets[i + 1]]
+            bary = gt["dense_bary"][offsets[i] : offsets[i + 1]].astype(np.float64)
+            assert len(face) == len(sample.dense_xy) > 0
+            np.testing.assert_allclose(bary.sum(1), 1.0, atol=1e-6)
+            assert bary.min() >= 0
+            surface = np.einsum("pk,pkd->pd", bary, verts[i][faces[face]])
+            err = np.abs(_project(surface, gt, i) - sample.dense_xy).max()
+            assert err < 1e-3, f"{sample.sample_id}: dense point off by {err} px"
+            assert np.array_equal(face_part[face], sample.dense_part)
+            uv = np.stack(
+                [
+                    (bary * charts.u[chart_corners[face]]).sum(1),
+                    (bary * charts.v[chart_corners[face]]).sum(1),
+                ],
+                1,
+            )
+            np.testing.assert_allclose(uv, sample.dense_uv, atol=1e-6)
+            kp = sample.keypoints
+            labelled = kp[:, 2] > 0
+            assert labelled.sum() >= 10
+            proj = _project(gt["keypoints3d"][i].astype(np.float64), gt, i)
+            assert np.abs(proj[labelled] - kp[labelled, :2]).max() < 1e-3
+            np.testing.assert_array_equal(gt["bbox"][i], sample.bbox)
+
+
+def test_deterministic_and_seed_dependent(runs: dict[str, Path]) -> None:
+    base, one, other = runs["base"], runs["one_worker"], runs["other_seed"]
+    for split in ("train", "test"):
+        name = f"densepose_{split}.json"
+        assert (base / name).read_bytes() == (one / name).read_bytes()
+        assert (base / name).read_bytes() != (other / name).read_bytes()
+        a, b, c = _gt(base, split), _gt(one, split), _gt(other, split)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        assert not np.array_equal(a["pose"], c["pose"])
+        for png in sorted((base / "images" / split).glob("*.png")):
+            assert png.read_bytes() == (one / "images" / split / png.name).read_bytes()
+    attrs = zarr.open_group(base / "gt_train.zarr", mode="r").attrs
+    assert attrs["options"]["seed"] == BASE.seed and "camera" in attrs
+
+
+def test_noise_does_what_it_says(runs: dict[str, Path]) -> None:
+    exact, noisy = runs["base"], runs["noisy"]
+    dense_shift, kp_shift, dropped, labelled, changed, points = [], [], 0, 0, 0, 0
+    for split in ("train", "test"):
+        a, _ = read_densepose_coco(exact / f"densepose_{split}.json", exact)
+        b, _ = read_densepose_coco(noisy / f"densepose_{split}.json", noisy)
+        ga, gb = _gt(exact, split), _gt(noisy, split)
+        # Noise is drawn after the scene: the same bodies and the same true surface points.
+        for key in ("pose", "dense_face", "dense_bary", "keypoints3d"):
+            np.testing.assert_array_equal(ga[key], gb[key])
+        for sa, sb in zip(a, b):
+            dense_shift.append(sb.dense_xy - sa.dense_xy)
+            changed += int((sa.dense_part != sb.dense_part).sum())
+            points += len(sa.dense_part)
+            was = sa.keypoints[:, 2] > 0
+            labelled += int(was.sum())
+            kept = was & (sb.keypoints[:, 2] > 0)
+            dropped += int((was & (sb.keypoints[:, 2] == 0)).sum())
+            assert np.all(sb.keypoints[sb.keypoints[:, 2] == 0, :2] == 0)
+            kp_shift.append(sb.keypoints[kept, :2] - sa.keypoints[kept, :2])
+    dense = np.concatenate(dense_shift)
+    kps = np.concatenate(kp_shift)
+    assert 0.7 * NOISE.dense_jitter_px < dense.std() < 1.2 * NOISE.dense_jitter_px
+    assert 0.7 * NOISE.keypoint_jitter_px < kps.std() < 1.3 * NOISE.keypoint_jitter_px
+    assert 0.15 < dropped / labelled < 0.45
+    assert 0.01 < changed / points < 0.5  # only points near a part boundary can change
+
+
+def test_camera_yaw_covers_back_views_and_stays_upright() -> None:
+    rng = np.random.default_rng(0)
+    rotations = np.stack([sample_camera(rng)[0] for _ in range(2000)])
+    forward_z = rotations[:, 2, 2]  # camera z of the body's +z (forward) axis: > 0 = facing away
+    assert 0.4 < (forward_z > 0).mean() < 0.6
+    assert (forward_z > 0.9).any() and (forward_z < -0.9).any()
+    up = rotations[:, :, 1]  # image of the body's up axis; image y points down
+    tilt = np.degrees(np.arccos(np.clip(-up[:, 1], -1, 1)))
+    assert tilt.max() < 22 and np.median(tilt) < 10
+    np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=1e-9)
+
+
+def test_back_views_present_and_nose_hidden_from_behind(runs: dict[str, Path]) -> None:
+    root = runs["base"]
+    facing_away = facing = 0
+    for split in ("train", "test"):
+        samples, _ = read_densepose_coco(root / f"densepose_{split}.json", root)
+        gt = _gt(root, split)
+        for i, sample in enumerate(samples):
+            kp3d = gt["keypoints3d"][i].astype(np.float64)
+            gaze = kp3d[0] - 0.5 * (kp3d[3] + kp3d[4])  # nose minus the middle of the ears
+            gaze_z = (gt["cam_rotation"][i] @ gaze)[2] / np.linalg.norm(gaze)
+            nose_v = sample.keypoints[0, 2]
+            if gaze_z > 0.5 and nose_v > 0:
+                facing_away += 1
+                assert nose_v == 1, f"{sample.sample_id}: nose seen from behind must be occluded"
+            if gaze_z < -0.5 and nose_v == 2:
+                facing += 1
+    assert facing_away >= 1 and facing >= 1
+
+
+def test_pose_prior_respects_hinge_joints() -> None:
+    rng = np.random.default_rng(1)
+    poses = np.stack([sample_pose(rng)[0] for _ in range(500)])
+    left_knee, right_knee, left_elbow, right_elbow = poses[:, 3], poses[:, 4], poses[:, 17], poses[:, 18]
+    assert left_knee[:, 0].min() > -0.2 and right_knee[:, 0].min() > -0.2  # shin bends backward only
+    assert left_knee[:, 0].max() > 1.5
+    assert left_elbow[:, 1].max() < 0.2 and right_elbow[:, 1].min() > -0.2  # forearm one way only
+    assert np.abs(poses).max() < np.pi
+    scales = np.stack([sample_scales(rng, 0.08, np.array(load_parents())) for _ in range(200)])
+    assert 0.7 < scales.min() and scales.max() < 1.35 and 0.04 < np.log(scales).std() < 0.15
+
+
+def load_parents() -> list[int]:
+    from dlearn.body.io import SMPL_PARENTS
+
+    return SMPL_PARENTS.tolist()
+
+
+def test_multi_person_ids_and_occlusion(runs: dict[str, Path]) -> None:
+    root = runs["multi"]
+    coco = _coco(root / "densepose_train.json")
+    per_image = [len(coco.getAnnIds(imgIds=[i])) for i in coco.imgs]
+    assert max(per_image) >= 2 and max(per_image) <= 3
+    # Persons of one image never share a pixel.
+    for image_id in coco.imgs:
+        masks = [coco.annToMask(a) for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
+        assert np.sum(masks, axis=0).max() <= 1
+
+
+def test_options_are_validated(standin_files: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="persons_per_image"):
+        synthesize(*standin_files, tmp_path, SynthOptions(persons_per_image=0))
+    with pytest.raises(ValueError, match="unknown"):
+        SynthOptions.from_dict({"num_train": 1, "bogus": 2})
+    options = SynthOptions.from_dict({"num_train": 2, "noise": {"dense_jitter_px": 1.0}})
+    assert options.noise.dense_jitter_px == 1.0
+    assert SynthOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+
+
+def test_face_chart_corners_tolerates_a_few_uncharted_faces(body) -> None:
+    from dlearn.densepose.uv import UVChartError
+
+    _, faces, _, charts = body
+    corners, part = face_chart_corners(charts, faces)
+    assert part.min() >= 1 and np.array_equal(charts.vertex[corners], faces)
+    # Real DensePose charts leave 2 of SMPL's faces out: those get part 0, no chart corners.
+    drop = np.ones(charts.num_faces, dtype=bool)
+    drop[:2] = False
+    fewer = replace(charts, faces=charts.faces[drop], face_part=charts.face_part[drop])
+    corners2, part2 = face_chart_corners(fewer, faces)
+    assert (part2 == 0).sum() == 2 and np.all(corners2[part2 == 0] == -1)
+    np.testing.assert_array_equal(part2[part2 > 0], part[part2 > 0])
+    drop[: charts.num_faces // 10] = False
+    with pytest.raises(UVChartError, match="in no chart"):
+        face_chart_corners(replace(charts, faces=charts.faces[drop], face_part=charts.face_part[drop]), faces)

@@ -1,0 +1,90 @@
+wildcard_constraints:
+    split="train|test",
+
+
+rule synth:
+    """Synthetic DensePose-COCO-format dataset with exact 3D ground truth (dataset.kind: synthetic)."""
+    input:
+        model=result("body/model.pkl"),
+        uv=result("body/uv.mat"),
+    output:
+        train=result("data/densepose_train.json"),
+        test=result("data/densepose_test.json"),
+        gt_train=directory(result("data/gt_train.zarr")),
+        gt_test=directory(result("data/gt_test.zarr")),
+        images=directory(result("data/images")),
+        sheet=report(
+            result("data/contact_sheet.png"),
+            caption="../report/contact_sheet.rst",
+            category="Data",
+        ),
+    log:
+        f"{LOGS}/synth.log",
+    benchmark:
+        f"{LOGS}/benchmarks/synth.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: rule_resources("synth")["threads"]
+    resources:
+        mem_mb=rule_resources("synth")["mem_mb"],
+        runtime=rule_resources("synth")["runtime"],
+    params:
+        # The folder that holds every output of the rule.
+        out=lambda wildcards, output: os.path.dirname(output.train),
+        options=cli_flags(DATASET["synthetic"]),
+        code=code_version("dlearn/data/synth.py", "dlearn/body", "dlearn/densepose"),
+    shell:
+        "dlearn synth --body-model {input.model:q} --uv {input.uv:q} --out {params.out:q} "
+        "{params.options} --workers {threads} > {log:q} 2>&1"
+
+
+rule crops:
+    """Square person crops (the regressor's input) and keypoints in normalised crop coordinates."""
+    input:
+        unpack(data_inputs),
+    output:
+        directory(result("data/crops_{split}.zarr")),
+    log:
+        f"{LOGS}/crops_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/crops_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: rule_resources("crops")["threads"]
+    resources:
+        mem_mb=rule_resources("crops")["mem_mb"],
+        runtime=rule_resources("crops")["runtime"],
+    params:
+        image_root=lambda wildcards: image_root(wildcards.split),
+        options=cli_flags(config["crops"]),
+        code=code_version("dlearn/data/crops.py", "dlearn/densepose/coco.py"),
+    shell:
+        "dlearn crops --annotations {input.annotations:q} --image-root {params.image_root:q} "
+        "--out {output:q} {params.options} --workers {threads} > {log:q} 2>&1"
+
+
+rule match:
+    """UV-to-vertex matching (paper section 6.1): nearest chart vertex of the point's part."""
+    input:
+        unpack(data_inputs),
+        crops=result("data/crops_{split}.zarr"),
+        model=result("body/model.pkl"),
+        uv=result("body/uv.mat"),
+    output:
+        directory(result("correspondences_{split}.zarr")),
+    log:
+        f"{LOGS}/match_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/match_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: rule_resources("match")["threads"]
+    resources:
+        mem_mb=rule_resources("match")["mem_mb"],
+        runtime=rule_resources("match")["runtime"],
+    params:
+        code=code_version("dlearn/densepose"),
+    shell:
+        "dlearn match --annotations {input.annotations:q} --crops {input.crops:q} "
+        "--body-model {input.model:q} --uv {input.uv:q} --out {output:q} --workers {threads} "
+        "> {log:q} 2>&1"
