@@ -23,8 +23,8 @@ Handler = Callable[[argparse.Namespace], None]
 def _make_body(args: argparse.Namespace) -> None:
     from dlearn.body.standin import write_standin
 
-    model_path, uv_path = write_standin(args.out)
-    log.info("wrote %s and %s", model_path, uv_path)
+    model_path, uv_path = write_standin(args.out, preview=True)
+    log.info("wrote %s, %s and %s", model_path, uv_path, args.out / "preview.png")
 
 
 def _body_model(args: argparse.Namespace) -> None:

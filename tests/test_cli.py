@@ -65,3 +65,25 @@ def test_options_round_trip_through_flags() -> None:
     assert "side in pixels. (default: 64)" in parser.format_help()
     with pytest.raises(SystemExit):
         parser.parse_args(["--image-size", "big"])
+
+
+def test_make_body_writes_model_charts_and_preview(tmp_path) -> None:  # noqa: ANN001
+    from dlearn.cli import main
+
+    assert main(["make-body", "--out", str(tmp_path)]) == 0
+    for name in ("SMPL_NEUTRAL.pkl", "UV_Processed.mat", "preview.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_input_errors_exit_non_zero_with_the_message(tmp_path, caplog) -> None:  # noqa: ANN001
+    from dlearn.cli import main
+
+    missing = tmp_path / "nope.pkl"
+    code = main(
+        ["body-model", "--model", str(missing), "--uv", str(tmp_path / "uv.mat"),
+         "--out-model", str(tmp_path / "m.pkl"), "--out-uv", str(tmp_path / "u.mat"),
+         "--out-preview", str(tmp_path / "p.png")]
+    )  # fmt: skip
+    assert code == 1
+    assert f"{missing}: body model file does not exist" in caplog.text
+    assert not (tmp_path / "m.pkl").exists()

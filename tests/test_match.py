@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlearn.data.store import StoreError, open_store, read_sample_ids
 from dlearn.densepose.match import UVMatcher, brute_force_match
 from dlearn.densepose.uv import UVCharts, load_uv_charts
 
@@ -53,9 +54,22 @@ def test_matched_vertices_lie_within_an_edge_of_the_true_surface_point(
     make_crops(json_path, tmp_path, tmp_path / "crops.zarr", CropOptions(image_size=32, workers=1))
     num_vertices = load_body_model(model).num_vertices
     match_correspondences(json_path, tmp_path / "crops.zarr", uv, tmp_path / "corr.zarr", MatchOptions(), num_vertices)
+    # CSR aligned with the crops store: same samples, same order, offsets spanning every point.
+    corr, crops = open_store(tmp_path / "corr.zarr"), open_store(tmp_path / "crops.zarr")
+    assert read_sample_ids(corr) == read_sample_ids(crops)
+    offsets = corr["offsets"][...]
+    assert offsets[0] == 0 and offsets[-1] == corr["vertex"].shape[0] == corr["point"].shape[0] == 600
+    assert np.all(np.abs(corr["point"][...]) < 1.0)  # dense points lie inside their crop
     error = matching_error_mm(tmp_path / "corr.zarr", tmp_path / "gt_train.zarr", model)
     assert error["points"] == 600
     # Nearest chart vertex of the true (U, V): about half an edge on average, never far.
     assert error["mean_mm"] < 0.6 * error["mean_edge_mm"]
     assert error["p95_mm"] < 1.2 * error["mean_edge_mm"]
     assert error["max_mm"] < 3.0 * error["mean_edge_mm"]
+
+    # Crops of another annotation file: an error naming the crops store, nothing written.
+    with pytest.raises(StoreError, match=r"crops\.zarr: 6 sample\(s\) have no dense annotation"):
+        match_correspondences(
+            tmp_path / "densepose_test.json", tmp_path / "crops.zarr", uv, tmp_path / "bad.zarr", MatchOptions(), num_vertices
+        )
+    assert not (tmp_path / "bad.zarr").exists()

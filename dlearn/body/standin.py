@@ -780,16 +780,24 @@ def build_standin() -> StandinBody:
     return StandinBody(model=model, face_part=face_part, uv=uv)
 
 
-def write_standin(out_dir: str | Path) -> tuple[Path, Path]:
+def write_standin(out_dir: str | Path, preview: bool = False) -> tuple[Path, Path]:
     """Build the stand-in and write ``out_dir/SMPL_NEUTRAL.pkl`` and ``out_dir/UV_Processed.mat``.
 
+    The file name lets ``smplx.create(out_dir)`` find the model.
+
+    Args:
+        out_dir: output folder (created).
+        preview: also render ``out_dir/preview.png`` (rest and sample pose, coloured by part).
+
     Returns:
-        The two paths. Both files have the same bytes on every run.
+        The model and UV paths. Both files have the same bytes on every run.
     """
     out_dir = Path(out_dir)
     body = build_standin()
     model_path = write_smpl_pickle(body.model, out_dir / "SMPL_NEUTRAL.pkl")
     uv_path = write_uv_charts(body.uv, out_dir / "UV_Processed.mat")
+    if preview:
+        write_standin_preview(body, out_dir / "preview.png")
     return model_path, uv_path
 
 

@@ -1,0 +1,83 @@
+"""Reading SPIN-style Human3.6M evaluation files (``.npz``).
+
+SPIN (Kolotouros et al. 2019) ships its evaluation sets as ``.npz`` archives with, per frame:
+``imgname`` (image path relative to the dataset folder), ``center`` (2,) the person's centre in
+pixels, ``scale`` such that the person box side is ``scale * 200`` pixels, and ``S`` (J, 4) 3D
+joints in metres (camera frame) with a confidence column; J = 24 in SPIN's files. dlearn reads
+them for evaluation on Human3.6M (the paper's "Protocol #1": subjects S9 and S11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPIN_BOX_UNIT = 200.0  # box side in pixels = scale * 200
+
+
+class EvaluationFileError(ValueError):
+    """An evaluation file is unreadable or a key is missing or malformed; names the file and key."""
+
+
+@dataclass(frozen=True)
+class SpinEvaluationSet:
+    """Frames of a SPIN-style evaluation file.
+
+    Attributes:
+        imgname: (N,) image paths relative to the dataset folder.
+        center: (N, 2) person centre in pixels.
+        scale: (N,) box side / 200.
+        joints3d: (N, J, 3) 3D joints in metres.
+        confidence: (N, J) joint confidence (0 = missing).
+        source: the file, for messages.
+    """
+
+    imgname: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    joints3d: np.ndarray
+    confidence: np.ndarray
+    source: str
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, 4) person boxes x0, y0, w, h in pixels (square, side = scale * 200)."""
+        side = self.scale * SPIN_BOX_UNIT
+        return np.stack([self.center[:, 0] - side / 2, self.center[:, 1] - side / 2, side, side], axis=1)
+
+
+def read_spin_npz(path: str | Path) -> SpinEvaluationSet:
+    """Read and check a SPIN-style evaluation ``.npz`` (keys imgname, center, scale, S).
+
+    Raises:
+        EvaluationFileError: missing file or key, or inconsistent shapes; names file and key.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except FileNotFoundError as exc:
+        raise EvaluationFileError(f"{path}: evaluation file does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise EvaluationFileError(f"{path}: not a readable .npz file ({exc})") from exc
+    for key in ("imgname", "center", "scale", "S"):
+        if key not in data:
+            raise EvaluationFileError(f"{path}: key '{key}' is missing")
+    n = len(data["imgname"])
+    expected = {"center": (n, 2), "scale": (n,)}
+    for key, shape in expected.items():
+        if data[key].shape != shape:
+            raise EvaluationFileError(f"{path}: key '{key}' has shape {data[key].shape}, expected {shape}")
+    joints = data["S"]
+    if joints.ndim != 3 or joints.shape[0] != n or joints.shape[2] != 4:
+        raise EvaluationFileError(f"{path}: key 'S' has shape {joints.shape}, expected ({n}, J, 4)")
+    return SpinEvaluationSet(
+        imgname=data["imgname"].astype(str),
+        center=data["center"].astype(np.float64),
+        scale=data["scale"].astype(np.float64),
+        joints3d=joints[..., :3].astype(np.float64),
+        confidence=joints[..., 3].astype(np.float64),
+        source=str(path),
+    )
