@@ -15,6 +15,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/body.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/cgan.smk"
+include: "workflow/rules/registration.smk"
 
 
 rule all:
@@ -22,3 +24,5 @@ rule all:
     input:
         body_model_files(),
         data_files(),
+        cgan_files(),
+        registration_files(),

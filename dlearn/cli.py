@@ -55,6 +55,133 @@ def _match(args: argparse.Namespace) -> None:
     )
 
 
+def _register(args: argparse.Namespace) -> None:
+    from dlearn.registration.stage import RegistrationOptions, register
+
+    register(
+        args.correspondences,
+        args.crops,
+        args.body_model,
+        args.out,
+        options_from_args(args, RegistrationOptions),
+        depths=args.depths,
+        init=args.init,
+        previous=args.previous,
+        shard=args.shard,
+        num_shards=args.num_shards,
+        checkpoint_dir=args.checkpoint_dir,
+    )
+
+
+def _merge_registration(args: argparse.Namespace) -> None:
+    from dlearn.registration.stage import merge_registration
+
+    merge_registration(args.shards, args.correspondences, args.out)
+
+
+def _cgan_train(args: argparse.Namespace) -> None:
+    from dlearn.cgan.train import CganOptions, train_cgan
+
+    train_cgan(args.crops, args.out, args.checkpoint_dir, options_from_args(args, CganOptions))
+
+
+def _cgan_predict(args: argparse.Namespace) -> None:
+    from dlearn.cgan.train import predict_depths
+
+    predict_depths(args.model, args.crops, args.out, device=args.device)
+
+
+def _cgan_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from dlearn.cgan.evaluate import evaluate_depths
+
+    report = evaluate_depths(args.depths, args.crops, args.gt, train_depths_path=args.train_depths)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("cGAN depth MPJPE (mm): %s", report["mpjpe_mm"])
+
+
+def _add_cgan_train(sub: argparse._SubParsersAction) -> None:
+    from dlearn.cgan.train import CganOptions
+
+    p = sub.add_parser(
+        "cgan-train",
+        help="stage cgan_train: Kudo et al.'s cGAN lifting 2D keypoints to depths, from 2D only",
+        description="Train the depth generator on the train split's 2D keypoints (never on 3D). "
+        "Checkpoints every epoch; a killed run resumes from the last one.",
+    )
+    p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr (keypoints)")
+    p.add_argument("--out", type=Path, required=True, help="output model.pt")
+    p.add_argument("--checkpoint-dir", type=Path, required=True, help="per-epoch checkpoints")
+    add_options(p, CganOptions)
+    p.set_defaults(handler=_cgan_train)
+
+
+def _add_cgan_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cgan-predict",
+        help="stage cgan_predict: root-relative keypoint depths for every sample of a split",
+        description="Depths of the 17 keypoints in normalised crop units, relative to the mid-hip, "
+        "camera z away from the viewer (the registration's frame).",
+    )
+    p.add_argument("--model", type=Path, required=True, help="cgan model.pt")
+    p.add_argument("--crops", type=Path, required=True, help="crops_{split}.zarr")
+    p.add_argument("--out", type=Path, required=True, help="output depths_{split}.zarr")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.set_defaults(handler=_cgan_predict)
+
+
+def _add_cgan_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cgan-evaluate",
+        help="stage cgan_evaluate: MPJPE of GT 2D + cGAN depth against zero and mean depth (synthetic data)",
+        description="Accuracy of the cGAN depths where 3D is known, against two baselines computed "
+        "the same way: zero depth and the train split's mean depth per keypoint.",
+    )
+    p.add_argument("--depths", type=Path, required=True, help="depths_test.zarr")
+    p.add_argument("--crops", type=Path, required=True, help="crops_test.zarr")
+    p.add_argument("--gt", type=Path, required=True, help="gt_test.zarr")
+    p.add_argument("--train-depths", type=Path, help="depths_train.zarr (mean-depth baseline)")
+    p.add_argument("--out", type=Path, required=True, help="output evaluation JSON")
+    p.set_defaults(handler=_cgan_evaluate)
+
+
+def _add_register(sub: argparse._SubParsersAction) -> None:
+    from dlearn.registration.stage import RegistrationOptions
+
+    p = sub.add_parser(
+        "register",
+        help="stage register: fit the body to dense correspondences and keypoints (one shard of round k)",
+        description="Deformable registration (paper section 4) of one shard of the train split. Round 0 "
+        "starts from the T-pose; later rounds from --init (the previous round's predictions).",
+    )
+    p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr")
+    p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr (keypoints)")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--out", type=Path, required=True, help="output shard store")
+    p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (the key-point loss's z term)")
+    p.add_argument("--init", type=Path, help="round k >= 1: the previous round's predictions_train.zarr")
+    p.add_argument("--previous", type=Path, help="round k >= 1: the previous round's registration.zarr (keep-best)")
+    p.add_argument("--shard", type=int, default=0, help="shard index (default: 0)")
+    p.add_argument("--num-shards", type=int, default=1, help="number of shards (default: 1)")
+    p.add_argument("--checkpoint-dir", type=Path, help="finished chunks, kept until the output is written")
+    add_options(p, RegistrationOptions)
+    p.set_defaults(handler=_register)
+
+
+def _add_merge_registration(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge-registration",
+        help="stage merge_registration: concatenate the shard stores of round k",
+        description="Concatenate registration shard stores, checking they cover every sample once, in order.",
+    )
+    p.add_argument("--shards", type=Path, nargs="+", required=True, help="shard stores, in shard order")
+    p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr")
+    p.add_argument("--out", type=Path, required=True, help="output registration.zarr")
+    p.set_defaults(handler=_merge_registration)
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from dlearn.data.synth import SynthOptions
 
@@ -143,7 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
     )
     sub = parser.add_subparsers(title="stages", dest="stage", required=True, metavar="STAGE")
-    for add in (_add_make_body, _add_body_model, _add_synth, _add_crops, _add_match):
+    for add in (
+        _add_make_body,
+        _add_body_model,
+        _add_synth,
+        _add_crops,
+        _add_match,
+        _add_cgan_train,
+        _add_cgan_predict,
+        _add_cgan_evaluate,
+        _add_register,
+        _add_merge_registration,
+    ):
         add(sub)
     return parser
 

@@ -171,6 +171,15 @@ def test_vertex_ids_select_rows_of_the_full_mesh(model: BodyModel) -> None:
     torch.testing.assert_close(part.joints, full.joints)
 
 
+def test_per_sample_vertex_ids_select_each_samples_rows(model: BodyModel) -> None:
+    """Registration skins each sample's own corresponded vertices: (B, K) ids."""
+    pose, scales = _pose(3, seed=13), _scales(3, seed=14)
+    ids = torch.tensor([[5, 0, 17], [1, 1, 2], [model.num_vertices - 1, 3, 4]])
+    full = model(pose, scales)
+    part = model(pose, scales, vertex_ids=ids)
+    torch.testing.assert_close(part.vertices, torch.stack([full.vertices[b, ids[b]] for b in range(3)]))
+
+
 def test_transforms_map_rest_joints_to_posed_joints(model: BodyModel) -> None:
     out = model(_pose(2, seed=11), _scales(2, seed=12))
     assert out.transforms.shape == (2, 24, 4, 4)

@@ -12,7 +12,10 @@ import pytest
 from dlearn.cli import build_parser
 from dlearn.options import add_options, options_from_args
 
-STAGES = ["make-body", "body-model", "synth", "crops", "match"]
+STAGES = [
+    "make-body", "body-model", "synth", "crops", "match", "cgan-train", "cgan-predict", "cgan-evaluate",
+    "register", "merge-registration",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("stage", STAGES)

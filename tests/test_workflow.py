@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from dlearn.data.store import open_store, read_sample_ids
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,6 +34,10 @@ TINY = {
     "dataset__synthetic__num_test": 2,
     "dataset__synthetic__image_size": 64,
     "crops__image_size": 32,
+    "cgan__epochs": 2,
+    "cgan__min_steps_per_epoch": 20,
+    "cgan__hidden_size": 64,
+    "registration__steps": 60,
 }
 
 
@@ -89,7 +96,11 @@ def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Pat
     for split in ("train", "test"):
         assert (results / f"data/crops_{split}.zarr/zarr.json").exists()
         assert (results / f"correspondences_{split}.zarr/zarr.json").exists()
-    for rule in ("body_model", "synth", "crops_train", "match_test"):
+        assert (results / f"cgan/depths_{split}.zarr/zarr.json").exists()
+    assert json.loads((results / "cgan/evaluation.json").read_text())["mpjpe_mm"]["cgan"] > 0
+    registration = open_store(results / "round_0/registration.zarr", stage="merge_registration")
+    assert read_sample_ids(registration) == read_sample_ids(open_store(results / "data/crops_train.zarr"))
+    for rule in ("body_model", "synth", "crops_train", "match_test", "cgan_train", "register_round0_shard1"):
         assert (tmp_path / "logs" / f"{rule}.log").exists()
         assert (tmp_path / "logs" / "benchmarks" / f"{rule}.tsv").exists()
     assert "Nothing to be done" in _dry_run(tmp_path)

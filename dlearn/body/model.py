@@ -174,7 +174,8 @@ class BodyModel(nn.Module):
         Args:
             pose: (B, 23, 3) axis-angle rotations of the non-root joints (or (B, 69)).
             scales: (B, 24) isotropic or (B, 24, 3) anisotropic segment scales; None = all ones.
-            vertex_ids: (K,) long indices of the vertices to evaluate; None = the whole mesh.
+            vertex_ids: (K,) long indices of the vertices to evaluate, or (B, K) a list per
+                sample (registration: each sample's corresponded vertices); None = the whole mesh.
 
         Returns:
             :class:`BodyModelOutput` with vertices (B, N or K, 3), joints (B, 24, 3) and
@@ -197,8 +198,14 @@ class BodyModel(nn.Module):
         lin = global_rot * scales[:, :, None, :]
         trans = joints - (lin @ self.rest_joints[..., None])[..., 0]
 
+        per_sample = vertex_ids is not None and vertex_ids.dim() == 2
         if vertex_ids is None:
             template, weights, posedirs = self._template_cm, self._weights_cm, self.posedirs
+        elif per_sample:
+            # (3, B, K) -> (B, 3, K) and (24, B, K) -> (B, 24, K): the matmuls below batch over B.
+            template = self._template_cm[:, vertex_ids].permute(1, 0, 2)
+            weights = self._weights_cm[:, vertex_ids].permute(1, 0, 2)
+            posedirs = None if self.posedirs is None else self.posedirs[..., vertex_ids]
         else:
             template, weights = self._template_cm[:, vertex_ids], self._weights_cm[:, vertex_ids]
             posedirs = None if self.posedirs is None else self.posedirs[..., vertex_ids]
@@ -206,7 +213,10 @@ class BodyModel(nn.Module):
         verts = template.expand(batch, -1, -1)  # (B, 3, K)
         if posedirs is not None:
             pose_feature = (local_rot - torch.eye(3, dtype=self.dtype, device=pose.device)).reshape(batch, -1)
-            verts = verts + (pose_feature @ posedirs.reshape(posedirs.shape[0], -1)).reshape(batch, 3, -1)
+            if per_sample:  # posedirs (207, 3, B, K)
+                verts = verts + torch.einsum("bf,fcbk->bck", pose_feature, posedirs)
+            else:
+                verts = verts + (pose_feature @ posedirs.reshape(posedirs.shape[0], -1)).reshape(batch, 3, -1)
 
         # Blend the 3x4 transforms per vertex, then apply them to (x, y, z, 1).
         transforms = torch.cat([lin, trans[..., None]], dim=-1)

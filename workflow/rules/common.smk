@@ -81,3 +81,53 @@ def data_files():
     return expand(result("data/crops_{split}.zarr"), split=SPLITS) + expand(
         result("correspondences_{split}.zarr"), split=SPLITS
     )
+
+
+REG = config["registration"]
+
+
+def registration_options(round_k):
+    """The register flags of round k: round 0 uses the stiff first-round weights (paper section 6)."""
+    options = {k: v for k, v in REG.items() if k not in ("shards", "first_round")}
+    if int(round_k) == 0:
+        options["weights"] = {**REG["weights"], **REG["first_round"]["weights"]}
+    return cli_flags({**options, "device": config["device"]})
+
+
+def registration_inputs(wildcards):
+    """Round k's inputs: data and cGAN depths; for k >= 1 also round k-1's predictions and fit."""
+    k = int(wildcards.round)
+    inputs = {
+        "correspondences": result("correspondences_train.zarr"),
+        "crops": result("data/crops_train.zarr"),
+        "model": result("body/model.pkl"),
+    }
+    if REG["use_depth"]:
+        inputs["depths"] = result("cgan/depths_train.zarr")
+    if k >= 1:
+        inputs["init"] = result(f"round_{k - 1}/predictions_train.zarr")
+        if REG["keep_best"]:
+            inputs["previous"] = result(f"round_{k - 1}/registration.zarr")
+    return inputs
+
+
+def optional_flags(wildcards, input):
+    """--depths/--init/--previous for the inputs this round has."""
+    return " ".join(
+        f"--{name} {shlex.quote(str(input[name]))}"
+        for name in ("depths", "init", "previous")
+        if name in input.keys()
+    )
+
+
+def registration_files():
+    return expand(
+        result("round_{round}/registration.zarr"), round=range(config["iterations"])
+    )
+
+
+def cgan_files():
+    files = expand(result("cgan/depths_{split}.zarr"), split=SPLITS)
+    if DATASET["kind"] == "synthetic":
+        files.append(result("cgan/evaluation.json"))
+    return files

@@ -1,0 +1,146 @@
+"""Accuracy of the cGAN's depths where 3D ground truth is known (the cGAN line of paper Fig. 2).
+
+Protocol (per sample, root = mid-hip, only samples with both hips labelled):
+
+- ground truth: R @ keypoints3d (camera orientation, metres), root-relative;
+- prediction: (2D key point offsets from the 2D root in crop units, depth) converted to metres
+  by the factor (side / 2) / cam_scale, then multiplied by the single least-squares scale that
+  best aligns it with the ground truth over the labelled (v > 0) key points;
+- MPJPE: mean Euclidean error in millimetres over all labelled key points of all samples.
+
+Baselines, computed the same way with another depth: ``zero_depth`` (all depths 0) and
+``train_mean_depth``: the per-joint mean of the cGAN's *normalised* depths (depth / scale) on
+the TRAIN split (2D only, no 3D ground truth), times each test sample's normalisation scale.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dlearn.body.keypoints import ROOT_KEYPOINTS
+from dlearn.data.store import open_store, read_sample_ids
+
+log = logging.getLogger(__name__)
+
+_HIPS = list(ROOT_KEYPOINTS)
+
+
+def _aligned(group, ids: list[str], name: str, path: Path) -> np.ndarray:
+    """``group[name]`` reordered to ``ids``; an id missing from the store is an error naming it."""
+    index = {s: i for i, s in enumerate(read_sample_ids(group))}
+    missing = [s for s in ids if s not in index]
+    if missing:
+        raise ValueError(f"{path}: no sample(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return np.asarray(group[name][...])[[index[s] for s in ids]]
+
+
+def scaled_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-key-point errors after the per-sample least-squares scale alignment.
+
+    Args:
+        pred, gt: (N, 17, 3) root-relative; mask: (N, 17) bool, key points that count.
+
+    Returns:
+        (N, 17) errors in the units of ``gt`` (0 where not counted).
+    """
+    w = mask[..., None].astype(np.float64)
+    num = (pred * gt * w).sum((1, 2))
+    den = (pred * pred * w).sum((1, 2))
+    alpha = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
+    return np.linalg.norm(alpha[:, None, None] * pred - gt, axis=-1) * mask
+
+
+def mean_normalised_depth(depths_path: Path) -> np.ndarray:
+    """(17,) per-joint mean of depth / scale over the valid key points of a depths store."""
+    group = open_store(depths_path, stage="cgan_predict", required=("depth", "valid", "scale"))
+    depth, valid, scale = (np.asarray(group[k][...], np.float64) for k in ("depth", "valid", "scale"))
+    valid = valid.astype(bool) & (scale[:, None] > 0)
+    normalised = np.where(valid, depth / np.maximum(scale[:, None], 1e-12), 0.0)
+    return normalised.sum(0) / np.maximum(valid.sum(0), 1)
+
+
+def evaluate_depths(
+    depths_path: Path, crops_path: Path, gt_path: Path, train_depths_path: Path | None = None
+) -> dict:
+    """MPJPE (mm) of GT 2D + cGAN depth, of zero depth and (with ``train_depths_path``) of the
+    train split's mean normalised depth per joint; see the module docstring for the protocol.
+
+    Returns:
+        {"samples", "skipped_samples", "keypoints", "mpjpe_mm": {"cgan", "zero_depth",
+        "train_mean_depth"}, "improvement_over_zero": 1 - cgan / zero_depth,
+        "per_joint_mm": {method: [17 floats]}}.
+    """
+    depths_path, crops_path, gt_path = Path(depths_path), Path(crops_path), Path(gt_path)
+    dgroup = open_store(depths_path, stage="cgan_predict", required=("depth", "valid", "scale"))
+    ids = read_sample_ids(dgroup)
+    depth = np.asarray(dgroup["depth"][...], np.float64)
+    scale = np.asarray(dgroup["scale"][...], np.float64)
+    cgroup = open_store(crops_path, stage="crops", required=("keypoints", "box"))
+    keypoints = _aligned(cgroup, ids, "keypoints", crops_path).astype(np.float64)
+    side = _aligned(cgroup, ids, "box", crops_path)[:, 2].astype(np.float64)
+    ggroup = open_store(gt_path, required=("keypoints3d", "cam_rotation", "cam_scale"))
+    kp3d = _aligned(ggroup, ids, "keypoints3d", gt_path).astype(np.float64)
+    rotation = _aligned(ggroup, ids, "cam_rotation", gt_path).astype(np.float64)
+    cam_scale = _aligned(ggroup, ids, "cam_scale", gt_path).astype(np.float64)
+
+    labelled = keypoints[..., 2] > 0
+    keep = labelled[:, _HIPS].all(1)
+    gt = np.einsum("nij,nkj->nki", rotation, kp3d)
+    gt = gt - gt[:, _HIPS].mean(1, keepdims=True)
+    offsets = keypoints[..., :2] - keypoints[:, _HIPS, :2].mean(1, keepdims=True)
+    metres = (side / 2 / cam_scale)[:, None, None]  # crop units -> metres
+
+    candidates = {"cgan": depth, "zero_depth": np.zeros_like(depth)}
+    if train_depths_path is not None:
+        candidates["train_mean_depth"] = mean_normalised_depth(Path(train_depths_path))[None] * scale[:, None]
+    mask = labelled & keep[:, None]
+    result: dict = {
+        "samples": int(keep.sum()),
+        "skipped_samples": int((~keep).sum()),
+        "keypoints": int(mask.sum()),
+        "mpjpe_mm": {},
+        "per_joint_mm": {},
+    }
+    for name, d in candidates.items():
+        d = d - d[:, _HIPS].mean(1, keepdims=True)  # root-relative, whatever the source
+        pred = np.concatenate([offsets, d[..., None]], axis=-1) * metres
+        errors = scaled_mpjpe(pred[keep], gt[keep], mask[keep]) * 1000.0
+        result["mpjpe_mm"][name] = round(float(errors.sum() / max(mask.sum(), 1)), 2)
+        result["per_joint_mm"][name] = [
+            round(float(v), 2) for v in errors.sum(0) / np.maximum(mask[keep].sum(0), 1)
+        ]
+    zero = result["mpjpe_mm"]["zero_depth"]
+    result["improvement_over_zero"] = round(1.0 - result["mpjpe_mm"]["cgan"] / zero, 4) if zero > 0 else None
+    log.info("%s: MPJPE %s mm over %d samples", depths_path, result["mpjpe_mm"], result["samples"])
+    return result
+
+
+def plot_training_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
+    """Plot the per-epoch mean losses of :func:`dlearn.cgan.train.train_cgan`'s ``curve``
+    (also stored as ``history`` in the model file) to ``png_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in curve]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for key, label in (
+        ("loss_d", "discriminator"),
+        ("loss_g", "generator (adversarial)"),
+        ("loss_prior", "chirality prior"),
+    ):
+        ax.plot(epochs, [row[key] for row in curve], label=label)
+    ax.axhline(2 * np.log(2), color="grey", lw=0.8, ls=":", label="D at chance (2 ln 2)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean loss")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path)
+    plt.close(fig)
+    return png_path

@@ -1,0 +1,1 @@
+"""Evaluation: 3D joint error metrics and the per-round evaluation stage."""

@@ -1,0 +1,62 @@
+"""3D joint errors, in the units of the inputs (callers pass millimetres).
+
+Three alignments, named explicitly because the literature's protocol names are confused:
+
+- ``mpjpe``: root-aligned (both poses translated so their root joints coincide).
+- ``mpjpe_bone_scaled``: root-aligned after scaling the prediction so that the sum of its
+  bone lengths equals the reference skeleton's (the paper's protocol, after Zhou et al. 2016);
+  the reference is the ground truth's own skeleton unless a canonical bone-length sum is given.
+- ``pa_mpjpe``: after the similarity transform (rotation, scale, translation) that best aligns
+  the prediction to the ground truth (Procrustes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bone_lengths(joints: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """(..., J, 3) joints -> (..., J-1) lengths of the bones joint -> parent (root excluded)."""
+    child = np.flatnonzero(parents >= 0)
+    return np.linalg.norm(joints[..., child, :] - joints[..., parents[child], :], axis=-1)
+
+
+def mpjpe(pred: np.ndarray, gt: np.ndarray, root: int = 0) -> np.ndarray:
+    """(N, J, 3) x 2 -> (N, J) per-joint errors after aligning the root joints."""
+    return np.linalg.norm((pred - pred[:, root : root + 1]) - (gt - gt[:, root : root + 1]), axis=-1)
+
+
+def bone_scaled(pred: np.ndarray, parents: np.ndarray, target_bone_sum: np.ndarray) -> np.ndarray:
+    """Scale each (J, 3) prediction about its origin so its bone lengths sum to ``target_bone_sum`` (N,)."""
+    factor = np.asarray(target_bone_sum, dtype=np.float64) / bone_lengths(pred, parents).sum(axis=-1)
+    return pred * factor[:, None, None]
+
+
+def mpjpe_bone_scaled(
+    pred: np.ndarray, gt: np.ndarray, parents: np.ndarray, root: int = 0, canonical_bone_sum: float | None = None
+) -> np.ndarray:
+    """(N, J) per-joint errors of the paper's protocol (see module docstring)."""
+    gt_sum = bone_lengths(gt, parents).sum(axis=-1)
+    target = gt_sum if canonical_bone_sum is None else np.full(len(gt), canonical_bone_sum)
+    if canonical_bone_sum is not None:
+        gt = bone_scaled(gt, parents, target)
+    return mpjpe(bone_scaled(pred, parents, target), gt, root)
+
+
+def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N, J, 3) predictions moved by the best similarity transform onto ``gt`` (Umeyama)."""
+    mu_p, mu_g = pred.mean(axis=1, keepdims=True), gt.mean(axis=1, keepdims=True)
+    p, g = pred - mu_p, gt - mu_g
+    cov = np.einsum("nji,njk->nik", g, p)  # sum_j g_j p_j^T
+    u, sigma, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))  # no reflections
+    fix = np.ones_like(sigma)
+    fix[:, -1] = d
+    rotation = u @ (fix[:, :, None] * vt)
+    scale = (sigma * fix).sum(axis=1) / (p**2).sum(axis=(1, 2))
+    return scale[:, None, None] * np.einsum("nik,njk->nji", rotation, p) + mu_g
+
+
+def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N, J) per-joint errors after Procrustes (similarity) alignment."""
+    return np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1)

@@ -1,0 +1,256 @@
+"""Gradient-based deformable registration of a batch of samples (paper section 4).
+
+Per sample, theta = [pose a (23 x 3), segment scales s (24), camera rotation M (9 numbers,
+Gram-Schmidt), camera scale, 2D translation] minimises
+    w_dense L_dense + w_KP L_KP + w_scale L_scale + w_joint L_joint + w_det L_det
+(terms in :mod:`dlearn.registration.losses`) with Adam. Every sample has its own parameters
+and its own loss, so a batch is many independent problems solved in one vectorised loop.
+Only the vertices that have correspondences (plus the five face keypoint vertices) are
+skinned, per sample.
+
+Robustness: each sample keeps the best (lowest-loss, finite) parameters it reached; a sample
+whose loss becomes non-finite is reset to them, frozen and flagged, without touching the
+others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dlearn.body.camera import camera_points, rotation_from_9d
+from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints
+from dlearn.body.model import BodyModel
+from dlearn.registration import losses
+
+#: Camera rotation of an upright person facing the camera (image y down, camera z away).
+UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
+
+LOSS_TERMS = ("dense", "kp", "scale", "joint", "det")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the registration loss terms (paper section 6; these are the later rounds').
+
+    Attributes:
+        dense: weight of the dense correspondence loss (eq. 3).
+        kp: weight of the key-point loss, 2D and cGAN depth (eq. 4).
+        scale: weight of the segment-scale smoothness.
+        joint: weight of the kinematic regulariser.
+        det: weight of the rotation determinant penalty.
+    """
+
+    dense: float = 1000.0
+    kp: float = 1.0
+    scale: float = 10.0
+    joint: float = 0.001
+    det: float = 1.0
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Optimiser options of the registration.
+
+    Attributes:
+        lr: Adam learning rate (the paper's 0.1).
+        steps: maximum optimisation steps per batch.
+        patience: steps between convergence checks.
+        tolerance: a batch stops when its total loss fell by less than this fraction over
+            the last ``patience`` steps.
+        scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
+        weights: loss term weights.
+    """
+
+    lr: float = 0.1
+    steps: int = 400
+    patience: int = 25
+    tolerance: float = 1e-4
+    scale_anchor: float = 0.1
+    weights: LossWeights = LossWeights()
+
+
+@dataclass
+class FitBatch:
+    """The data of B samples, padded to the batch's largest point count.
+
+    Attributes:
+        vertex: (B, P) matched body vertex of each point (0 for padding).
+        point: (B, P, 2) annotated points, normalised crop coordinates.
+        point_mask: (B, P) 1 for real points.
+        keypoints: (B, 17, 2) annotated COCO keypoints.
+        keypoint_mask: (B, 17) 1 where labelled.
+        depth: (B, 17) cGAN root-relative depths.
+        depth_mask: (B, 17) 1 where a cGAN depth is used.
+    """
+
+    vertex: Tensor
+    point: Tensor
+    point_mask: Tensor
+    keypoints: Tensor
+    keypoint_mask: Tensor
+    depth: Tensor
+    depth_mask: Tensor
+
+
+@dataclass
+class Params:
+    """Body and camera parameters of B samples (the registration's theta)."""
+
+    pose: Tensor  # (B, 23, 3)
+    scales: Tensor  # (B, 24)
+    rotation: Tensor  # (B, 9) raw, row-major; Gram-Schmidt gives the rotation
+    cam_scale: Tensor  # (B,)
+    translation: Tensor  # (B, 2)
+
+    def tensors(self) -> list[Tensor]:
+        return [self.pose, self.scales, self.rotation, self.cam_scale, self.translation]
+
+    def detach(self) -> "Params":
+        return Params(*(t.detach().clone() for t in self.tensors()))
+
+
+@dataclass
+class Prediction:
+    """What the model predicts for a batch under some parameters."""
+
+    dense: Tensor  # (B, P, 2) projected matched vertices
+    keypoints: Tensor  # (B, 17, 2) projected keypoints
+    keypoint_depth: Tensor  # (B, 17) root-relative depths
+    joints: Tensor  # (B, 24, 3) joints in the body frame
+
+
+def predict(model: BodyModel, params: Params, batch: FitBatch, kp_vertex_ids: Tensor) -> Prediction:
+    """Pose the body, then project the matched vertices and the keypoints (paper eq. 1)."""
+    b, p = batch.vertex.shape
+    ids = torch.cat([batch.vertex, kp_vertex_ids.expand(b, -1)], dim=1)
+    out = model(params.pose, params.scales, vertex_ids=ids)
+    kp3d = coco_keypoints(out.vertices[:, p:], out.joints)
+    rotation = rotation_from_9d(params.rotation)
+    cam = camera_points(torch.cat([out.vertices[:, :p], kp3d], dim=1), rotation, params.cam_scale)
+    projected = cam[..., :2] + params.translation[:, None, :]
+    depth = cam[:, p:, 2]
+    root_depth = depth[:, list(ROOT_KEYPOINTS)].mean(-1, keepdim=True)
+    return Prediction(projected[:, :p], projected[:, p:], depth - root_depth, out.joints)
+
+
+def loss_terms(
+    model: BodyModel, params: Params, batch: FitBatch, kp_vertex_ids: Tensor, scale_anchor: float
+) -> tuple[dict[str, Tensor], Prediction]:
+    """Each loss term per sample, (B,) each, and the prediction they were computed from."""
+    pred = predict(model, params, batch, kp_vertex_ids)
+    terms = {
+        "dense": losses.dense_loss(pred.dense, batch.point, batch.point_mask),
+        "kp": losses.keypoint_loss(
+            pred.keypoints, batch.keypoints, batch.keypoint_mask, pred.keypoint_depth, batch.depth, batch.depth_mask
+        ),
+        "scale": losses.scale_loss(params.scales, model.parents, scale_anchor),
+        "joint": losses.joint_loss(params.pose),
+        "det": losses.det_loss(params.rotation),
+    }
+    return terms, pred
+
+
+def weighted_total(terms: dict[str, Tensor], weights: LossWeights) -> Tensor:
+    return sum(getattr(weights, name) * value for name, value in terms.items())  # type: ignore[return-value]
+
+
+def data_loss(terms: dict[str, Tensor], weights: LossWeights) -> Tensor:
+    """The fit to the annotations, w_dense L_dense + w_KP L_KP: what keep-best compares."""
+    return weights.dense * terms["dense"] + weights.kp * terms["kp"]
+
+
+@dataclass
+class FitResult:
+    params: Params
+    terms: dict[str, Tensor]  # final per-term losses (B,) each, unweighted
+    total: Tensor  # (B,) weighted total
+    joints: Tensor  # (B, 24, 3)
+    non_finite: Tensor  # (B,) bool: the loss became non-finite at some step
+    steps: int
+
+
+def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: FitOptions) -> FitResult:
+    """Minimise the registration loss for every sample of the batch from ``init``."""
+    params = init.detach()
+    for t in params.tensors():
+        t.requires_grad_(True)
+    optimiser = torch.optim.Adam(params.tensors(), lr=options.lr)
+    best = params.detach()
+    best_loss = torch.full((batch.vertex.shape[0],), float("inf"), dtype=batch.point.dtype, device=batch.point.device)
+    frozen = torch.zeros_like(best_loss, dtype=torch.bool)
+    history: list[float] = []
+    step = 0
+    for step in range(1, options.steps + 1):
+        optimiser.zero_grad(set_to_none=True)
+        terms, _ = loss_terms(model, params, batch, kp_vertex_ids, options.scale_anchor)
+        total = weighted_total(terms, options.weights)
+        finite = torch.isfinite(total)
+        with torch.no_grad():
+            frozen |= ~finite
+            improved = finite & ~frozen & (total < best_loss)
+            best_loss = torch.where(improved, total, best_loss)
+            for keep, current in zip(best.tensors(), params.tensors()):
+                keep[improved] = current[improved]
+        # A diverged sample contributes nothing (torch.where keeps NaN out of the sum).
+        torch.where(finite & ~frozen, total, torch.zeros_like(total)).sum().backward()
+        optimiser.step()
+        with torch.no_grad():
+            for keep, current in zip(best.tensors(), params.tensors()):
+                current[frozen] = keep[frozen]  # Adam's momentum must not move a frozen sample
+        history.append(float(best_loss[~frozen].sum()) if bool((~frozen).any()) else 0.0)
+        if step >= 2 * options.patience and step % options.patience == 0:
+            before, now = history[-options.patience - 1], history[-1]
+            if before - now <= options.tolerance * max(abs(before), 1e-12):
+                break
+    with torch.no_grad():
+        terms, pred = loss_terms(model, best, batch, kp_vertex_ids, options.scale_anchor)
+        total = weighted_total(terms, options.weights)
+    return FitResult(best, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
+
+
+def initial_params(
+    template_points: list[np.ndarray], points: list[np.ndarray], parts: list[np.ndarray], rigid_parts: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """Round 0 start: T-pose, unit scales, and a camera fitted to the rigid parts' points.
+
+    The camera comes from a least-squares affine fit p ~ A v + t of the annotated points of the
+    rigid parts (torso) to their matched template vertices, with A's rows orthonormalised into
+    the first two rows of R (the third is their cross product, det +1). This decides between a
+    person seen from the front and from the back before the optimisation starts, which a fixed
+    facing-camera start cannot (beyond the paper, which starts facing the camera). Samples with
+    too few rigid points start upright and facing the camera, scaled to the crop.
+
+    Args:
+        template_points: per sample (P_i, 3) rest-pose positions of the matched vertices.
+        points: per sample (P_i, 2) annotated positions.
+        parts: per sample (P_i,) part index of each point.
+        rigid_parts: part indices whose points enter the camera fit.
+
+    Returns:
+        Arrays rotation (N, 9), cam_scale (N,), translation (N, 2).
+    """
+    n = len(points)
+    rotation = np.tile(UPRIGHT_FACING.reshape(1, 9), (n, 1))
+    cam_scale = np.full(n, 0.9)  # a 1.8 m body over most of a crop of side 2 (box_scale 1.2)
+    translation = np.zeros((n, 2))
+    for i, (v, p, part) in enumerate(zip(template_points, points, parts)):
+        rigid = np.isin(part, rigid_parts)
+        if rigid.sum() < 8:
+            continue
+        design = np.concatenate([v[rigid], np.ones((rigid.sum(), 1))], axis=1)
+        solution, *_ = np.linalg.lstsq(design, p[rigid], rcond=None)
+        a = solution[:3].T  # (2, 3)
+        r1 = a[0] / max(np.linalg.norm(a[0]), 1e-9)
+        r2 = a[1] - (r1 @ a[1]) * r1
+        r2 = r2 / max(np.linalg.norm(r2), 1e-9)
+        scale = 0.5 * (np.linalg.norm(a[0]) + np.linalg.norm(a[1]))
+        if not np.isfinite(scale) or scale <= 1e-3:
+            continue
+        rotation[i] = np.stack([r1, r2, np.cross(r1, r2)]).reshape(9)
+        cam_scale[i] = scale
+        translation[i] = solution[3]
+    return {"rotation": rotation, "cam_scale": cam_scale, "translation": translation}

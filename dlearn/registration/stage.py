@@ -1,0 +1,402 @@
+"""The `register` and `merge_registration` stages: round k's registration of the train split.
+
+Samples are split into contiguous shards (one cluster job each) and, inside a shard, into
+chunks that are fitted in batches and checkpointed one by one outside the declared output, so
+a killed job resumes at the first unfinished chunk. The checkpoint remembers the options and
+inputs it was made with and is discarded when they change.
+
+Output store (``round_k/registration/shard_i.zarr``, merged into ``round_k/registration.zarr``),
+aligned with the crops store's sample ids: ``pose`` (N, 23, 3), ``scales`` (N, 24),
+``rotation`` (N, 3, 3) (Gram-Schmidt of the fitted 9 numbers), ``cam_scale`` (N,),
+``cam_translation`` (N, 2) (normalised crop coordinates), ``joints`` (N, 24, 3) in the body
+frame, ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``total`` (N,),
+``status`` (N,) uint8 (codes in :data:`STATUS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlearn.body.camera import rotation_from_9d
+from dlearn.body.io import load_body_model
+from dlearn.body.keypoints import keypoint_vertex_ids
+from dlearn.body.model import BodyModel
+from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
+from dlearn.device import resolve_device
+from dlearn.registration.fit import (
+    LOSS_TERMS,
+    FitBatch,
+    FitOptions,
+    LossWeights,
+    Params,
+    data_loss,
+    fit,
+    initial_params,
+    loss_terms,
+)
+
+log = logging.getLogger(__name__)
+
+#: Status codes of the output store.
+STATUS = {"ok": 0, "kept_previous": 1, "no_correspondences": 2, "non_finite": 3}
+TORSO_PARTS = (1, 2)
+PARAM_KEYS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
+
+
+@dataclass(frozen=True)
+class RegistrationOptions:
+    """Options of the register stage.
+
+    Attributes:
+        batch_size: samples optimised together (independent problems, one vectorised loop).
+        chunk_size: samples per checkpointed chunk.
+        keep_best: keep a sample's previous-round fit when the new one fits the data worse.
+        use_depth: use the cGAN depths in the key-point loss (eq. 4).
+        device: auto (CUDA when present), cpu or cuda.
+        lr: Adam learning rate (the paper's 0.1).
+        steps: maximum optimisation steps per batch.
+        patience: steps between convergence checks.
+        tolerance: a batch stops when its total loss fell by less than this fraction over the
+            last patience steps.
+        scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
+        weights: loss term weights (the rule passes round 0's stiff ones for round 0).
+    """
+
+    batch_size: int = 64
+    chunk_size: int = 512
+    keep_best: bool = True
+    use_depth: bool = True
+    device: str = "auto"
+    lr: float = 0.1
+    steps: int = 400
+    patience: int = 25
+    tolerance: float = 1e-4
+    scale_anchor: float = 0.1
+    weights: LossWeights = LossWeights()
+
+    @property
+    def fit(self) -> FitOptions:
+        return FitOptions(self.lr, self.steps, self.patience, self.tolerance, self.scale_anchor, self.weights)
+
+
+@dataclass
+class _Inputs:
+    ids: list[str]
+    offsets: np.ndarray
+    vertex: np.ndarray
+    point: np.ndarray
+    part: np.ndarray
+    keypoints: np.ndarray  # (N, 17, 3)
+    depth: np.ndarray  # (N, 17)
+    depth_mask: np.ndarray  # (N, 17)
+    init: dict[str, np.ndarray] | None  # round k >= 1: the previous round's predictions
+    previous: dict[str, np.ndarray] | None  # keep-best: the previous round's registration
+
+
+def _aligned(path: Path, ids: list[str], stage: str | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per-sample arrays of a store, reordered to ``ids`` (every id must be present)."""
+    group = open_store(path, stage=stage, required=keys)
+    row = {sid: i for i, sid in enumerate(read_sample_ids(group))}
+    missing = [sid for sid in ids if sid not in row]
+    if missing:
+        raise StoreError(f"{path}: no entry for {len(missing)} sample(s) (first: {missing[0]})")
+    index = np.array([row[sid] for sid in ids], dtype=np.int64)
+    return {key: np.asarray(group[key][...])[index] for key in keys}
+
+
+def _load_inputs(
+    correspondences: Path, crops: Path, depths: Path | None, init: Path | None, previous: Path | None
+) -> _Inputs:
+    corr = open_store(correspondences, stage="match", required=["offsets", "vertex", "point", "part"])
+    ids = read_sample_ids(corr)
+    keypoints = _aligned(crops, ids, "crops", ("keypoints",))["keypoints"]
+    if depths is not None:
+        d = _aligned(depths, ids, None, ("depth", "valid"))
+        depth, depth_mask = d["depth"].astype(np.float64), d["valid"].astype(np.float64)
+    else:
+        depth, depth_mask = np.zeros((len(ids), 17)), np.zeros((len(ids), 17))
+    return _Inputs(
+        ids=ids,
+        offsets=np.asarray(corr["offsets"][...]),
+        vertex=np.asarray(corr["vertex"][...], dtype=np.int64),
+        point=np.asarray(corr["point"][...], dtype=np.float64),
+        part=np.asarray(corr["part"][...], dtype=np.int64),
+        keypoints=keypoints.astype(np.float64),
+        depth=depth,
+        depth_mask=depth_mask,
+        init=_aligned(init, ids, None, PARAM_KEYS) if init is not None else None,
+        previous=_aligned(previous, ids, "merge_registration", PARAM_KEYS) if previous is not None else None,
+    )
+
+
+def _batch(inputs: _Inputs, rows: np.ndarray, device: torch.device, dtype: torch.dtype) -> FitBatch:
+    counts = inputs.offsets[rows + 1] - inputs.offsets[rows]
+    p = max(int(counts.max()), 1)
+    b = len(rows)
+    vertex = np.zeros((b, p), np.int64)
+    point = np.zeros((b, p, 2))
+    mask = np.zeros((b, p))
+    for i, r in enumerate(rows):
+        span = slice(inputs.offsets[r], inputs.offsets[r + 1])
+        c = counts[i]
+        vertex[i, :c], point[i, :c], mask[i, :c] = inputs.vertex[span], inputs.point[span], 1.0
+    kp = inputs.keypoints[rows]
+
+    def t(x: np.ndarray, kind: torch.dtype = dtype) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=kind, device=device)
+
+    return FitBatch(
+        vertex=t(vertex, torch.long),
+        point=t(point),
+        point_mask=t(mask),
+        keypoints=t(kp[..., :2]),
+        keypoint_mask=t((kp[..., 2] > 0).astype(np.float64)),
+        depth=t(inputs.depth[rows]),
+        depth_mask=t(inputs.depth_mask[rows]),
+    )
+
+
+def _params_from(arrays: dict[str, np.ndarray], device: torch.device, dtype: torch.dtype) -> Params:
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)
+
+    return Params(
+        pose=t(arrays["pose"]).reshape(-1, 23, 3),
+        scales=t(arrays["scales"]),
+        rotation=t(arrays["rotation"]).reshape(-1, 9),
+        cam_scale=t(arrays["cam_scale"]),
+        translation=t(arrays["cam_translation"]),
+    )
+
+
+def _round0_init(model: BodyModel, inputs: _Inputs, rows: np.ndarray) -> dict[str, np.ndarray]:
+    template = model.v_template.detach().cpu().numpy().astype(np.float64)
+    spans = [slice(inputs.offsets[r], inputs.offsets[r + 1]) for r in rows]
+    camera = initial_params(
+        [template[inputs.vertex[s]] for s in spans],
+        [inputs.point[s] for s in spans],
+        [inputs.part[s] for s in spans],
+        TORSO_PARTS,
+    )
+    n = len(rows)
+    return {
+        "pose": np.zeros((n, 23, 3)),
+        "scales": np.ones((n, 24)),
+        "rotation": camera["rotation"],
+        "cam_scale": camera["cam_scale"],
+        "cam_translation": camera["translation"],
+    }
+
+
+def _fit_chunk(
+    model: BodyModel, kp_ids: torch.Tensor, inputs: _Inputs, rows: np.ndarray, options: RegistrationOptions
+) -> dict[str, np.ndarray]:
+    dtype, device = model.dtype, kp_ids.device
+    init = (
+        {k: v[rows] for k, v in inputs.init.items()} if inputs.init is not None else _round0_init(model, inputs, rows)
+    )
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints", "losses", "total", "status")}
+    for first in range(0, len(rows), options.batch_size):
+        sub = rows[first : first + options.batch_size]
+        local = np.arange(first, first + len(sub))
+        batch = _batch(inputs, sub, device, dtype)
+        start = _params_from({k: v[local] for k, v in init.items()}, device, dtype)
+        result = fit(model, start, batch, kp_ids, options.fit)
+        params, terms, total, joints = result.params, result.terms, result.total, result.joints
+        status = np.full(len(sub), STATUS["ok"], np.uint8)
+        status[(inputs.offsets[sub + 1] - inputs.offsets[sub]) == 0] = STATUS["no_correspondences"]
+        status[result.non_finite.cpu().numpy()] = STATUS["non_finite"]
+        if options.keep_best and inputs.previous is not None:
+            previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
+            with torch.no_grad():
+                old_terms, old_pred = loss_terms(model, previous, batch, kp_ids, options.fit.scale_anchor)
+            worse = (data_loss(terms, options.fit.weights) > data_loss(old_terms, options.fit.weights)).cpu()
+            if bool(worse.any()):
+                for new, old in zip(params.tensors(), previous.tensors()):
+                    new[worse] = old[worse]
+                for name in LOSS_TERMS:
+                    terms[name][worse] = old_terms[name][worse]
+                joints[worse] = old_pred.joints[worse]
+                total = total.clone()
+                total[worse] = sum(getattr(options.fit.weights, n) * old_terms[n][worse] for n in LOSS_TERMS)
+                status[worse.numpy() & (status == STATUS["ok"])] = STATUS["kept_previous"]
+        rotation = params.rotation.reshape(-1, 3, 3)
+        out["pose"].append(params.pose.cpu().numpy())
+        out["scales"].append(params.scales.cpu().numpy())
+        out["rotation"].append(rotation_from_9d(rotation).cpu().numpy())
+        out["cam_scale"].append(params.cam_scale.cpu().numpy())
+        out["cam_translation"].append(params.translation.cpu().numpy())
+        out["joints"].append(joints.cpu().numpy())
+        out["losses"].append(torch.stack([terms[n] for n in LOSS_TERMS], dim=1).cpu().numpy())
+        out["total"].append(total.cpu().numpy())
+        out["status"].append(status)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:
+    """Contiguous block of sample rows of one shard (shards differ in size by at most one)."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is outside 0..{num_shards - 1}")
+    bounds = np.linspace(0, num_samples, num_shards + 1).round().astype(np.int64)
+    return np.arange(bounds[shard], bounds[shard + 1])
+
+
+def _fingerprint(options: RegistrationOptions, inputs: list[Path | None], shard: int, num_shards: int) -> str:
+    """Identifies what a checkpoint was computed from: options, shard and input stores' metadata."""
+    parts = [json.dumps(asdict(options), sort_keys=True), f"{shard}/{num_shards}"]
+    for path in inputs:
+        if path is not None:
+            meta = path / "zarr.json"
+            parts.append(f"{path}:{meta.stat().st_mtime_ns if meta.exists() else 0}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)
+
+
+def register(
+    correspondences: Path,
+    crops: Path,
+    body_model: Path,
+    out_path: Path,
+    options: RegistrationOptions,
+    *,
+    depths: Path | None = None,
+    init: Path | None = None,
+    previous: Path | None = None,
+    shard: int = 0,
+    num_shards: int = 1,
+    checkpoint_dir: Path | None = None,
+) -> dict:
+    """Register one shard of the train split and write its store.
+
+    Args:
+        correspondences: ``correspondences_train.zarr`` (defines the samples and their order).
+        crops: ``crops_train.zarr`` (keypoints).
+        body_model: the SMPL-format model file.
+        out_path: the shard's output store.
+        options: :class:`RegistrationOptions` (the rule passes round 0's stiff weights for k = 0).
+        depths: cGAN depths store (None, or ``use_depth`` off: no depth term).
+        init: round k >= 1: the previous round's predictions store (round 0 starts in T-pose).
+        previous: the previous round's registration store, for keep-best.
+        shard, num_shards: which contiguous block of samples to fit.
+        checkpoint_dir: where finished chunks are kept until the output is written.
+
+    Returns:
+        A summary: samples, status counts, seconds, sample-steps per second.
+    """
+    device = resolve_device(options.device)
+    inputs = _load_inputs(correspondences, crops, depths if options.use_depth else None, init, previous)
+    data = load_body_model(body_model)
+    model = BodyModel(data, dtype=torch.float32).to(device)
+    kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
+    rows = shard_rows(len(inputs.ids), shard, num_shards)
+
+    checkpoint_dir = checkpoint_dir or out_path.with_name(f".{out_path.name}.checkpoint")
+    fingerprint = _fingerprint(options, [correspondences, crops, depths, init, previous, body_model], shard, num_shards)
+    meta = checkpoint_dir / "fingerprint.txt"
+    if checkpoint_dir.exists() and (not meta.exists() or meta.read_text() != fingerprint):
+        log.info("%s: options or inputs changed, discarding the old checkpoint", checkpoint_dir)
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    meta.write_text(fingerprint)
+
+    start = time.perf_counter()
+    chunks = []
+    resumed = 0
+    for c, first in enumerate(range(0, len(rows), options.chunk_size)):
+        chunk_rows = rows[first : first + options.chunk_size]
+        path = checkpoint_dir / f"chunk_{c:05d}.npz"
+        if path.exists():
+            try:
+                with np.load(path) as npz:
+                    chunks.append({k: npz[k] for k in npz.files})
+                resumed += 1
+                continue
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{path}: corrupted registration checkpoint ({exc}); delete it to refit") from exc
+        result = _fit_chunk(model, kp_ids, inputs, chunk_rows, options)
+        _save_npz_atomic(path, result)
+        chunks.append(result)
+        log.info("chunk %d: %d samples fitted (%d/%d)", c, len(chunk_rows), first + len(chunk_rows), len(rows))
+    seconds = time.perf_counter() - start
+
+    empty = _fit_chunk(model, kp_ids, inputs, rows[:0], options) if not chunks else None
+    merged = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]} if chunks else empty
+    assert merged is not None
+    status_counts = {name: int((merged["status"] == code).sum()) for name, code in STATUS.items()}
+    write_store(
+        out_path,
+        merged,
+        stage="register",
+        sample_id=[inputs.ids[r] for r in rows],
+        options=asdict(options),
+        attrs={
+            "status_codes": STATUS,
+            "loss_terms": list(LOSS_TERMS),
+            "frame": "camera in normalised crop coordinates; joints in the body frame",
+            "shard": shard,
+            "num_shards": num_shards,
+            "status_counts": status_counts,
+        },
+    )
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    steps = options.steps
+    summary = {
+        "samples": len(rows),
+        "status": status_counts,
+        "seconds": round(seconds, 2),
+        "resumed_chunks": resumed,
+        "max_sample_steps_per_second": round(len(rows) * steps / max(seconds, 1e-9), 1),
+    }
+    log.info("%s: %s", out_path, summary)
+    return summary
+
+
+def merge_registration(shards: list[Path], correspondences: Path, out_path: Path) -> dict:
+    """Concatenate the shard stores in sample order into ``registration.zarr``.
+
+    Raises:
+        StoreError: the shards do not cover the samples of ``correspondences`` exactly once.
+    """
+    ids = read_sample_ids(open_store(correspondences, stage="match"))
+    parts = [open_store(p, stage="register") for p in shards]
+    shard_ids = [sid for g in parts for sid in read_sample_ids(g)]
+    if shard_ids != ids:
+        raise StoreError(
+            f"{out_path}: the {len(shards)} shards hold {len(shard_ids)} samples, "
+            f"{correspondences} has {len(ids)} (or another order): rerun the shards"
+        )
+    keys = [k for k in parts[0].array_keys() if k != "sample_id"]
+    merged = {k: np.concatenate([np.asarray(g[k][...]) for g in parts]) for k in keys}
+    attrs = dict(parts[0].attrs)
+    counts = {name: int((merged["status"] == code).sum()) for name, code in STATUS.items()}
+    write_store(
+        out_path,
+        merged,
+        stage="merge_registration",
+        sample_id=ids,
+        options=attrs.get("options", {}),
+        attrs={
+            "status_codes": STATUS,
+            "loss_terms": list(LOSS_TERMS),
+            "frame": attrs.get("frame", ""),
+            "status_counts": counts,
+            "shards": [str(p) for p in shards],
+        },
+    )
+    return {"samples": len(ids), "status": counts}

@@ -1,0 +1,77 @@
+rule cgan_train:
+    """Kudo et al.'s cGAN: keypoint depths learnt from the train split's 2D keypoints only."""
+    input:
+        result("data/crops_train.zarr"),
+    output:
+        result("cgan/model.pt"),
+    log:
+        f"{LOGS}/cgan_train.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cgan_train.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: rule_resources("cgan_train")["threads"]
+    resources:
+        mem_mb=rule_resources("cgan_train")["mem_mb"],
+        runtime=rule_resources("cgan_train")["runtime"],
+        gpu=rule_resources("cgan_train")["gpu"],
+    params:
+        options=cli_flags({**config["cgan"], "device": config["device"]}),
+        # Per-epoch checkpoints live outside the declared output, so a killed job resumes.
+        checkpoint=result("cgan/.checkpoints"),
+        code=code_version("dlearn/cgan"),
+    shell:
+        "OMP_NUM_THREADS={threads} dlearn cgan-train --crops {input:q} --out {output:q} "
+        "--checkpoint-dir {params.checkpoint:q} {params.options} > {log:q} 2>&1"
+
+
+rule cgan_predict:
+    """Root-relative keypoint depths for every sample of a split."""
+    input:
+        model=result("cgan/model.pt"),
+        crops=result("data/crops_{split}.zarr"),
+    output:
+        directory(result("cgan/depths_{split}.zarr")),
+    log:
+        f"{LOGS}/cgan_predict_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cgan_predict_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("cgan_predict")["mem_mb"],
+        runtime=rule_resources("cgan_predict")["runtime"],
+        gpu=rule_resources("cgan_predict")["gpu"],
+    params:
+        device=config["device"],
+        code=code_version("dlearn/cgan"),
+    shell:
+        "dlearn cgan-predict --model {input.model:q} --crops {input.crops:q} --out {output:q} "
+        "--device {params.device} > {log:q} 2>&1"
+
+
+rule cgan_evaluate:
+    """Accuracy of the cGAN depths on the test split (synthetic data: 3D is known)."""
+    input:
+        depths=result("cgan/depths_test.zarr"),
+        train_depths=result("cgan/depths_train.zarr"),
+        crops=result("data/crops_test.zarr"),
+        gt=result("data/gt_test.zarr"),
+    output:
+        result("cgan/evaluation.json"),
+    log:
+        f"{LOGS}/cgan_evaluate.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cgan_evaluate.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("cgan_predict")["mem_mb"],
+        runtime=rule_resources("cgan_predict")["runtime"],
+    params:
+        code=code_version("dlearn/cgan"),
+    shell:
+        "dlearn cgan-evaluate --depths {input.depths:q} --train-depths {input.train_depths:q} "
+        "--crops {input.crops:q} --gt {input.gt:q} --out {output:q} > {log:q} 2>&1"
