@@ -52,6 +52,23 @@ class BodyModelOutput:
     transforms: Tensor
 
 
+@dataclass
+class VertexSelection:
+    """Rows of the model's per-vertex arrays for some vertices (:meth:`BodyModel.select`).
+
+    Attributes:
+        template: (3, K), or (B, 3, K) per sample.
+        weights: (24, K), or (B, 24, K).
+        posedirs: (207, 3, K), or (207, 3, B, K), or None.
+        per_sample: whether the rows differ per sample.
+    """
+
+    template: Tensor
+    weights: Tensor
+    posedirs: Tensor | None
+    per_sample: bool
+
+
 def _chain_levels(parents: np.ndarray) -> list[np.ndarray]:
     """Joints grouped by depth in the tree; all joints of one level are posed in one matmul."""
     depth = np.zeros(len(parents), dtype=np.int64)
@@ -166,8 +183,23 @@ class BodyModel(nn.Module):
         order = self._joint_order
         return torch.cat(level_rot, dim=1)[:, order], torch.cat(level_trans, dim=1)[:, order]
 
+    def select(self, vertex_ids: Tensor | None) -> "VertexSelection":
+        """Gather the template, weight and pose blend shape rows of ``vertex_ids`` (see forward)."""
+        if vertex_ids is None:
+            return VertexSelection(self._template_cm, self._weights_cm, self.posedirs, per_sample=False)
+        posedirs = None if self.posedirs is None else self.posedirs[..., vertex_ids]
+        if vertex_ids.dim() == 2:
+            # (3, B, K) -> (B, 3, K) and (24, B, K) -> (B, 24, K): the matmuls batch over B.
+            template = self._template_cm[:, vertex_ids].permute(1, 0, 2)
+            weights = self._weights_cm[:, vertex_ids].permute(1, 0, 2)
+            return VertexSelection(template, weights, posedirs, per_sample=True)
+        return VertexSelection(self._template_cm[:, vertex_ids], self._weights_cm[:, vertex_ids], posedirs, False)
+
     def forward(
-        self, pose: Tensor, scales: Tensor | None = None, vertex_ids: Tensor | None = None
+        self,
+        pose: Tensor,
+        scales: Tensor | None = None,
+        vertex_ids: "Tensor | VertexSelection | None" = None,
     ) -> BodyModelOutput:
         """Pose and scale the body.
 
@@ -175,7 +207,9 @@ class BodyModel(nn.Module):
             pose: (B, 23, 3) axis-angle rotations of the non-root joints (or (B, 69)).
             scales: (B, 24) isotropic or (B, 24, 3) anisotropic segment scales; None = all ones.
             vertex_ids: (K,) long indices of the vertices to evaluate, or (B, K) a list per
-                sample (registration: each sample's corresponded vertices); None = the whole mesh.
+                sample (registration: each sample's corresponded vertices), or their
+                :meth:`select` result, computed once when the same vertices are evaluated at
+                every optimisation step; None = the whole mesh.
 
         Returns:
             :class:`BodyModelOutput` with vertices (B, N or K, 3), joints (B, 24, 3) and
@@ -198,17 +232,9 @@ class BodyModel(nn.Module):
         lin = global_rot * scales[:, :, None, :]
         trans = joints - (lin @ self.rest_joints[..., None])[..., 0]
 
-        per_sample = vertex_ids is not None and vertex_ids.dim() == 2
-        if vertex_ids is None:
-            template, weights, posedirs = self._template_cm, self._weights_cm, self.posedirs
-        elif per_sample:
-            # (3, B, K) -> (B, 3, K) and (24, B, K) -> (B, 24, K): the matmuls below batch over B.
-            template = self._template_cm[:, vertex_ids].permute(1, 0, 2)
-            weights = self._weights_cm[:, vertex_ids].permute(1, 0, 2)
-            posedirs = None if self.posedirs is None else self.posedirs[..., vertex_ids]
-        else:
-            template, weights = self._template_cm[:, vertex_ids], self._weights_cm[:, vertex_ids]
-            posedirs = None if self.posedirs is None else self.posedirs[..., vertex_ids]
+        selection = vertex_ids if isinstance(vertex_ids, VertexSelection) else self.select(vertex_ids)
+        template, weights, posedirs = selection.template, selection.weights, selection.posedirs
+        per_sample = selection.per_sample
 
         verts = template.expand(batch, -1, -1)  # (B, 3, K)
         if posedirs is not None:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from dlearn.body.camera import camera_points, rotation_from_9d
 from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints
-from dlearn.body.model import BodyModel
+from dlearn.body.model import BodyModel, VertexSelection
 from dlearn.registration import losses
 
 #: Camera rotation of an upright person facing the camera (image y down, camera z away).
@@ -123,11 +123,19 @@ class Prediction:
     joints: Tensor  # (B, 24, 3) joints in the body frame
 
 
-def predict(model: BodyModel, params: Params, batch: FitBatch, kp_vertex_ids: Tensor) -> Prediction:
-    """Pose the body, then project the matched vertices and the keypoints (paper eq. 1)."""
-    b, p = batch.vertex.shape
-    ids = torch.cat([batch.vertex, kp_vertex_ids.expand(b, -1)], dim=1)
-    out = model(params.pose, params.scales, vertex_ids=ids)
+def evaluated_vertices(model: BodyModel, batch: FitBatch, kp_vertex_ids: Tensor) -> VertexSelection:
+    """The vertices a batch needs: each sample's corresponded vertices, then the face keypoints."""
+    ids = torch.cat([batch.vertex, kp_vertex_ids.expand(batch.vertex.shape[0], -1)], dim=1)
+    return model.select(ids)
+
+
+def predict(model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection) -> Prediction:
+    """Pose the body, then project the matched vertices and the keypoints (paper eq. 1).
+
+    ``vertices`` is :func:`evaluated_vertices` of the batch (gathered once per fit).
+    """
+    p = batch.vertex.shape[1]
+    out = model(params.pose, params.scales, vertex_ids=vertices)
     kp3d = coco_keypoints(out.vertices[:, p:], out.joints)
     rotation = rotation_from_9d(params.rotation)
     cam = camera_points(torch.cat([out.vertices[:, :p], kp3d], dim=1), rotation, params.cam_scale)
@@ -138,10 +146,10 @@ def predict(model: BodyModel, params: Params, batch: FitBatch, kp_vertex_ids: Te
 
 
 def loss_terms(
-    model: BodyModel, params: Params, batch: FitBatch, kp_vertex_ids: Tensor, scale_anchor: float
+    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, scale_anchor: float
 ) -> tuple[dict[str, Tensor], Prediction]:
     """Each loss term per sample, (B,) each, and the prediction they were computed from."""
-    pred = predict(model, params, batch, kp_vertex_ids)
+    pred = predict(model, params, batch, vertices)
     terms = {
         "dense": losses.dense_loss(pred.dense, batch.point, batch.point_mask),
         "kp": losses.keypoint_loss(
@@ -173,12 +181,18 @@ class FitResult:
     steps: int
 
 
+def _rows(mask: Tensor, like: Tensor) -> Tensor:
+    """(B,) sample mask broadcastable against a (B, ...) parameter tensor."""
+    return mask.reshape(-1, *([1] * (like.dim() - 1)))
+
+
 def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: FitOptions) -> FitResult:
     """Minimise the registration loss for every sample of the batch from ``init``."""
     params = init.detach()
     for t in params.tensors():
         t.requires_grad_(True)
     optimiser = torch.optim.Adam(params.tensors(), lr=options.lr)
+    vertices = evaluated_vertices(model, batch, kp_vertex_ids)
     best = params.detach()
     best_loss = torch.full((batch.vertex.shape[0],), float("inf"), dtype=batch.point.dtype, device=batch.point.device)
     frozen = torch.zeros_like(best_loss, dtype=torch.bool)
@@ -186,7 +200,7 @@ def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, 
     step = 0
     for step in range(1, options.steps + 1):
         optimiser.zero_grad(set_to_none=True)
-        terms, _ = loss_terms(model, params, batch, kp_vertex_ids, options.scale_anchor)
+        terms, _ = loss_terms(model, params, batch, vertices, options.scale_anchor)
         total = weighted_total(terms, options.weights)
         finite = torch.isfinite(total)
         with torch.no_grad():
@@ -194,20 +208,21 @@ def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, 
             improved = finite & ~frozen & (total < best_loss)
             best_loss = torch.where(improved, total, best_loss)
             for keep, current in zip(best.tensors(), params.tensors()):
-                keep[improved] = current[improved]
+                keep.copy_(torch.where(_rows(improved, keep), current, keep))
         # A diverged sample contributes nothing (torch.where keeps NaN out of the sum).
         torch.where(finite & ~frozen, total, torch.zeros_like(total)).sum().backward()
         optimiser.step()
-        with torch.no_grad():
-            for keep, current in zip(best.tensors(), params.tensors()):
-                current[frozen] = keep[frozen]  # Adam's momentum must not move a frozen sample
+        if bool(frozen.any()):
+            with torch.no_grad():
+                for keep, current in zip(best.tensors(), params.tensors()):
+                    current.copy_(torch.where(_rows(frozen, keep), keep, current))  # Adam's momentum must not move it
         history.append(float(best_loss[~frozen].sum()) if bool((~frozen).any()) else 0.0)
         if step >= 2 * options.patience and step % options.patience == 0:
             before, now = history[-options.patience - 1], history[-1]
             if before - now <= options.tolerance * max(abs(before), 1e-12):
                 break
     with torch.no_grad():
-        terms, pred = loss_terms(model, best, batch, kp_vertex_ids, options.scale_anchor)
+        terms, pred = loss_terms(model, best, batch, vertices, options.scale_anchor)
         total = weighted_total(terms, options.weights)
     return FitResult(best, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
 

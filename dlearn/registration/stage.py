@@ -40,6 +40,7 @@ from dlearn.registration.fit import (
     LossWeights,
     Params,
     data_loss,
+    evaluated_vertices,
     fit,
     initial_params,
     loss_terms,
@@ -72,8 +73,8 @@ class RegistrationOptions:
         weights: loss term weights (the rule passes round 0's stiff ones for round 0).
     """
 
-    batch_size: int = 64
-    chunk_size: int = 512
+    batch_size: int = 512
+    chunk_size: int = 2048
     keep_best: bool = True
     use_depth: bool = True
     device: str = "auto"
@@ -219,7 +220,8 @@ def _fit_chunk(
         if options.keep_best and inputs.previous is not None:
             previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
             with torch.no_grad():
-                old_terms, old_pred = loss_terms(model, previous, batch, kp_ids, options.fit.scale_anchor)
+                vertices = evaluated_vertices(model, batch, kp_ids)
+                old_terms, old_pred = loss_terms(model, previous, batch, vertices, options.fit.scale_anchor)
             worse = (data_loss(terms, options.fit.weights) > data_loss(old_terms, options.fit.weights)).cpu()
             if bool(worse.any()):
                 for new, old in zip(params.tensors(), previous.tensors()):

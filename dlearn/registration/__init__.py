@@ -1,0 +1,1 @@
+"""Deformable registration of the body model to dense correspondences (paper section 4)."""
