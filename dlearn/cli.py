@@ -74,15 +74,23 @@ def _register(args: argparse.Namespace) -> None:
 
 
 def _merge_registration(args: argparse.Namespace) -> None:
+    from dlearn.registration.overlay import write_overlay
     from dlearn.registration.stage import merge_registration
 
     merge_registration(args.shards, args.correspondences, args.out)
+    if args.overlay is not None:
+        if args.crops is None or args.body_model is None or args.uv is None:
+            raise ValueError("--overlay needs --crops, --body-model and --uv")
+        write_overlay(args.out, args.crops, args.body_model, args.uv, args.overlay)
 
 
 def _cgan_train(args: argparse.Namespace) -> None:
+    from dlearn.cgan.evaluate import plot_training_curve
     from dlearn.cgan.train import CganOptions, train_cgan
 
-    train_cgan(args.crops, args.out, args.checkpoint_dir, options_from_args(args, CganOptions))
+    summary = train_cgan(args.crops, args.out, args.checkpoint_dir, options_from_args(args, CganOptions))
+    if args.curve is not None:
+        plot_training_curve(summary["curve"], args.curve)
 
 
 def _cgan_predict(args: argparse.Namespace) -> None:
@@ -114,6 +122,7 @@ def _add_cgan_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr (keypoints)")
     p.add_argument("--out", type=Path, required=True, help="output model.pt")
     p.add_argument("--checkpoint-dir", type=Path, required=True, help="per-epoch checkpoints")
+    p.add_argument("--curve", type=Path, help="also plot the training curve to this PNG")
     add_options(p, CganOptions)
     p.set_defaults(handler=_cgan_train)
 
@@ -179,6 +188,10 @@ def _add_merge_registration(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=Path, nargs="+", required=True, help="shard stores, in shard order")
     p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr")
     p.add_argument("--out", type=Path, required=True, help="output registration.zarr")
+    p.add_argument("--overlay", type=Path, help="also draw fitted meshes over their crops into this PNG")
+    p.add_argument("--crops", type=Path, help="crops_train.zarr (for --overlay)")
+    p.add_argument("--body-model", type=Path, help="SMPL-format body model file (for --overlay)")
+    p.add_argument("--uv", type=Path, help="UV_Processed.mat (for --overlay: part colours)")
     p.set_defaults(handler=_merge_registration)
 
 

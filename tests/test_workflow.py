@@ -98,6 +98,8 @@ def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Pat
         assert (results / f"correspondences_{split}.zarr/zarr.json").exists()
         assert (results / f"cgan/depths_{split}.zarr/zarr.json").exists()
     assert json.loads((results / "cgan/evaluation.json").read_text())["mpjpe_mm"]["cgan"] > 0
+    assert (results / "round_0/registration_overlay.png").stat().st_size > 0
+    assert (results / "cgan/training_curve.png").stat().st_size > 0
     registration = open_store(results / "round_0/registration.zarr", stage="merge_registration")
     assert read_sample_ids(registration) == read_sample_ids(open_store(results / "data/crops_train.zarr"))
     for rule in ("body_model", "synth", "crops_train", "match_test", "cgan_train", "register_round0_shard1"):

@@ -69,7 +69,7 @@ from dlearn.body.io import (
     BodyModelData,
     write_smpl_pickle,
 )
-from dlearn.densepose.uv import NUM_PARTS, UVCharts, body_face_parts, write_uv_charts
+from dlearn.densepose.uv import NUM_PARTS, UVCharts, body_face_parts, part_colours, write_uv_charts
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -815,19 +815,6 @@ def default_preview_pose() -> np.ndarray:
     return pose
 
 
-def _part_colors() -> np.ndarray:
-    """(25, 3) RGB per part: left parts reddish, right parts bluish, back parts darker."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab20"]
-    colors = np.zeros((NUM_PARTS + 1, 3))
-    for p in range(1, NUM_PARTS + 1):
-        colors[p] = cmap((p - 1) % 20)[:3]
-    colors[1], colors[2] = (0.55, 0.55, 0.6), (0.85, 0.85, 0.9)  # torso back, front
-    colors[23], colors[24] = (0.95, 0.8, 0.3), (0.95, 0.6, 0.2)  # head right, left
-    return colors
-
-
 def write_body_preview(
     model: BodyModelData, face_part: np.ndarray, png_path: str | Path, pose: np.ndarray | None = None
 ) -> Path:
@@ -855,7 +842,7 @@ def write_body_preview(
     body_model = BodyModel(model, dtype=torch.float64)
     with torch.no_grad():
         posed = body_model(torch.as_tensor(pose[None])).vertices[0].numpy()
-    colors = _part_colors()[face_part]
+    colors = part_colours()[face_part]
     fig, axes = plt.subplots(
         1, 4, figsize=(16, 6), dpi=80, gridspec_kw={"width_ratios": [2.0, 1.0, 1.3, 1.0]}
     )

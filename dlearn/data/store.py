@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ import zarr
 
 FORMAT_VERSION = 1
 SAMPLE_ID = "sample_id"
+
+# Snakemake marks a finished directory output with a `.snakemake_timestamp` file inside it;
+# zarr warns about the unknown member on every listing of a store that is a rule's output.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized")
 
 
 class StoreError(ValueError):

@@ -96,7 +96,7 @@ from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_bod
 from dlearn.body.keypoints import LIMB_JOINTS, coco_keypoints, keypoint_vertex_ids
 from dlearn.data.store import csr_offsets, write_store
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES, DP_GRID, NUM_KEYPOINTS
-from dlearn.densepose.uv import NUM_PARTS, UVCharts, UVChartError, face_chart_corners, load_uv_charts
+from dlearn.densepose.uv import NUM_PARTS, UVCharts, UVChartError, face_chart_corners, load_uv_charts, part_colours
 
 log = logging.getLogger(__name__)
 
@@ -1028,23 +1028,6 @@ def _write_gt(path: Path, gts: list[dict[str, Any]], options: SynthOptions, spli
     )
 
 
-_PART_COLOURS = None
-
-
-def part_colours() -> np.ndarray:
-    """(25, 3) RGB per part (0 = background black)."""
-    global _PART_COLOURS
-    if _PART_COLOURS is None:
-        import matplotlib
-
-        cmap = matplotlib.colormaps["tab20"]
-        colours = np.zeros((NUM_PARTS + 1, 3))
-        for p in range(1, NUM_PARTS + 1):
-            colours[p] = cmap((p - 1) % 20)[:3]
-        colours[1], colours[2] = (0.45, 0.45, 0.5), (0.85, 0.85, 0.9)
-        colours[23], colours[24] = (0.95, 0.85, 0.2), (0.95, 0.5, 0.1)
-        _PART_COLOURS = colours
-    return _PART_COLOURS
 
 
 def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8) -> Path:

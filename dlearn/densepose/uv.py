@@ -19,6 +19,7 @@ All_V_norm        (M, 1)    V of each chart vertex, in [0, 1]
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass
@@ -203,6 +204,25 @@ def face_chart_corners(
 def body_face_parts(charts: UVCharts, faces: np.ndarray) -> np.ndarray:
     """(F,) part 1..24 of each body model face (0: in no chart); see :func:`face_chart_corners`."""
     return face_chart_corners(charts, faces)[1]
+
+
+@functools.lru_cache(maxsize=1)
+def part_colours() -> np.ndarray:
+    """(25, 3) RGB per DensePose part for figures (index 0, no part, is black).
+
+    tab20 per part; torso back/front in two greys and the head halves in yellow/orange, so that
+    the large parts stay readable next to the limbs.
+    """
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    colours = np.zeros((NUM_PARTS + 1, 3))
+    for p in range(1, NUM_PARTS + 1):
+        colours[p] = cmap((p - 1) % 20)[:3]
+    colours[1], colours[2] = (0.45, 0.45, 0.5), (0.85, 0.85, 0.9)
+    colours[23], colours[24] = (0.95, 0.85, 0.2), (0.95, 0.5, 0.1)
+    colours.flags.writeable = False
+    return colours
 
 
 def write_uv_charts(charts: UVCharts, path: str | Path) -> Path:

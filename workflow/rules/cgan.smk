@@ -3,7 +3,12 @@ rule cgan_train:
     input:
         result("data/crops_train.zarr"),
     output:
-        result("cgan/model.pt"),
+        model=result("cgan/model.pt"),
+        curve=report(
+            result("cgan/training_curve.png"),
+            caption="../report/cgan_curve.rst",
+            category="cGAN",
+        ),
     log:
         f"{LOGS}/cgan_train.log",
     benchmark:
@@ -21,8 +26,9 @@ rule cgan_train:
         checkpoint=result("cgan/.checkpoints"),
         code=code_version("dlearn/cgan"),
     shell:
-        "OMP_NUM_THREADS={threads} dlearn cgan-train --crops {input:q} --out {output:q} "
-        "--checkpoint-dir {params.checkpoint:q} {params.options} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} dlearn cgan-train --crops {input:q} --out {output.model:q} "
+        "--curve {output.curve:q} --checkpoint-dir {params.checkpoint:q} {params.options} "
+        "> {log:q} 2>&1"
 
 
 rule cgan_predict:

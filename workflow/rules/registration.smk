@@ -44,8 +44,16 @@ rule merge_registration:
             shard=range(REG["shards"]),
         ),
         correspondences=result("correspondences_train.zarr"),
+        crops=result("data/crops_train.zarr"),
+        model=result("body/model.pkl"),
+        uv=result("body/uv.mat"),
     output:
-        directory(result("round_{round}/registration.zarr")),
+        store=directory(result("round_{round}/registration.zarr")),
+        overlay=report(
+            result("round_{round}/registration_overlay.png"),
+            caption="../report/registration_overlay.rst",
+            category="Registration",
+        ),
     log:
         f"{LOGS}/merge_registration_round{{round}}.log",
     benchmark:
@@ -57,7 +65,11 @@ rule merge_registration:
         mem_mb=rule_resources("merge_registration")["mem_mb"],
         runtime=rule_resources("merge_registration")["runtime"],
     params:
-        code=code_version("dlearn/registration/stage.py"),
+        code=code_version(
+            "dlearn/registration/stage.py", "dlearn/registration/overlay.py"
+        ),
     shell:
         "dlearn merge-registration --shards {input.shards:q} "
-        "--correspondences {input.correspondences:q} --out {output:q} > {log:q} 2>&1"
+        "--correspondences {input.correspondences:q} --out {output.store:q} "
+        "--overlay {output.overlay:q} --crops {input.crops:q} --body-model {input.model:q} "
+        "--uv {input.uv:q} > {log:q} 2>&1"
