@@ -52,19 +52,29 @@ class LossWeights:
 
 
 @dataclass(frozen=True)
-class FitOptions:
-    """Optimiser options of the registration.
+class RegistrationOptions:
+    """Options of the registration: the optimiser, the loss weights and the stage's batching.
 
     Attributes:
+        batch_size: samples optimised together (independent problems, one vectorised loop).
+        chunk_size: samples per checkpointed chunk.
+        keep_best: keep a sample's previous-round fit when the new one fits the data worse.
+        use_depth: use the cGAN depths in the key-point loss (eq. 4).
+        device: auto (CUDA when present), cpu or cuda.
         lr: Adam learning rate (the paper's 0.1).
         steps: maximum optimisation steps per batch.
         patience: steps between convergence checks.
-        tolerance: a batch stops when its total loss fell by less than this fraction over
-            the last ``patience`` steps.
+        tolerance: a batch stops when its total loss fell by less than this fraction over the
+            last patience steps.
         scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
-        weights: loss term weights.
+        weights: loss term weights (the rule passes round 0's stiff ones for round 0).
     """
 
+    batch_size: int = 512
+    chunk_size: int = 2048
+    keep_best: bool = True
+    use_depth: bool = True
+    device: str = "auto"
     lr: float = 0.1
     steps: int = 400
     patience: int = 25
@@ -186,7 +196,7 @@ def _rows(mask: Tensor, like: Tensor) -> Tensor:
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: FitOptions) -> FitResult:
+def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: RegistrationOptions) -> FitResult:
     """Minimise the registration loss for every sample of the batch from ``init``."""
     params = init.detach()
     for t in params.tensors():

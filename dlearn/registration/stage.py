@@ -36,9 +36,8 @@ from dlearn.device import resolve_device
 from dlearn.registration.fit import (
     LOSS_TERMS,
     FitBatch,
-    FitOptions,
-    LossWeights,
     Params,
+    RegistrationOptions,
     data_loss,
     evaluated_vertices,
     fit,
@@ -52,42 +51,6 @@ log = logging.getLogger(__name__)
 STATUS = {"ok": 0, "kept_previous": 1, "no_correspondences": 2, "non_finite": 3}
 TORSO_PARTS = (1, 2)
 PARAM_KEYS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
-
-
-@dataclass(frozen=True)
-class RegistrationOptions:
-    """Options of the register stage.
-
-    Attributes:
-        batch_size: samples optimised together (independent problems, one vectorised loop).
-        chunk_size: samples per checkpointed chunk.
-        keep_best: keep a sample's previous-round fit when the new one fits the data worse.
-        use_depth: use the cGAN depths in the key-point loss (eq. 4).
-        device: auto (CUDA when present), cpu or cuda.
-        lr: Adam learning rate (the paper's 0.1).
-        steps: maximum optimisation steps per batch.
-        patience: steps between convergence checks.
-        tolerance: a batch stops when its total loss fell by less than this fraction over the
-            last patience steps.
-        scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
-        weights: loss term weights (the rule passes round 0's stiff ones for round 0).
-    """
-
-    batch_size: int = 512
-    chunk_size: int = 2048
-    keep_best: bool = True
-    use_depth: bool = True
-    device: str = "auto"
-    lr: float = 0.1
-    steps: int = 400
-    patience: int = 25
-    tolerance: float = 1e-4
-    scale_anchor: float = 0.1
-    weights: LossWeights = LossWeights()
-
-    @property
-    def fit(self) -> FitOptions:
-        return FitOptions(self.lr, self.steps, self.patience, self.tolerance, self.scale_anchor, self.weights)
 
 
 @dataclass
@@ -212,7 +175,7 @@ def _fit_chunk(
         local = np.arange(first, first + len(sub))
         batch = _batch(inputs, sub, device, dtype)
         start = _params_from({k: v[local] for k, v in init.items()}, device, dtype)
-        result = fit(model, start, batch, kp_ids, options.fit)
+        result = fit(model, start, batch, kp_ids, options)
         params, terms, total, joints = result.params, result.terms, result.total, result.joints
         status = np.full(len(sub), STATUS["ok"], np.uint8)
         status[(inputs.offsets[sub + 1] - inputs.offsets[sub]) == 0] = STATUS["no_correspondences"]
@@ -221,8 +184,8 @@ def _fit_chunk(
             previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
             with torch.no_grad():
                 vertices = evaluated_vertices(model, batch, kp_ids)
-                old_terms, old_pred = loss_terms(model, previous, batch, vertices, options.fit.scale_anchor)
-            worse = (data_loss(terms, options.fit.weights) > data_loss(old_terms, options.fit.weights)).cpu()
+                old_terms, old_pred = loss_terms(model, previous, batch, vertices, options.scale_anchor)
+            worse = (data_loss(terms, options.weights) > data_loss(old_terms, options.weights)).cpu()
             if bool(worse.any()):
                 for new, old in zip(params.tensors(), previous.tensors()):
                     new[worse] = old[worse]
@@ -230,7 +193,7 @@ def _fit_chunk(
                     terms[name][worse] = old_terms[name][worse]
                 joints[worse] = old_pred.joints[worse]
                 total = total.clone()
-                total[worse] = sum(getattr(options.fit.weights, n) * old_terms[n][worse] for n in LOSS_TERMS)
+                total[worse] = sum(getattr(options.weights, n) * old_terms[n][worse] for n in LOSS_TERMS)
                 status[worse.numpy() & (status == STATUS["ok"])] = STATUS["kept_previous"]
         rotation = params.rotation.reshape(-1, 3, 3)
         out["pose"].append(params.pose.cpu().numpy())
