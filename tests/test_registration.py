@@ -164,6 +164,12 @@ def test_shards_merged_equal_a_single_run(exact_data: dict, tmp_path: Path) -> N
         np.testing.assert_allclose(merged[key][...], single[key][...], atol=1e-5, err_msg=key)
     with pytest.raises(ValueError, match="shards hold"):
         merge_registration(shards[:2], exact_data["corr"], tmp_path / "bad.zarr")
+    # More shards than samples: the extra shards are empty, valid stores.
+    many = [tmp_path / f"many_{i}.zarr" for i in range(8)]
+    for i, path in enumerate(many):
+        _register(exact_data, path, FAST, shard=i, num_shards=8)
+    merge_registration(many, exact_data["corr"], tmp_path / "merged8.zarr")
+    np.testing.assert_allclose(open_store(tmp_path / "merged8.zarr")["pose"][...], single["pose"][...], atol=1e-5)
 
 
 def test_empty_and_non_finite_samples_are_flagged_without_disturbing_the_others(

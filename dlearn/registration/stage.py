@@ -205,6 +205,11 @@ def _fit_chunk(
         out["losses"].append(torch.stack([terms[n] for n in LOSS_TERMS], dim=1).cpu().numpy())
         out["total"].append(total.cpu().numpy())
         out["status"].append(status)
+    if not len(rows):  # an empty shard (more shards than samples) still writes a valid store
+        shapes = {"pose": (23, 3), "scales": (24,), "rotation": (3, 3), "cam_scale": (), "cam_translation": (2,),
+                  "joints": (24, 3), "losses": (len(LOSS_TERMS),), "total": ()}  # fmt: skip
+        empty = {k: np.zeros((0, *shape), np.float32) for k, shape in shapes.items()}
+        return {**empty, "status": np.zeros(0, np.uint8)}
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
