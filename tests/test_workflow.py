@@ -106,6 +106,9 @@ def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Pat
         assert (tmp_path / "logs" / f"{rule}.log").exists()
         assert (tmp_path / "logs" / "benchmarks" / f"{rule}.tsv").exists()
     assert "Nothing to be done" in _dry_run(tmp_path)
+    # The browsable report gathers the figures with their captions.
+    snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    assert (tmp_path / "report.html").stat().st_size > 100_000
     # A changed crop size reruns the crops and what depends on them, not the data generation.
     write_config(tmp_path, crops__image_size=48)
     plan = _dry_run(tmp_path)
