@@ -21,20 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from dlearn.body.keypoints import ROOT_KEYPOINTS
-from dlearn.data.store import open_store, read_sample_ids
+from dlearn.data.store import open_store, read_aligned, read_sample_ids
 
 log = logging.getLogger(__name__)
 
 _HIPS = list(ROOT_KEYPOINTS)
-
-
-def _aligned(group, ids: list[str], name: str, path: Path) -> np.ndarray:
-    """``group[name]`` reordered to ``ids``; an id missing from the store is an error naming it."""
-    index = {s: i for i, s in enumerate(read_sample_ids(group))}
-    missing = [s for s in ids if s not in index]
-    if missing:
-        raise ValueError(f"{path}: no sample(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    return np.asarray(group[name][...])[[index[s] for s in ids]]
 
 
 def scaled_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -79,12 +70,13 @@ def evaluate_depths(
     depth = np.asarray(dgroup["depth"][...], np.float64)
     scale = np.asarray(dgroup["scale"][...], np.float64)
     cgroup = open_store(crops_path, stage="crops", required=("keypoints", "box"))
-    keypoints = _aligned(cgroup, ids, "keypoints", crops_path).astype(np.float64)
-    side = _aligned(cgroup, ids, "box", crops_path)[:, 2].astype(np.float64)
+    crops = read_aligned(cgroup, ids, ("keypoints", "box"), crops_path)
+    keypoints = crops["keypoints"].astype(np.float64)
+    side = crops["box"][:, 2].astype(np.float64)
     ggroup = open_store(gt_path, required=("keypoints3d", "cam_rotation", "cam_scale"))
-    kp3d = _aligned(ggroup, ids, "keypoints3d", gt_path).astype(np.float64)
-    rotation = _aligned(ggroup, ids, "cam_rotation", gt_path).astype(np.float64)
-    cam_scale = _aligned(ggroup, ids, "cam_scale", gt_path).astype(np.float64)
+    gt_keys = ("keypoints3d", "cam_rotation", "cam_scale")
+    gt_arrays = read_aligned(ggroup, ids, gt_keys, gt_path)
+    kp3d, rotation, cam_scale = (gt_arrays[k].astype(np.float64) for k in gt_keys)
 
     labelled = keypoints[..., 2] > 0
     keep = labelled[:, _HIPS].all(1)

@@ -163,6 +163,22 @@ def read_sample_ids(group: zarr.Group) -> list[str]:
     return [str(s) for s in group[SAMPLE_ID][...]]
 
 
+def read_aligned(group: zarr.Group, ids: Sequence[str], keys: Sequence[str], source: str | Path) -> dict[str, np.ndarray]:
+    """Per-sample arrays ``keys`` of a store, reordered to ``ids`` (stores are joined by sample id,
+    never by row).
+
+    Raises:
+        StoreError: an id is missing from the store; names ``source`` and the first ids.
+    """
+    row = {sid: i for i, sid in enumerate(read_sample_ids(group))}
+    missing = [sid for sid in ids if sid not in row]
+    if missing:
+        more = " ..." if len(missing) > 5 else ""
+        raise StoreError(f"{source}: no entry for {len(missing)} sample(s): {', '.join(missing[:5])}{more}")
+    index = np.array([row[sid] for sid in ids], dtype=np.int64)
+    return {key: np.asarray(group[key][...])[index] for key in keys}
+
+
 def csr_offsets(counts: Sequence[int] | np.ndarray) -> np.ndarray:
     """(N + 1,) int64 offsets of a CSR layout from per-sample counts."""
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)

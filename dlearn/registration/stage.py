@@ -31,7 +31,7 @@ from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import keypoint_vertex_ids
 from dlearn.body.model import BodyModel
-from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
+from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.registration.fit import (
     LOSS_TERMS,
@@ -43,6 +43,7 @@ from dlearn.registration.fit import (
     fit,
     initial_params,
     loss_terms,
+    weighted_total,
 )
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,7 @@ class _Inputs:
 
 def _aligned(path: Path, ids: list[str], stage: str | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per-sample arrays of a store, reordered to ``ids`` (every id must be present)."""
-    group = open_store(path, stage=stage, required=keys)
-    row = {sid: i for i, sid in enumerate(read_sample_ids(group))}
-    missing = [sid for sid in ids if sid not in row]
-    if missing:
-        raise StoreError(f"{path}: no entry for {len(missing)} sample(s) (first: {missing[0]})")
-    index = np.array([row[sid] for sid in ids], dtype=np.int64)
-    return {key: np.asarray(group[key][...])[index] for key in keys}
+    return read_aligned(open_store(path, stage=stage, required=keys), ids, keys, path)
 
 
 def _load_inputs(
@@ -185,20 +180,18 @@ def _fit_chunk(
             with torch.no_grad():
                 vertices = evaluated_vertices(model, batch, kp_ids)
                 old_terms, old_pred = loss_terms(model, previous, batch, vertices, options.scale_anchor)
-            worse = (data_loss(terms, options.weights) > data_loss(old_terms, options.weights)).cpu()
+            worse = data_loss(terms, options.weights) > data_loss(old_terms, options.weights)
             if bool(worse.any()):
                 for new, old in zip(params.tensors(), previous.tensors()):
                     new[worse] = old[worse]
                 for name in LOSS_TERMS:
                     terms[name][worse] = old_terms[name][worse]
                 joints[worse] = old_pred.joints[worse]
-                total = total.clone()
-                total[worse] = sum(getattr(options.weights, n) * old_terms[n][worse] for n in LOSS_TERMS)
-                status[worse.numpy() & (status == STATUS["ok"])] = STATUS["kept_previous"]
-        rotation = params.rotation.reshape(-1, 3, 3)
+                total = torch.where(worse, weighted_total(old_terms, options.weights), total)
+                status[worse.cpu().numpy() & (status == STATUS["ok"])] = STATUS["kept_previous"]
         out["pose"].append(params.pose.cpu().numpy())
         out["scales"].append(params.scales.cpu().numpy())
-        out["rotation"].append(rotation_from_9d(rotation).cpu().numpy())
+        out["rotation"].append(rotation_from_9d(params.rotation).cpu().numpy())
         out["cam_scale"].append(params.cam_scale.cpu().numpy())
         out["cam_translation"].append(params.translation.cpu().numpy())
         out["joints"].append(joints.cpu().numpy())
@@ -211,6 +204,10 @@ def _fit_chunk(
         empty = {k: np.zeros((0, *shape), np.float32) for k, shape in shapes.items()}
         return {**empty, "status": np.zeros(0, np.uint8)}
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _status_counts(status: np.ndarray) -> dict[str, int]:
+    return {name: int((status == code).sum()) for name, code in STATUS.items()}
 
 
 def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:
@@ -305,10 +302,13 @@ def register(
         log.info("chunk %d: %d samples fitted (%d/%d)", c, len(chunk_rows), first + len(chunk_rows), len(rows))
     seconds = time.perf_counter() - start
 
-    empty = _fit_chunk(model, kp_ids, inputs, rows[:0], options) if not chunks else None
-    merged = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]} if chunks else empty
-    assert merged is not None
-    status_counts = {name: int((merged["status"] == code).sum()) for name, code in STATUS.items()}
+    # An empty shard has no chunk; _fit_chunk of no rows gives the empty arrays.
+    merged = (
+        {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}
+        if chunks
+        else _fit_chunk(model, kp_ids, inputs, rows, options)
+    )
+    status_counts = _status_counts(merged["status"])
     write_store(
         out_path,
         merged,
@@ -354,7 +354,7 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
     keys = [k for k in parts[0].array_keys() if k != "sample_id"]
     merged = {k: np.concatenate([np.asarray(g[k][...]) for g in parts]) for k in keys}
     attrs = dict(parts[0].attrs)
-    counts = {name: int((merged["status"] == code).sum()) for name, code in STATUS.items()}
+    counts = _status_counts(merged["status"])
     write_store(
         out_path,
         merged,
