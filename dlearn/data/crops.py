@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -146,10 +147,13 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         w.write("keypoints", crop_keypoints(samples, boxes))
         images = w.create("image", (len(samples), size, size, 3), np.uint8, chunk_rows=options.chunk_rows)
         rows = options.chunk_rows
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(options.workers) if options.workers > 1 and len(tasks) > rows else _SerialPool() as pool:
+        # Worker processes only pay off beyond one chunk of images.
+        use_pool = options.workers > 1 and len(tasks) > rows
+        pool_context = multiprocessing.get_context("spawn").Pool(options.workers) if use_pool else nullcontext()
+        with pool_context as pool:
+            crop_all = pool.map if pool is not None else lambda fn, items: [fn(item) for item in items]
             for first in range(0, len(tasks), rows):
-                batch = pool.map(_crop_one, tasks[first : first + rows])
+                batch = crop_all(_crop_one, tasks[first : first + rows])
                 images[first : first + len(batch)] = np.stack(batch)
     seconds = time.perf_counter() - start
     summary = {
@@ -161,15 +165,3 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
     log.info("%s: %d crops of %d px (%s), %.1f images/s", out_path, len(samples), size, report.summary(), summary["images_per_second"])
     return summary
 
-
-class _SerialPool:
-    """In-process stand-in for a Pool when one worker (or one chunk) makes processes a waste."""
-
-    def map(self, fn, items):  # noqa: ANN001, ANN201 - mirrors multiprocessing.Pool.map
-        return [fn(item) for item in items]
-
-    def __enter__(self) -> "_SerialPool":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
