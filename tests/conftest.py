@@ -53,3 +53,46 @@ def standin_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     from dlearn.body.standin import write_standin
 
     return write_standin(tmp_path_factory.mktemp("standin"))
+
+
+@pytest.fixture(scope="session")
+def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Path, Path]) -> dict[str, Path]:
+    """Six exact synthetic persons, their crops, correspondences, oracle depths and the true
+    parameters as a registration store (``truth``)."""
+    from dlearn.body.io import load_body_model
+    from dlearn.body.keypoints import ROOT_KEYPOINTS
+    from dlearn.data.crops import CropOptions, make_crops
+    from dlearn.data.store import open_store, read_sample_ids, write_store
+    from dlearn.data.synth import SynthOptions, synthesize
+    from dlearn.densepose.match import MatchOptions, match_correspondences
+
+    root = tmp_path_factory.mktemp("exact")
+    model, uv = standin_files
+    synthesize(model, uv, root, SynthOptions(num_train=6, num_test=1, image_size=96, workers=1))
+    make_crops(root / "densepose_train.json", root, root / "crops.zarr", CropOptions(image_size=32, workers=1))
+    match_correspondences(
+        root / "densepose_train.json", root / "crops.zarr", uv, root / "corr.zarr", MatchOptions(),
+        load_body_model(model).num_vertices,
+    )  # fmt: skip
+    crops, gt = open_store(root / "crops.zarr"), open_store(root / "gt_train.zarr")
+    ids = read_sample_ids(crops)
+    row = {s: i for i, s in enumerate(read_sample_ids(gt))}
+    idx = [row[s] for s in ids]
+    box = crops["box"][...]
+    half = box[:, 2] / 2
+    rotation = gt["cam_rotation"][...][idx]
+    scale = gt["cam_scale"][...][idx] / half
+    z = scale[:, None] * np.einsum("nij,nkj->nki", rotation, gt["keypoints3d"][...][idx])[..., 2]
+    z -= z[:, list(ROOT_KEYPOINTS)].mean(1, keepdims=True)
+    write_store(root / "depths.zarr", {"depth": z, "valid": np.ones_like(z, bool)}, stage="cgan_predict", sample_id=ids)
+    truth = {
+        "pose": gt["pose"][...][idx],
+        "scales": gt["scales"][...][idx],
+        "rotation": rotation,
+        "cam_scale": scale,
+        "cam_translation": (gt["cam_translation"][...][idx] - box[:, :2]) / half[:, None],
+    }
+    truth["status"] = np.zeros(len(ids), np.uint8)
+    write_store(root / "truth.zarr", truth, stage="merge_registration", sample_id=ids)
+    return {"root": root, "model": model, "corr": root / "corr.zarr", "crops": root / "crops.zarr",
+            "depths": root / "depths.zarr", "truth": root / "truth.zarr", "gt": root / "gt_train.zarr"}  # fmt: skip

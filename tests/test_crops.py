@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlearn.data.crops import CropOptions, ImageError, crop_image, from_crop, make_crops, square_boxes, to_crop
+from dlearn.data.crops import (
+    CropOptions,
+    ImageError,
+    crop_image,
+    from_crop,
+    make_crops,
+    square_boxes,
+    to_crop,
+)
 from dlearn.data.store import open_store, read_sample_ids
 
 

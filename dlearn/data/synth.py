@@ -96,7 +96,12 @@ from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_bod
 from dlearn.body.keypoints import LIMB_JOINTS, coco_keypoints, keypoint_vertex_ids
 from dlearn.data.store import csr_offsets, write_store
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES, DP_GRID, NUM_KEYPOINTS
-from dlearn.densepose.uv import NUM_PARTS, UVCharts, UVChartError, face_chart_corners, load_uv_charts, part_colours
+from dlearn.densepose.uv import (
+    NUM_PARTS,
+    face_chart_corners,
+    load_uv_charts,
+    part_colours,
+)
 
 log = logging.getLogger(__name__)
 

@@ -155,16 +155,28 @@ def predict(model: BodyModel, params: Params, batch: FitBatch, vertices: VertexS
     return Prediction(projected[:, :p], projected[:, p:], depth - root_depth, out.joints)
 
 
-def loss_terms(
-    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, scale_anchor: float
+def data_terms(
+    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection
 ) -> tuple[dict[str, Tensor], Prediction]:
-    """Each loss term per sample, (B,) each, and the prediction they were computed from."""
+    """The terms that compare the body with the annotations, L_dense and L_KP, (B,) each (the
+    regressor's loss uses them too), and the prediction they were computed from."""
     pred = predict(model, params, batch, vertices)
     terms = {
         "dense": losses.dense_loss(pred.dense, batch.point, batch.point_mask),
         "kp": losses.keypoint_loss(
             pred.keypoints, batch.keypoints, batch.keypoint_mask, pred.keypoint_depth, batch.depth, batch.depth_mask
         ),
+    }
+    return terms, pred
+
+
+def loss_terms(
+    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, scale_anchor: float
+) -> tuple[dict[str, Tensor], Prediction]:
+    """Each loss term per sample, (B,) each, and the prediction they were computed from."""
+    terms, pred = data_terms(model, params, batch, vertices)
+    terms = {
+        **terms,
         "scale": losses.scale_loss(params.scales, model.parents, scale_anchor),
         "joint": losses.joint_loss(params.pose),
         "det": losses.det_loss(params.rotation),

@@ -31,11 +31,11 @@ from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import keypoint_vertex_ids
 from dlearn.body.model import BodyModel
-from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids, write_store
+from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.registration.data import PARAM_KEYS, FitData, fit_batch, load_fit_data, read_params
 from dlearn.registration.fit import (
     LOSS_TERMS,
-    FitBatch,
     Params,
     RegistrationOptions,
     data_loss,
@@ -51,77 +51,23 @@ log = logging.getLogger(__name__)
 #: Status codes of the output store.
 STATUS = {"ok": 0, "kept_previous": 1, "no_correspondences": 2, "non_finite": 3}
 TORSO_PARTS = (1, 2)
-PARAM_KEYS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
 
 
 @dataclass
 class _Inputs:
-    ids: list[str]
-    offsets: np.ndarray
-    vertex: np.ndarray
-    point: np.ndarray
-    part: np.ndarray
-    keypoints: np.ndarray  # (N, 17, 3)
-    depth: np.ndarray  # (N, 17)
-    depth_mask: np.ndarray  # (N, 17)
+    data: FitData
     init: dict[str, np.ndarray] | None  # round k >= 1: the previous round's predictions
     previous: dict[str, np.ndarray] | None  # keep-best: the previous round's registration
-
-
-def _aligned(path: Path, ids: list[str], stage: str | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Per-sample arrays of a store, reordered to ``ids`` (every id must be present)."""
-    return read_aligned(open_store(path, stage=stage, required=keys), ids, keys, path)
 
 
 def _load_inputs(
     correspondences: Path, crops: Path, depths: Path | None, init: Path | None, previous: Path | None
 ) -> _Inputs:
-    corr = open_store(correspondences, stage="match", required=["offsets", "vertex", "point", "part"])
-    ids = read_sample_ids(corr)
-    keypoints = _aligned(crops, ids, "crops", ("keypoints",))["keypoints"]
-    if depths is not None:
-        d = _aligned(depths, ids, None, ("depth", "valid"))
-        depth, depth_mask = d["depth"].astype(np.float64), d["valid"].astype(np.float64)
-    else:
-        depth, depth_mask = np.zeros((len(ids), 17)), np.zeros((len(ids), 17))
+    data = load_fit_data(correspondences, crops, depths)
     return _Inputs(
-        ids=ids,
-        offsets=np.asarray(corr["offsets"][...]),
-        vertex=np.asarray(corr["vertex"][...], dtype=np.int64),
-        point=np.asarray(corr["point"][...], dtype=np.float64),
-        part=np.asarray(corr["part"][...], dtype=np.int64),
-        keypoints=keypoints.astype(np.float64),
-        depth=depth,
-        depth_mask=depth_mask,
-        init=_aligned(init, ids, None, PARAM_KEYS) if init is not None else None,
-        previous=_aligned(previous, ids, "merge_registration", PARAM_KEYS) if previous is not None else None,
-    )
-
-
-def _batch(inputs: _Inputs, rows: np.ndarray, device: torch.device, dtype: torch.dtype) -> FitBatch:
-    counts = inputs.offsets[rows + 1] - inputs.offsets[rows]
-    p = max(int(counts.max()), 1)
-    b = len(rows)
-    vertex = np.zeros((b, p), np.int64)
-    point = np.zeros((b, p, 2))
-    mask = np.zeros((b, p))
-    for i, r in enumerate(rows):
-        span = slice(inputs.offsets[r], inputs.offsets[r + 1])
-        c = counts[i]
-        vertex[i, :c], point[i, :c], mask[i, :c] = inputs.vertex[span], inputs.point[span], 1.0
-    kp = inputs.keypoints[rows]
-
-    def t(x: np.ndarray, kind: torch.dtype = dtype) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=kind, device=device)
-
-    return FitBatch(
-        vertex=t(vertex, torch.long),
-        point=t(point),
-        point_mask=t(mask),
-        keypoints=t(kp[..., :2]),
-        keypoint_mask=t((kp[..., 2] > 0).astype(np.float64)),
-        depth=t(inputs.depth[rows]),
-        depth_mask=t(inputs.depth_mask[rows]),
+        data=data,
+        init=read_params(init, data.ids) if init is not None else None,
+        previous=read_params(previous, data.ids, "merge_registration") if previous is not None else None,
     )
 
 
@@ -138,13 +84,13 @@ def _params_from(arrays: dict[str, np.ndarray], device: torch.device, dtype: tor
     )
 
 
-def _round0_init(model: BodyModel, inputs: _Inputs, rows: np.ndarray) -> dict[str, np.ndarray]:
+def _round0_init(model: BodyModel, data: FitData, rows: np.ndarray) -> dict[str, np.ndarray]:
     template = model.v_template.detach().cpu().numpy().astype(np.float64)
-    spans = [slice(inputs.offsets[r], inputs.offsets[r + 1]) for r in rows]
+    spans = [slice(data.offsets[r], data.offsets[r + 1]) for r in rows]
     camera = initial_params(
-        [template[inputs.vertex[s]] for s in spans],
-        [inputs.point[s] for s in spans],
-        [inputs.part[s] for s in spans],
+        [template[data.vertex[s]] for s in spans],
+        [data.point[s] for s in spans],
+        [data.part[s] for s in spans],
         TORSO_PARTS,
     )
     n = len(rows)
@@ -162,18 +108,18 @@ def _fit_chunk(
 ) -> dict[str, np.ndarray]:
     dtype, device = model.dtype, kp_ids.device
     init = (
-        {k: v[rows] for k, v in inputs.init.items()} if inputs.init is not None else _round0_init(model, inputs, rows)
+        {k: v[rows] for k, v in inputs.init.items()} if inputs.init is not None else _round0_init(model, inputs.data, rows)
     )
     out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints", "losses", "total", "status")}
     for first in range(0, len(rows), options.batch_size):
         sub = rows[first : first + options.batch_size]
         local = np.arange(first, first + len(sub))
-        batch = _batch(inputs, sub, device, dtype)
+        batch = fit_batch(inputs.data, sub, device, dtype)
         start = _params_from({k: v[local] for k, v in init.items()}, device, dtype)
         result = fit(model, start, batch, kp_ids, options)
         params, terms, total, joints = result.params, result.terms, result.total, result.joints
         status = np.full(len(sub), STATUS["ok"], np.uint8)
-        status[(inputs.offsets[sub + 1] - inputs.offsets[sub]) == 0] = STATUS["no_correspondences"]
+        status[inputs.data.counts(sub) == 0] = STATUS["no_correspondences"]
         status[result.non_finite.cpu().numpy()] = STATUS["non_finite"]
         if options.keep_best and inputs.previous is not None:
             previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
@@ -271,7 +217,7 @@ def register(
     data = load_body_model(body_model)
     model = BodyModel(data, dtype=torch.float32).to(device)
     kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
-    rows = shard_rows(len(inputs.ids), shard, num_shards)
+    rows = shard_rows(len(inputs.data.ids), shard, num_shards)
 
     checkpoint_dir = checkpoint_dir or out_path.with_name(f".{out_path.name}.checkpoint")
     fingerprint = _fingerprint(options, [correspondences, crops, depths, init, previous, body_model], shard, num_shards)
@@ -313,7 +259,7 @@ def register(
         out_path,
         merged,
         stage="register",
-        sample_id=[inputs.ids[r] for r in rows],
+        sample_id=[inputs.data.ids[r] for r in rows],
         options=asdict(options),
         attrs={
             "status_codes": STATUS,
