@@ -1,0 +1,183 @@
+"""Training data of the regressor: crops, registration targets and loss targets, read in batches.
+
+Images stay in the crops store (a paper-scale run does not fit in memory) and are read one
+batch at a time by DataLoader workers. Random access to single rows of a chunked store would
+decompress a whole chunk per image, so batches are drawn by :func:`epoch_batches` from a few
+shuffled chunks at a time: every chunk is decoded about once per epoch, and a batch still mixes
+samples of ``shuffle_chunks`` chunks.
+
+Augmentation runs on the training device, batched (:func:`augment`): a random similarity of the
+crop (scale and shift) applied to the image and, exactly, to every 2D target and the camera,
+and per-channel colour gains. Horizontal flips are not used: they need a left/right swap of
+joints, pose parameters, parts and vertices, which the stand-in's symmetry map would allow but
+real SMPL files do not carry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import zarr
+from torch import Tensor
+
+from dlearn.data.store import open_store, read_sample_ids
+from dlearn.registration.data import FitData, padded_arrays
+from dlearn.registration.fit import FitBatch
+from dlearn.regressor.model import THETA_SLICES
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Training augmentation (off: all zero).
+
+    Attributes:
+        scale: crops are zoomed by a factor drawn from [1 - scale, 1 + scale].
+        translation: crops are shifted by up to this fraction of the half crop side, per axis.
+        colour: per-channel gains drawn from [1 - colour, 1 + colour].
+    """
+
+    scale: float = 0.1
+    translation: float = 0.1
+    colour: float = 0.2
+
+
+def crop_rows(crops_path: Path, ids: list[str]) -> np.ndarray:
+    """Row of each sample id in the crops store (errors name the store and a missing id)."""
+    crop_ids = read_sample_ids(open_store(crops_path, stage="crops", required=["image"]))
+    row = {sid: i for i, sid in enumerate(crop_ids)}
+    missing = [sid for sid in ids if sid not in row]
+    if missing:
+        raise ValueError(f"{crops_path}: {len(missing)} samples have no crop, e.g. {missing[0]}")
+    return np.array([row[sid] for sid in ids], dtype=np.int64)
+
+
+def read_images(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), S, S, 3) images of arbitrary rows, decoding each touched chunk once."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    unique, inverse = np.unique(sorted_rows, return_inverse=True)
+    block = np.asarray(array.oindex[unique])[inverse]
+    out = np.empty_like(block)
+    out[order] = block
+    return out
+
+
+class RegressorBatches(torch.utils.data.Dataset):
+    """Index = an array of sample positions; item = that whole batch as numpy arrays.
+
+    Args:
+        crops_path: the crops store (opened lazily in each worker process: a zarr handle must
+            not cross a fork).
+        image_rows: (N,) crops-store row of each sample.
+        targets: (N, 105) registration theta of each sample (None for prediction).
+        fit_data: loss targets, rows aligned with the samples (None for prediction).
+        fit_rows: (N,) row of each sample in ``fit_data``.
+        num_points: dense points are padded (or cut) to this many per sample.
+    """
+
+    def __init__(
+        self,
+        crops_path: Path,
+        image_rows: np.ndarray,
+        targets: np.ndarray | None = None,
+        fit_data: FitData | None = None,
+        fit_rows: np.ndarray | None = None,
+        num_points: int = 1,
+    ):
+        self.crops_path = Path(crops_path)
+        self.image_rows = image_rows
+        self.targets = targets
+        self.fit_data = fit_data
+        self.fit_rows = fit_rows
+        self.num_points = num_points
+        self._array: zarr.Array | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.image_rows)
+
+    def _images(self) -> zarr.Array:
+        if self._array is None or self._pid != os.getpid():
+            self._array = zarr.open_group(self.crops_path, mode="r")["image"]
+            self._pid = os.getpid()
+        return self._array
+
+    def __getitem__(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        positions = np.asarray(positions)
+        item = {"image": read_images(self._images(), self.image_rows[positions]), "position": positions}
+        if self.targets is not None:
+            item["theta"] = self.targets[positions]
+        if self.fit_data is not None and self.fit_rows is not None:
+            item.update(padded_arrays(self.fit_data, self.fit_rows[positions], self.num_points))
+        return item
+
+
+def epoch_batches(
+    image_rows: np.ndarray, chunk_rows: int, batch_size: int, shuffle_chunks: int, generator: torch.Generator
+) -> list[np.ndarray]:
+    """One epoch's batches of sample positions: chunks in random order, samples shuffled within
+    windows of ``shuffle_chunks`` chunks. A last batch of one sample is dropped (batch norm)."""
+    chunk_of = image_rows // chunk_rows
+    chunks = np.unique(chunk_of)
+    chunks = chunks[torch.randperm(len(chunks), generator=generator).numpy()]
+    order = []
+    for first in range(0, len(chunks), shuffle_chunks):
+        window = np.flatnonzero(np.isin(chunk_of, chunks[first : first + shuffle_chunks]))
+        order.append(window[torch.randperm(len(window), generator=generator).numpy()])
+    positions = np.concatenate(order) if order else np.zeros(0, np.int64)
+    batches = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
+    return [b for b in batches if len(b) > 1]
+
+
+def images_to_tensor(images: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [0, 1] on ``device``."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def augment(
+    images: Tensor, theta: Tensor, batch: FitBatch, options: AugmentOptions, generator: torch.Generator
+) -> tuple[Tensor, Tensor, FitBatch]:
+    """Random similarity p -> a p + b of each crop (normalised coordinates) and colour gains.
+
+    The image is resampled; 2D points, keypoints and the camera move with it (weak perspective:
+    camera scale a s, translation a t + b), depths scale by a; pose, segment scales and the
+    camera rotation are unchanged. Random numbers come from the CPU ``generator`` so that a run
+    is reproducible on any device.
+    """
+    b = images.shape[0]
+    device = images.device
+
+    def uniform(*shape: int) -> Tensor:
+        return (2 * torch.rand(*shape, generator=generator) - 1).to(device)
+
+    a = 1 + options.scale * uniform(b)
+    shift = options.translation * uniform(b, 2)
+    gains = 1 + options.colour * uniform(b, 3)
+    # grid_sample's grid gives, per output pixel p', the input position p = (p' - b) / a.
+    affine = torch.zeros(b, 2, 3, device=device)
+    affine[:, 0, 0] = affine[:, 1, 1] = 1 / a
+    affine[:, :, 2] = -shift / a[:, None]
+    grid = F.affine_grid(affine.to(images.dtype), list(images.shape), align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped = (warped * gains[:, :, None, None].to(images.dtype)).clamp_(0, 1)
+
+    theta = theta.clone()
+    cam_scale, translation = THETA_SLICES["cam_scale"], THETA_SLICES["translation"]
+    theta[:, cam_scale] = theta[:, cam_scale] * a[:, None]
+    theta[:, translation] = theta[:, translation] * a[:, None] + shift
+    moved = FitBatch(
+        vertex=batch.vertex,
+        point=batch.point * a[:, None, None] + shift[:, None, :],
+        point_mask=batch.point_mask,
+        keypoints=batch.keypoints * a[:, None, None] + shift[:, None, :],
+        keypoint_mask=batch.keypoint_mask,
+        depth=batch.depth * a[:, None],
+        depth_mask=batch.depth_mask,
+    )
+    return warped, theta, moved

@@ -1,0 +1,447 @@
+"""The `regress` and `predict` stages: train the ResNet regressor on round k's registrations
+(paper section 5, eqs. 5-6), then predict theta for every crop of a split.
+
+Loss per sample (eq. 5):  alpha smoothL1(theta - theta_registration) + beta L_dense + gamma L_KP,
+with the smooth-L1 summed over the 105 numbers of theta and L_dense, L_KP the registration's
+own terms (:func:`dlearn.registration.fit.data_terms`) evaluated on the predicted theta. Batch
+losses are means over samples.
+
+Samples whose registration status is neither ``ok`` nor ``kept_previous`` (no correspondences,
+non-finite) are excluded and counted. Each epoch ends with a checkpoint (network, optimiser,
+scheduler, epoch, RNG state, curve) written atomically outside the declared output; a rerun
+resumes after the last finished epoch and gives the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dlearn.body.camera import rotation_from_9d
+from dlearn.body.io import load_body_model
+from dlearn.body.keypoints import keypoint_vertex_ids
+from dlearn.body.model import BodyModel
+from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
+from dlearn.device import resolve_device
+from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
+from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
+from dlearn.registration.stage import STATUS
+from dlearn.regressor.data import (
+    AugmentOptions,
+    RegressorBatches,
+    augment,
+    crop_rows,
+    epoch_batches,
+    images_to_tensor,
+)
+from dlearn.regressor.model import (
+    THETA_SLICES,
+    Regressor,
+    RegressorSpec,
+    load_backbone_weights,
+    params_from_theta,
+    theta_from_arrays,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "dlearn-regressor"
+MODEL_VERSION = 1
+CHECKPOINT_NAME = "regressor_last.pt"
+#: Registration statuses whose fits are training targets.
+USABLE_STATUS = (STATUS["ok"], STATUS["kept_previous"])
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or model file is unreadable or of another kind; the message names it."""
+
+
+@dataclass(frozen=True)
+class RegressorLossWeights:
+    """Weights of the regressor loss (paper eq. 5 and section 6).
+
+    Attributes:
+        theta: alpha, on the smooth-L1 distance to the registration's theta.
+        dense: beta, on L_dense of the predicted body.
+        kp: gamma, on L_KP of the predicted body.
+    """
+
+    theta: float = 1.0
+    dense: float = 10.0
+    kp: float = 1.0
+
+
+@dataclass(frozen=True)
+class RegressorOptions:
+    """Options of the regressor's training (defaults: the paper's, section 6).
+
+    Attributes:
+        backbone: resnet18, resnet34 or resnet50 (the paper's).
+        head_hidden: width of the head's hidden layer.
+        pretrained: a local torchvision ResNet state dict (ImageNet weights), or none (train
+            from scratch). Ignored when warm-starting from a previous round's model.
+        epochs: passes over the training samples.
+        batch_size: crops per optimisation step.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        lr_schedule: constant, or cosine (decays to 0 over the epochs).
+        use_depth: use the cGAN depths in L_KP.
+        max_points: dense points per sample are cut to this many (padding cost).
+        workers: DataLoader worker processes.
+        shuffle_chunks: batches mix samples of this many store chunks (see regressor.data).
+        device: auto (CUDA when present), cpu or cuda.
+        amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
+        channels_last: channels-last memory format on CUDA; ignored on CPU.
+        seed: seed of the initialisation, the batch order and the augmentation.
+        weights: loss weights alpha, beta, gamma.
+        augment: crop and colour augmentation.
+    """
+
+    backbone: str = "resnet50"
+    head_hidden: int = 512
+    pretrained: str = "none"
+    epochs: int = 30
+    batch_size: int = 30
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    use_depth: bool = True
+    max_points: int = 256
+    workers: int = 2
+    shuffle_chunks: int = 8
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    weights: RegressorLossWeights = RegressorLossWeights()
+    augment: AugmentOptions = AugmentOptions()
+
+
+def regressor_loss(
+    body: BodyModel, kp_ids: Tensor, theta: Tensor, target: Tensor, batch: FitBatch, weights: RegressorLossWeights
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Paper eq. 5 for a batch: (scalar mean total, per-sample terms theta, dense, kp (B,) each)."""
+    terms, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch, kp_ids))
+    terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
+    total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
+    return total.mean(), terms
+
+
+def reference_theta(targets: np.ndarray) -> Tensor:
+    """Mean training theta, except the rotation: upright and facing the camera (a mean of front
+    and back views would be a degenerate matrix)."""
+    ref = torch.as_tensor(targets.mean(axis=0), dtype=torch.float32)
+    ref[THETA_SLICES["rotation"]] = torch.as_tensor(UPRIGHT_FACING.reshape(9), dtype=torch.float32)
+    return ref
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, what: str) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: unreadable {what} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path}: not a dlearn regressor {what}")
+    return obj
+
+
+def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[str, Any]]:
+    """The trained network of a ``model.pt`` (eval mode) and the file's contents."""
+    saved = _load(Path(path), "model")
+    model = Regressor(RegressorSpec(**saved["spec"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), saved
+
+
+def _fingerprint(options: RegressorOptions, inputs: list[Path | None]) -> str:
+    parts = [json.dumps(asdict(options), sort_keys=True)]
+    for path in inputs:
+        if path is not None:
+            meta = path / "zarr.json" if path.is_dir() else path
+            parts.append(f"{path}:{meta.stat().st_mtime_ns if meta.exists() else 0}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _schedule(options: RegressorOptions) -> Any:
+    if options.lr_schedule == "constant":
+        return lambda epoch: 1.0
+    if options.lr_schedule == "cosine":
+        return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max(options.epochs, 1)))
+    raise ValueError(f"lr_schedule must be constant or cosine, got {options.lr_schedule!r}")
+
+
+def _loader(dataset: RegressorBatches, batches: list[np.ndarray], workers: int, pin: bool) -> torch.utils.data.DataLoader:
+    # batch_size=None: each sampler item is a whole batch of positions (see RegressorBatches).
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=batches, num_workers=workers, pin_memory=pin,
+        prefetch_factor=4 if workers > 0 else None,
+    )  # fmt: skip
+
+
+def train_regressor(
+    crops: Path,
+    correspondences: Path,
+    registration: Path,
+    body_model: Path,
+    out_model: Path,
+    checkpoint_dir: Path,
+    options: RegressorOptions,
+    *,
+    depths: Path | None = None,
+    init_model: Path | None = None,
+) -> dict[str, Any]:
+    """Train the regressor on a round's registrations; write ``out_model``.
+
+    Args:
+        crops: ``crops_train.zarr``.
+        correspondences: ``correspondences_train.zarr`` (L_dense targets).
+        registration: the round's ``registration.zarr`` (theta targets, status).
+        body_model: the SMPL-format model file.
+        out_model: the trained network, its options and training curve.
+        checkpoint_dir: per-epoch checkpoints, kept until ``out_model`` is written.
+        options: :class:`RegressorOptions`.
+        depths: cGAN ``depths_train.zarr`` (L_KP's depth term; None: 2D only).
+        init_model: warm start from this ``model.pt`` (the previous round's).
+
+    Returns:
+        A summary: samples, excluded counts, seconds, images/s, final losses.
+    """
+    torch.manual_seed(options.seed)
+    device = resolve_device(options.device)
+    cuda = device.type == "cuda"
+    fit_data = load_fit_data(correspondences, crops, depths if options.use_depth else None)
+    reg = read_aligned(
+        open_store(registration, stage="merge_registration", required=[*PARAM_KEYS, "status"]),
+        fit_data.ids,
+        (*PARAM_KEYS, "status"),
+        registration,
+    )
+    usable = np.isin(reg["status"], USABLE_STATUS)
+    code_name = {code: name for name, code in STATUS.items()}
+    excluded = {code_name.get(int(c), str(c)): int((reg["status"] == c).sum()) for c in np.unique(reg["status"][~usable])}
+    if not usable.any():
+        raise ValueError(f"{registration}: no sample has a usable registration ({excluded})")
+    log.info("%d samples to train on, excluded by registration status: %s", int(usable.sum()), excluded or "none")
+    fit_rows = np.flatnonzero(usable)
+    image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
+    targets = theta_from_arrays(reg)[fit_rows]
+    num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
+    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points)
+    chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
+
+    spec = RegressorSpec(options.backbone, options.head_hidden)
+    if init_model is not None:
+        previous = _load(Path(init_model), "model")
+        if RegressorSpec(**previous["spec"]) != spec:
+            raise ValueError(f"{init_model}: a {previous['spec']} network cannot warm-start a {asdict(spec)} one")
+        model = Regressor(spec)
+        model.load_state_dict(previous["state_dict"])
+        log.info("warm start from %s", init_model)
+    else:
+        model = Regressor(spec, reference_theta(targets))
+        if options.pretrained != "none":
+            load_backbone_weights(model, Path(options.pretrained))
+            log.info("backbone weights from %s", options.pretrained)
+    channels_last = cuda and options.channels_last
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(options))
+    use_amp = cuda and options.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    generator = torch.Generator().manual_seed(options.seed)
+
+    data = load_body_model(body_model)
+    body = BodyModel(data, dtype=torch.float32).to(device)
+    kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
+
+    checkpoint_dir = Path(checkpoint_dir)
+    ckpt_path = checkpoint_dir / CHECKPOINT_NAME
+    fingerprint = _fingerprint(options, [crops, correspondences, registration, depths, init_model, Path(body_model)])
+    epoch, curve = 0, []
+    if ckpt_path.exists():
+        ckpt = _load(ckpt_path, "checkpoint")
+        if ckpt.get("fingerprint") == fingerprint:
+            model.load_state_dict(ckpt["state_dict"])
+            optimiser.load_state_dict(ckpt["optimiser"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            generator.set_state(ckpt["rng"])
+            epoch, curve = int(ckpt["epoch"]), list(ckpt["curve"])
+            log.info("resuming after epoch %d from %s", epoch, ckpt_path)
+        else:
+            log.warning("%s: checkpoint of other options or inputs, starting over", ckpt_path)
+
+    start = time.perf_counter()
+    while epoch < options.epochs:
+        model.train()
+        batches = epoch_batches(image_rows, chunk_rows, options.batch_size, options.shuffle_chunks, generator)
+        sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0}
+        seen, wait, t_epoch = 0, 0.0, time.perf_counter()
+        t_data = time.perf_counter()
+        for item in _loader(dataset, batches, options.workers, cuda):
+            wait += time.perf_counter() - t_data
+            images = images_to_tensor(item["image"], device, channels_last)
+            theta_target = item["theta"].to(device, non_blocking=True)
+            batch = to_fit_batch(item, device, torch.float32)
+            images, theta_target, batch = augment(images, theta_target, batch, options.augment, generator)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                theta = model(images)
+            loss, terms = regressor_loss(body, kp_ids, theta.float(), theta_target, batch, options.weights)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            b = images.shape[0]
+            seen += b
+            sums["total"] += float(loss.detach()) * b
+            for name, value in terms.items():
+                sums[name] += float(value.detach().sum())
+            t_data = time.perf_counter()
+        scheduler.step()
+        epoch += 1
+        seconds = time.perf_counter() - t_epoch
+        row = {
+            "epoch": epoch,
+            **{k: v / max(seen, 1) for k, v in sums.items()},
+            "lr": optimiser.param_groups[0]["lr"],
+            "images_per_second": seen / max(seconds, 1e-9),
+            "data_wait_fraction": wait / max(seconds, 1e-9),
+        }
+        curve.append(row)
+        log.info(
+            "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f), %.1f images/s, %.0f%% waiting for data",
+            epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"],
+            row["images_per_second"], 100 * row["data_wait_fraction"],
+        )  # fmt: skip
+        _atomic_save(
+            {
+                "format": MODEL_FORMAT,
+                "version": MODEL_VERSION,
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "curve": curve,
+                "state_dict": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": generator.get_state(),
+            },
+            ckpt_path,
+        )
+    seconds = time.perf_counter() - start
+    _atomic_save(
+        {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "spec": asdict(spec),
+            "options": asdict(options),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "curve": curve,
+            "samples": int(usable.sum()),
+            "excluded": excluded,
+            "warm_start": str(init_model) if init_model is not None else None,
+        },
+        Path(out_model),
+    )
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    summary = {
+        "samples": int(usable.sum()),
+        "excluded": excluded,
+        "seconds": round(seconds, 2),
+        "curve": curve,
+    }
+    log.info("%s: trained on %d samples in %.1f s", out_model, summary["samples"], seconds)
+    return summary
+
+
+def predict(
+    model_path: Path, crops: Path, body_model: Path, out_path: Path, *, device: str = "auto", batch_size: int = 64, workers: int = 0
+) -> dict[str, Any]:
+    """theta for every crop of a split, written in the registration store's layout.
+
+    Store (stage ``predict``), aligned with the crops store's sample ids: ``pose`` (N, 23, 3),
+    ``scales`` (N, 24), ``rotation`` (N, 3, 3) (Gram-Schmidt), ``cam_scale`` (N,),
+    ``cam_translation`` (N, 2) normalised crop coordinates, ``joints`` (N, 24, 3) body frame,
+    ``status`` (N,) (all ``ok``).
+    """
+    dev = resolve_device(device)
+    model, saved = load_regressor(model_path, dev)
+    ids = read_sample_ids(open_store(crops, stage="crops", required=["image"]))
+    rows = np.arange(len(ids))
+    dataset = RegressorBatches(crops, rows)
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    body = BodyModel(load_body_model(body_model), dtype=torch.float32).to(dev)
+    no_vertices = torch.zeros(0, dtype=torch.long, device=dev)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints")}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for item in _loader(dataset, batches, workers, dev.type == "cuda"):
+            params = params_from_theta(model(images_to_tensor(item["image"], dev, channels_last=False)))
+            joints = body(params.pose, params.scales, vertex_ids=no_vertices).joints
+            out["pose"].append(params.pose.cpu().numpy())
+            out["scales"].append(params.scales.cpu().numpy())
+            out["rotation"].append(rotation_from_9d(params.rotation).cpu().numpy())
+            out["cam_scale"].append(params.cam_scale.cpu().numpy())
+            out["cam_translation"].append(params.translation.cpu().numpy())
+            out["joints"].append(joints.cpu().numpy())
+    arrays = {
+        k: np.concatenate(v) if v else np.zeros((0, *shape), np.float32)
+        for (k, v), shape in zip(out.items(), [(23, 3), (24,), (3, 3), (), (2,), (24, 3)])
+    }
+    arrays["status"] = np.full(len(ids), STATUS["ok"], np.uint8)
+    seconds = time.perf_counter() - start
+    write_store(
+        out_path,
+        arrays,
+        stage="predict",
+        sample_id=ids,
+        options={"model": str(model_path), "spec": saved["spec"]},
+        attrs={"status_codes": STATUS, "frame": "camera in normalised crop coordinates; joints in the body frame"},
+    )
+    summary = {"samples": len(ids), "seconds": round(seconds, 2), "images_per_second": round(len(ids) / max(seconds, 1e-9), 1)}
+    log.info("%s: %s", out_path, summary)
+    return summary
+
+
+def plot_regressor_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
+    """Per-epoch mean loss terms of a regressor's training (log scale) to ``png_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in curve]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for key, label in (("total", "total (eq. 5)"), ("theta", "smooth-L1 to registration"), ("dense", "L_dense"), ("kp", "L_KP")):
+        ax.plot(epochs, [max(row[key], 1e-12) for row in curve], label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean loss per sample")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path)
+    plt.close(fig)
+    return png_path
+

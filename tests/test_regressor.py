@@ -1,0 +1,202 @@
+"""Regressor: data order, exact augmentation, loss, training, resume, weights files, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from dlearn.cli import main
+from dlearn.data.store import open_store, read_sample_ids, write_store
+from dlearn.registration.data import PARAM_KEYS, read_params
+from dlearn.registration.fit import FitBatch
+from dlearn.registration.stage import STATUS, RegistrationOptions, register
+from dlearn.regressor import train as regressor_train
+from dlearn.regressor.data import AugmentOptions, augment, epoch_batches
+from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_backbone_weights
+from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
+
+TINY = RegressorOptions(
+    backbone="resnet18", head_hidden=32, epochs=2, batch_size=3, lr=1e-3, workers=0, device="cpu",
+    augment=AugmentOptions(scale=0.1, translation=0.1, colour=0.1),
+)  # fmt: skip
+
+
+def test_epoch_batches_visit_every_sample_once_from_few_chunks() -> None:
+    rows = np.arange(100)
+    batches = epoch_batches(rows, chunk_rows=10, batch_size=8, shuffle_chunks=2, generator=torch.Generator().manual_seed(0))
+    seen = np.concatenate(batches)
+    # 100 = 12 x 8 + 4: every sample once (the last batch has 4 > 1 samples).
+    assert sorted(seen.tolist()) == list(range(100))
+    # A batch reads at most the chunks of two consecutive windows, not all ten chunks.
+    assert max(len(np.unique(b // 10)) for b in batches) <= 2 * 2
+    again = epoch_batches(rows, 10, 8, 2, torch.Generator().manual_seed(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_augmentation_moves_targets_exactly_with_the_image() -> None:
+    size = 64
+    point = torch.tensor([[0.3, -0.2]])
+    # A bright blob centred on `point` (normalised crop coordinates, pixel centres).
+    centres = (torch.arange(size) + 0.5) / size * 2 - 1
+    yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+    image = torch.exp(-((xx - point[0, 0]) ** 2 + (yy - point[0, 1]) ** 2) / 0.005).expand(1, 3, size, size)
+    batch = FitBatch(
+        vertex=torch.zeros(1, 1, dtype=torch.long), point=point[:, None].clone(), point_mask=torch.ones(1, 1),
+        keypoints=point[:, None].expand(1, 17, 2).clone(), keypoint_mask=torch.ones(1, 17),
+        depth=torch.ones(1, 17), depth_mask=torch.ones(1, 17),
+    )  # fmt: skip
+    theta = torch.zeros(1, 105)
+    theta[0, 102], theta[0, 103:105] = 0.9, torch.tensor([0.05, -0.1])
+    opts = AugmentOptions(scale=0.3, translation=0.3, colour=0.0)
+    warped, new_theta, moved = augment(image.clone(), theta, batch, opts, torch.Generator().manual_seed(3))
+    # The blob's intensity-weighted centre is where the augmented target says.
+    w = warped[0, 0]
+    centre = torch.stack([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()])
+    assert torch.allclose(centre, moved.point[0, 0], atol=0.02)
+    a = moved.depth[0, 0]  # depths scale by the zoom a, the camera follows the points
+    assert torch.allclose(new_theta[0, 102], 0.9 * a)
+    shift = moved.point[0, 0] - a * point[0]
+    assert torch.allclose(new_theta[0, 103:105], a * theta[0, 103:105] + shift, atol=1e-6)
+    assert torch.equal(new_theta[0, :102], theta[0, :102])
+
+
+def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> None:
+    from dlearn.body.io import load_body_model
+    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.model import BodyModel
+    from dlearn.registration.data import fit_batch, load_fit_data
+    from dlearn.registration.fit import data_terms, evaluated_vertices
+    from dlearn.regressor.model import params_from_theta, theta_from_arrays
+
+    data = load_fit_data(exact_data["corr"], exact_data["crops"], exact_data["depths"])
+    truth = theta_from_arrays(read_params(exact_data["truth"], data.ids))
+    body_data = load_body_model(exact_data["model"])
+    body = BodyModel(body_data)
+    kp_ids = torch.as_tensor(keypoint_vertex_ids(body_data))
+    rows = np.arange(len(data.ids))
+    batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
+    target = torch.as_tensor(truth)
+    theta = target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    weights = TINY.weights
+    total, terms = regressor_loss(body, kp_ids, theta, target, batch, weights)
+    expected, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch, kp_ids))
+    smooth = F.smooth_l1_loss(theta, target, reduction="none").sum(1)
+    assert torch.allclose(terms["theta"], smooth)
+    assert torch.allclose(terms["dense"], expected["dense"])
+    manual = (weights.theta * smooth + weights.dense * expected["dense"] + weights.kp * expected["kp"]).mean()
+    assert torch.allclose(total, manual)
+    # At the true parameters the data terms are (nearly) zero: exact correspondences.
+    _, at_truth = regressor_loss(body, kp_ids, target, target, batch, weights)
+    assert float(at_truth["dense"].max()) < 1e-4 and float(at_truth["theta"].max()) == 0.0
+
+
+@pytest.fixture(scope="module")
+def registration_with_a_failure(exact_data: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The true parameters as round 0's registration, with one sample flagged non-finite."""
+    truth = open_store(exact_data["truth"])
+    arrays = {k: np.asarray(truth[k][...]) for k in (*PARAM_KEYS, "status")}
+    arrays["status"][1] = STATUS["non_finite"]
+    path = tmp_path_factory.mktemp("reg") / "registration.zarr"
+    write_store(path, arrays, stage="merge_registration", sample_id=read_sample_ids(truth))
+    return path
+
+
+def _train(data: dict, registration: Path, out: Path, options: RegressorOptions, **kw: object) -> dict:
+    return train_regressor(
+        data["crops"], data["corr"], registration, data["model"], out / "model.pt", out / "ckpt", options,
+        depths=data["depths"], **kw,
+    )  # fmt: skip
+
+
+def test_training_reduces_the_loss_and_excludes_failed_registrations(
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
+) -> None:
+    summary = _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, epochs=10, lr=5e-3, augment=AugmentOptions(0, 0, 0)))
+    curve = summary["curve"]
+    assert summary["samples"] == 5 and summary["excluded"] == {"non_finite": 1}
+    assert curve[-1]["total"] < 0.7 * curve[0]["total"]
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["options"]["epochs"] == 10 and len(saved["curve"]) == 10
+    assert not (tmp_path / "ckpt").exists()  # checkpoints are removed once the model is written
+
+
+def test_a_killed_training_resumes_to_the_same_weights(
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _train(exact_data, registration_with_a_failure, tmp_path / "straight", TINY)
+    calls = {"n": 0}
+    original = regressor_train.epoch_batches
+
+    def dies_in_epoch_2(*args: object, **kwargs: object) -> list:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(regressor_train, "epoch_batches", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
+    assert (tmp_path / "resumed" / "ckpt" / regressor_train.CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(regressor_train, "epoch_batches", original)
+    summary = _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
+    assert len(summary["curve"]) == 2
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_missing_weights_file_is_an_error_naming_it(
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(WeightsError, match="nowhere/resnet18.pth"):
+        _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, pretrained=str(tmp_path / "nowhere/resnet18.pth")))
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_torchvision_weights_load_into_the_backbone(tmp_path: Path) -> None:
+    source = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    model = Regressor(RegressorSpec("resnet18", 16))
+    load_backbone_weights(model, path)
+    assert torch.equal(model.backbone.conv1.weight, source.conv1.weight)
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "resnet34.pth")
+    with pytest.raises(WeightsError, match="does not fit resnet18"):
+        load_backbone_weights(model, tmp_path / "resnet34.pth")
+
+
+def test_predictions_initialise_the_next_registration(
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
+) -> None:
+    _train(exact_data, registration_with_a_failure, tmp_path, TINY)
+    pred = tmp_path / "predictions_train.zarr"
+    summary = predict(tmp_path / "model.pt", exact_data["crops"], exact_data["model"], pred, device="cpu", batch_size=4)
+    ids = read_sample_ids(open_store(exact_data["crops"]))
+    assert summary["samples"] == len(ids) and read_sample_ids(open_store(pred, stage="predict")) == ids
+    rotation = open_store(pred)["rotation"][...]
+    assert np.allclose(np.einsum("nji,njk->nik", rotation, rotation), np.eye(3), atol=1e-5)
+    # Round k+1 starts from these parameters: a registration of one tiny step stays on them.
+    options = RegistrationOptions(steps=1, lr=1e-9, batch_size=8, keep_best=False, device="cpu")
+    register(exact_data["corr"], exact_data["crops"], exact_data["model"], tmp_path / "reg.zarr", options, init=pred)
+    start, fitted = read_params(pred, ids), read_params(tmp_path / "reg.zarr", ids)
+    for key in ("pose", "scales", "cam_scale", "cam_translation"):
+        assert np.allclose(start[key], fitted[key], atol=1e-5), key
+
+
+def test_cli_regress_reports_a_missing_weights_file(
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    code = main([
+        "regress", "--crops", str(exact_data["crops"]), "--correspondences", str(exact_data["corr"]),
+        "--registration", str(registration_with_a_failure), "--body-model", str(exact_data["model"]),
+        "--out", str(tmp_path / "model.pt"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+        "--backbone", "resnet18", "--pretrained", str(tmp_path / "imagenet.pth"), "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 1
+    assert "imagenet.pth" in caplog.text and "does not exist" in caplog.text
