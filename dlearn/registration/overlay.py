@@ -1,7 +1,8 @@
-"""A picture of a registration round: the fitted meshes projected onto their crops."""
+"""Pictures of fits: body meshes (registrations, predictions) projected onto their crops."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +10,17 @@ import torch
 
 from dlearn.body.camera import camera_points
 from dlearn.body.model import BodyModel
-from dlearn.data.store import open_store, read_sample_ids
+from dlearn.data.store import open_store, read_aligned, read_sample_ids
 from dlearn.densepose.uv import body_face_parts, load_uv_charts, part_colours
+
+_PARAMS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
 
 
 def write_overlay(
-    registration: Path, crops: Path, body_model: Path, uv: Path, png_path: Path, num: int = 12
+    stores: Sequence[tuple[str, Path]], crops: Path, body_model: Path, uv: Path, png_path: Path, num: int = 12
 ) -> Path:
-    """Draw the first ``num`` samples: the crop, and the fitted mesh over it coloured by part.
+    """Draw the first ``num`` samples of the first store: the crop, then the mesh of every store
+    (label, registration or prediction store) over it, coloured by body part.
 
     Faces are painted back to front by depth (camera z points away from the viewer).
     """
@@ -26,40 +30,51 @@ def write_overlay(
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
-    fitted = open_store(registration, required=["pose", "scales", "rotation", "cam_scale", "cam_translation"])
+    groups = [(label, open_store(path, required=[*_PARAMS, "status"])) for label, path in stores]
     crop_store = open_store(crops, stage="crops", required=["image"])
-    ids = read_sample_ids(fitted)[:num]
+    ids = read_sample_ids(groups[0][1])[:num]
     crop_row = {sid: i for i, sid in enumerate(read_sample_ids(crop_store))}
     model = BodyModel.from_file(body_model, dtype=torch.float64)
     faces = model.faces.numpy()
     colours = part_colours()[body_face_parts(load_uv_charts(uv, model.num_vertices), faces)]
-    n = len(ids)
-    f64 = {k: torch.as_tensor(np.asarray(fitted[k][:n], dtype=np.float64)) for k in fitted.array_keys() if k != "sample_id"}
-    with torch.no_grad():
-        vertices = model(f64["pose"], f64["scales"]).vertices
-        cam = camera_points(vertices, f64["rotation"], f64["cam_scale"]).numpy()
-    xy = cam[..., :2] + f64["cam_translation"].numpy()[:, None, :]
-    status = np.asarray(fitted["status"][:n])
-    codes = {v: k for k, v in dict(fitted.attrs.get("status_codes", {})).items()}
+    projected = []
+    for (label, group), (_, path) in zip(groups, stores):
+        arrays = read_aligned(group, ids, (*_PARAMS, "status"), path)
+        f64 = {k: torch.as_tensor(np.asarray(arrays[k], dtype=np.float64)) for k in _PARAMS}
+        with torch.no_grad():
+            vertices = model(f64["pose"].reshape(-1, 23, 3), f64["scales"]).vertices
+            cam = camera_points(vertices, f64["rotation"].reshape(-1, 3, 3), f64["cam_scale"]).numpy()
+        xy = cam[..., :2] + f64["cam_translation"].numpy()[:, None, :]
+        codes = {v: k for k, v in dict(group.attrs.get("status_codes", {})).items()}
+        status = [codes.get(int(s), str(s)) for s in arrays["status"]]
+        projected.append((label, cam, xy, status))
 
-    cols = min(n, 6)
-    rows = int(np.ceil(n / cols)) * 2
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.0 * rows), squeeze=False)
+    n = len(ids)
+    panels = 1 + len(stores)
+    per_row = max(1, 6 // panels)
+    rows = int(np.ceil(n / per_row))
+    fig, axes = plt.subplots(rows, per_row * panels, figsize=(1.9 * per_row * panels, 2.1 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for i, sid in enumerate(ids):
         image = crop_store["image"][crop_row[sid]]
-        top, bottom = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
-        for ax in (top, bottom):
+        row, first = i // per_row, (i % per_row) * panels
+        axes[row, first].imshow(image, extent=(-1, 1, 1, -1))
+        axes[row, first].set_title(sid, fontsize=7)
+        for j, (label, cam, xy, status) in enumerate(projected, start=1):
+            ax = axes[row, first + j]
             ax.imshow(image, extent=(-1, 1, 1, -1))
-        order = np.argsort(-cam[i, faces, 2].mean(axis=1))  # far faces first
-        polys = PolyCollection(xy[i][faces[order]], facecolors=colours[order], edgecolors="none", alpha=0.55)
-        bottom.add_collection(polys)
-        bottom.set_xlim(-1, 1)
-        bottom.set_ylim(1, -1)
-        top.set_title(f"{sid}\n{codes.get(int(status[i]), status[i])}", fontsize=7)
-    fig.suptitle(f"{registration.name}: crops (top) and fitted meshes (bottom)", fontsize=9)
+            order = np.argsort(-cam[i, faces, 2].mean(axis=1))  # far faces first
+            ax.add_collection(
+                PolyCollection(xy[i][faces[order]], facecolors=colours[order], edgecolors="none", alpha=0.55)
+            )
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(1, -1)
+            ax.set_title(f"{label}\n{status[i]}", fontsize=7)
+    labels = ", ".join(label for label, _ in stores)
+    fig.suptitle(f"crops and fitted meshes ({labels})", fontsize=9)
     fig.tight_layout()
+    png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,251 @@
+"""The `evaluate` stage: 3D joint errors of a round's registrations, ConvNet predictions and the
+cGAN against synthetic ground truth (paper section 6.1, Fig. 2).
+
+Poses are compared in the camera's orientation (joints rotated by the camera rotation, no
+translation): a body seen from the back when it faces the camera is an error. Joint sets:
+
+- ``joints24``: the body model's 24 joints (metric names ``mpjpe``, ``mpjpe_bone_scaled``,
+  ``pa_mpjpe``), root = pelvis. Canonical skeleton: the body model's rest skeleton.
+- ``coco12``: the 12 COCO limb keypoints and their mid-hip root (metric names prefixed
+  ``coco12_``), the joints the cGAN lifts, so that all three sources of Fig. 2 are compared on
+  the same points. Only samples whose 12 limb keypoints are all labelled count. The cGAN's
+  pose is (2D keypoint offsets, depth) in crop units with no metric scale, so it gets only the
+  scale-free metrics (bone-scaled and Procrustes).
+
+Metric definitions in :mod:`dlearn.evaluation.metrics`; all values in millimetres.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlearn.body.io import load_body_model
+from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints, keypoint_vertex_ids
+from dlearn.body.model import BodyModel
+from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
+from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
+from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
+from dlearn.registration.data import PARAM_KEYS
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("round", "split", "source", "metric", "value")
+#: COCO limb keypoints (indices into the 17) of the coco12 set; the mid-hip root is appended.
+LIMB_KEYPOINTS = list(range(5, 17))
+#: Parents in the coco12 set (index 12 is the mid-hip root): shoulders and hips hang from the
+#: root, elbows from shoulders, wrists from elbows, knees from hips, ankles from knees.
+COCO12_PARENTS = np.array([12, 12, 0, 1, 2, 3, 12, 12, 6, 7, 8, 9, -1])
+COCO12_NAMES = [COCO_KEYPOINT_NAMES[i] for i in LIMB_KEYPOINTS] + ["mid_hip"]
+
+
+@dataclass
+class PoseSet:
+    """Camera-oriented joints of N samples in both joint sets (metres, or crop units for the cGAN)."""
+
+    joints24: np.ndarray | None  # (N, 24, 3)
+    coco12: np.ndarray  # (N, 13, 3)
+
+
+def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(N, J, 3) body-frame points -> camera orientation R p."""
+    return np.einsum("nij,nkj->nki", rotation, points)
+
+
+def _coco12(keypoints17: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) -> (N, 13, 3): the limb keypoints and their mid-hip root."""
+    root = keypoints17[:, list(ROOT_KEYPOINTS)].mean(1, keepdims=True)
+    return np.concatenate([keypoints17[:, LIMB_KEYPOINTS], root], axis=1)
+
+
+class PoseComputer:
+    """Joints and COCO keypoints of body parameters, through the body model."""
+
+    def __init__(self, body_model: Path):
+        data = load_body_model(body_model)
+        self.parents = np.asarray(data.parents)
+        self.model = BodyModel(data, dtype=torch.float64)
+        self.kp_ids = torch.as_tensor(keypoint_vertex_ids(data))
+        rest = self.body_points(np.zeros((1, 23, 3)), np.ones((1, 24)))
+        self.canonical_bone_sum = {
+            "joints24": float(bone_lengths(rest[0], self.parents).sum()),
+            "coco12": float(bone_lengths(_coco12(rest[1]), COCO12_PARENTS).sum()),
+        }
+
+    def body_points(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Body-frame (N, 24, 3) joints and (N, 17, 3) COCO keypoints."""
+        with torch.no_grad():
+            out = self.model(torch.as_tensor(pose, dtype=torch.float64), torch.as_tensor(scales, dtype=torch.float64), self.kp_ids)
+            kp = coco_keypoints(out.vertices, out.joints)
+        return out.joints.numpy(), kp.numpy()
+
+    def pose_set(self, arrays: dict[str, np.ndarray]) -> PoseSet:
+        joints, kp = self.body_points(arrays["pose"], arrays["scales"])
+        rotation = np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3)
+        return PoseSet(_rotate(joints, rotation), _coco12(_rotate(kp, rotation)))
+
+
+def ground_truth(gt_path: Path, ids: list[str], poses: PoseComputer) -> PoseSet:
+    keys = ("joints3d", "keypoints3d", "cam_rotation")
+    gt = read_aligned(open_store(gt_path, required=keys), ids, keys, gt_path)
+    rotation = gt["cam_rotation"].astype(np.float64)
+    return PoseSet(
+        _rotate(gt["joints3d"].astype(np.float64), rotation), _coco12(_rotate(gt["keypoints3d"].astype(np.float64), rotation))
+    )
+
+
+def cgan_poses(depths_path: Path, crops_path: Path, ids: list[str]) -> PoseSet:
+    """The cGAN's lifted keypoints: 2D offsets from the 2D root and depths, crop units."""
+    depths = read_aligned(open_store(depths_path, required=["depth"]), ids, ("depth",), depths_path)["depth"]
+    kp = read_aligned(open_store(crops_path, stage="crops", required=["keypoints"]), ids, ("keypoints",), crops_path)
+    xy = kp["keypoints"][..., :2].astype(np.float64)
+    lifted = np.concatenate([xy, np.asarray(depths, np.float64)[..., None]], axis=-1)
+    return PoseSet(None, _coco12(lifted))
+
+
+def limb_mask(crops_path: Path, ids: list[str]) -> np.ndarray:
+    """(N,) samples whose 12 COCO limb keypoints are all labelled (the coco12 set's samples)."""
+    kp = read_aligned(open_store(crops_path, stage="crops", required=["keypoints"]), ids, ("keypoints",), crops_path)
+    return (kp["keypoints"][:, LIMB_KEYPOINTS, 2] > 0).all(axis=1)
+
+
+def pose_metrics(
+    pred: PoseSet, gt: PoseSet, limbs: np.ndarray, poses: PoseComputer, bone_scaling: str = "canonical"
+) -> dict[str, Any]:
+    """Per metric: mean, median, 90th percentile and per-joint means (mm), and the sample count.
+
+    ``bone_scaling``: ``canonical`` scales prediction and ground truth to the body model's rest
+    skeleton (the paper's protocol); ``ground_truth`` scales the prediction to each ground truth.
+    """
+    if bone_scaling not in ("canonical", "ground_truth"):
+        raise ValueError(f"bone_scaling must be canonical or ground_truth, got {bone_scaling!r}")
+    out: dict[str, Any] = {}
+    sets = [("coco12", "coco12_", COCO12_PARENTS, COCO12_NAMES, limbs)]
+    if pred.joints24 is not None and gt.joints24 is not None:
+        sets.insert(0, ("joints24", "", poses.parents, None, np.ones(len(limbs), bool)))
+    for name, prefix, parents, _names, keep in sets:
+        p, g = getattr(pred, name)[keep] * 1000.0, getattr(gt, name)[keep] * 1000.0
+        root = len(parents) - 1 if name == "coco12" else 0
+        errors = {
+            f"{prefix}mpjpe_bone_scaled": mpjpe_bone_scaled(
+                p, g, parents, root=root,
+                canonical_bone_sum=poses.canonical_bone_sum[name] * 1000.0 if bone_scaling == "canonical" else None,
+            ),  # fmt: skip
+            f"{prefix}pa_mpjpe": pa_mpjpe(p, g),
+        }
+        if pred.joints24 is not None:  # metric units: plain root-aligned MPJPE is defined
+            errors[f"{prefix}mpjpe"] = mpjpe(p, g, root=root)
+        for metric, e in errors.items():
+            if len(e) == 0:
+                continue
+            per_sample = e.mean(axis=1)
+            out[metric] = {
+                "mean": float(per_sample.mean()),
+                "median": float(np.median(per_sample)),
+                "p90": float(np.percentile(per_sample, 90)),
+                "per_joint": [round(float(v), 2) for v in e.mean(axis=0)],
+                "samples": int(len(e)),
+            }
+    return out
+
+
+def _params(path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
+    store = open_store(path, stage=stage, required=PARAM_KEYS)
+    n = int(store.attrs.get("num_samples", len(read_sample_ids(store))))
+    if n != len(ids) and stage == "predict":
+        raise StoreError(f"{path}: {n} predictions, the split has {len(ids)} samples")
+    arrays = read_aligned(store, ids, PARAM_KEYS, path)
+    if arrays["pose"].shape[1:] not in ((23, 3), (69,)):
+        raise StoreError(f"{path}: pose has shape {arrays['pose'].shape}, expected (N, 23, 3)")
+    return arrays
+
+
+def evaluate_round(
+    round_k: int,
+    body_model: Path,
+    crops: dict[str, Path],
+    gt: dict[str, Path],
+    registration: Path,
+    predictions: dict[str, Path],
+    cgan_depths: Path | None = None,
+    bone_scaling: str = "canonical",
+) -> dict[str, Any]:
+    """Every source's metrics for round k (synthetic ground truth).
+
+    Args:
+        crops, gt, predictions: per split ("train", "test") the crops, ground-truth and
+            prediction stores; registration: the round's (train split) registration store.
+        cgan_depths: the cGAN's test depths (None: no cGAN rows).
+        bone_scaling: see :func:`pose_metrics`.
+
+    Returns:
+        {"round", "protocol", "results": {split: {source: metrics}}} (see :func:`pose_metrics`).
+    """
+    poses = PoseComputer(body_model)
+    results: dict[str, dict[str, Any]] = {}
+    sources: list[tuple[str, str, Path]] = [("train", "registration", registration)]
+    sources += [(split, "convnet", path) for split, path in predictions.items()]
+    cache: dict[str, tuple[list[str], PoseSet, np.ndarray]] = {}
+    for split in sorted({s for s, _, _ in sources} | ({"test"} if cgan_depths else set())):
+        ids = read_sample_ids(open_store(crops[split], stage="crops"))
+        cache[split] = (ids, ground_truth(gt[split], ids, poses), limb_mask(crops[split], ids))
+    for split, source, path in sources:
+        ids, truth, limbs = cache[split]
+        stage = "merge_registration" if source == "registration" else "predict"
+        pred = poses.pose_set(_params(path, ids, stage))
+        results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling)
+    if cgan_depths is not None:
+        ids, truth, limbs = cache["test"]
+        results["test"]["cgan"] = pose_metrics(cgan_poses(cgan_depths, crops["test"], ids), truth, limbs, poses, bone_scaling)
+    bone_scaling_text = {
+        "canonical": "the canonical (rest) skeleton's, prediction and ground truth",
+        "ground_truth": "the ground truth's, prediction only",
+    }
+    return {
+        "round": round_k,
+        "units": "mm",
+        "protocol": {
+            "frame": "camera orientation (joints rotated by the camera rotation), root-aligned",
+            "joints24": "body model joints, root pelvis; canonical skeleton = the model's rest skeleton",
+            "coco12": "COCO limb keypoints + mid-hip root (samples with all 12 labelled)",
+            "mpjpe_bone_scaled": f"bone-length sums scaled to {bone_scaling_text[bone_scaling]} (Zhou et al.)",
+            "pa_mpjpe": "after similarity Procrustes alignment",
+            "mpjpe": "root-aligned, no scaling",
+        },
+        "joint_names": {"coco12": COCO12_NAMES},
+        "results": results,
+    }
+
+
+def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (split, source, metric) of an :func:`evaluate_round` report (means)."""
+    rows = []
+    for split, by_source in report["results"].items():
+        for source, metrics in by_source.items():
+            for metric, value in metrics.items():
+                rows.append({"round": report["round"], "split": split, "source": source, "metric": metric,
+                             "value": round(value["mean"], 3)})  # fmt: skip
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_evaluation(report: dict[str, Any], json_path: Path, csv_path: Path) -> None:
+    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    write_csv(csv_rows(report), csv_path)

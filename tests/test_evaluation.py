@@ -1,0 +1,83 @@
+"""Evaluation stage: errors of exact and perturbed fits, the cGAN's lifting, bad inputs, report table."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
+from dlearn.evaluation.evaluate import CSV_COLUMNS, csv_rows, evaluate_round, write_evaluation
+from dlearn.evaluation.report import gather_evaluations, plot_history
+from dlearn.registration.data import PARAM_KEYS
+
+
+def _as_predictions(truth: Path, out: Path, edit: dict[str, np.ndarray] | None = None, rows: slice = slice(None)) -> Path:
+    store = open_store(truth)
+    arrays = {k: np.asarray(store[k][...])[rows] for k in PARAM_KEYS}
+    arrays.update(edit or {})
+    arrays["status"] = np.zeros(len(arrays["pose"]), np.uint8)
+    write_store(out, arrays, stage="predict", sample_id=read_sample_ids(store)[rows])
+    return out
+
+
+def _evaluate(data: dict, predictions: Path, **kw: object) -> dict:
+    # The exact data has crops for one split: it plays both.
+    return evaluate_round(
+        0, data["model"], {"train": data["crops"], "test": data["crops"]}, {"train": data["gt"], "test": data["gt"]},
+        data["truth"], {"train": predictions, "test": predictions}, **kw,
+    )  # fmt: skip
+
+
+def test_exact_parameters_and_exact_depths_have_no_error(exact_data: dict, tmp_path: Path) -> None:
+    report = _evaluate(exact_data, _as_predictions(exact_data["truth"], tmp_path / "p.zarr"), cgan_depths=exact_data["depths"])
+    results = report["results"]
+    for split, source in (("train", "registration"), ("train", "convnet"), ("test", "convnet")):
+        for metric in ("mpjpe", "mpjpe_bone_scaled", "pa_mpjpe", "coco12_mpjpe", "coco12_pa_mpjpe"):
+            assert results[split][source][metric]["mean"] < 0.5, (split, source, metric)  # mm
+    # The cGAN has no metric scale: only the scale-free metrics, exact for oracle depths.
+    assert set(results["test"]["cgan"]) == {"coco12_mpjpe_bone_scaled", "coco12_pa_mpjpe"}
+    assert results["test"]["cgan"]["coco12_pa_mpjpe"]["mean"] < 0.5
+    assert len(results["train"]["convnet"]["mpjpe"]["per_joint"]) == 24
+
+
+def test_a_body_seen_from_the_wrong_side_counts_unless_procrustes(exact_data: dict, tmp_path: Path) -> None:
+    rotation = np.asarray(open_store(exact_data["truth"])["rotation"][...]).copy()
+    turn = Rotation.from_euler("y", 180, degrees=True).as_matrix()
+    rotation[0] = rotation[0] @ turn  # sample 0 faces the other way
+    pred = _as_predictions(exact_data["truth"], tmp_path / "p.zarr", {"rotation": rotation})
+    convnet = _evaluate(exact_data, pred)["results"]["test"]["convnet"]
+    n = convnet["mpjpe"]["samples"]
+    assert convnet["mpjpe"]["mean"] * n > 100  # sample 0 is off by decimetres
+    assert convnet["pa_mpjpe"]["mean"] < 0.5
+
+
+def test_a_prediction_store_of_another_split_is_an_error_naming_it(exact_data: dict, tmp_path: Path) -> None:
+    short = _as_predictions(exact_data["truth"], tmp_path / "short.zarr", rows=slice(0, 3))
+    with pytest.raises(StoreError, match="short.zarr"):
+        _evaluate(exact_data, short)
+
+
+def test_rounds_gather_into_one_table_and_a_readable_history(exact_data: dict, tmp_path: Path) -> None:
+    pred = _as_predictions(exact_data["truth"], tmp_path / "p.zarr")
+    csvs = []
+    for k in (1, 0):
+        report = _evaluate(exact_data, pred, cgan_depths=exact_data["depths"])
+        report["round"] = k
+        write_evaluation(report, tmp_path / f"round_{k}.json", tmp_path / f"round_{k}.csv")
+        csvs.append(tmp_path / f"round_{k}.csv")
+    rows = gather_evaluations(csvs, tmp_path / "summary.csv")
+    with (tmp_path / "summary.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert tuple(table[0]) == CSV_COLUMNS
+    assert [int(r["round"]) for r in table] == sorted(int(r["round"]) for r in table)
+    assert len(table) == 2 * len(csv_rows(report))
+    assert {(r["source"], r["split"]) for r in table} == {("registration", "train"), ("convnet", "train"), ("convnet", "test"), ("cgan", "test")}
+    png = plot_history(rows, tmp_path / "history.png")
+    assert png.stat().st_size > 10_000
+    (tmp_path / "bad.csv").write_text("round,value\n0,1\n")
+    with pytest.raises(ValueError, match="bad.csv"):
+        gather_evaluations([tmp_path / "bad.csv"], tmp_path / "s.csv")
