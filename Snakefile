@@ -17,6 +17,8 @@ include: "workflow/rules/body.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/cgan.smk"
 include: "workflow/rules/registration.smk"
+include: "workflow/rules/regressor.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
@@ -26,3 +28,4 @@ rule all:
         data_files(),
         cgan_files(),
         registration_files(),
+        report_files(),

@@ -81,7 +81,7 @@ def _merge_registration(args: argparse.Namespace) -> None:
     if args.overlay is not None:
         if args.crops is None or args.body_model is None or args.uv is None:
             raise ValueError("--overlay needs --crops, --body-model and --uv")
-        write_overlay(args.out, args.crops, args.body_model, args.uv, args.overlay)
+        write_overlay([("registration", args.out)], args.crops, args.body_model, args.uv, args.overlay)
 
 
 def _cgan_train(args: argparse.Namespace) -> None:
@@ -195,6 +195,161 @@ def _add_merge_registration(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_merge_registration)
 
 
+def _regress(args: argparse.Namespace) -> None:
+    from dlearn.regressor.train import RegressorOptions, plot_regressor_curve, train_regressor
+
+    summary = train_regressor(
+        args.crops,
+        args.correspondences,
+        args.registration,
+        args.body_model,
+        args.out,
+        args.checkpoint_dir,
+        options_from_args(args, RegressorOptions),
+        depths=args.depths,
+        init_model=args.init_model,
+    )
+    if args.curve is not None:
+        plot_regressor_curve(summary["curve"], args.curve)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from dlearn.regressor.train import predict
+
+    predict(
+        args.model, args.crops, args.body_model, args.out, device=args.device, batch_size=args.batch_size,
+        workers=args.workers,
+    )  # fmt: skip
+
+
+def _add_regress(sub: argparse._SubParsersAction) -> None:
+    from dlearn.regressor.train import RegressorOptions
+
+    p = sub.add_parser(
+        "regress",
+        help="stage regress: train the ResNet regressor on round k's registrations",
+        description="Train the regressor (paper section 5) on the train split's crops with the round's "
+        "registrations as targets. Per-epoch checkpoints in --checkpoint-dir make a killed run resume.",
+    )
+    p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr")
+    p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr (L_dense)")
+    p.add_argument("--registration", type=Path, required=True, help="the round's registration.zarr (targets)")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--out", type=Path, required=True, help="output model.pt")
+    p.add_argument("--checkpoint-dir", type=Path, required=True, help="per-epoch checkpoints (resume)")
+    p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (L_KP's depth term)")
+    p.add_argument("--init-model", type=Path, help="warm start from this model.pt (the previous round's)")
+    p.add_argument("--curve", type=Path, help="also plot the training curve into this PNG")
+    add_options(p, RegressorOptions)
+    p.set_defaults(handler=_regress)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="stage predict: the regressor's theta for every crop of a split",
+        description="Predict pose, scales and camera for every crop of a split with a trained regressor; "
+        "the store has the registration store's layout.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="regressor model.pt")
+    p.add_argument("--crops", type=Path, required=True, help="crops_{split}.zarr")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file (joints)")
+    p.add_argument("--out", type=Path, required=True, help="output predictions_{split}.zarr")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default: 64)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.set_defaults(handler=_predict)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from dlearn.evaluation.evaluate import evaluate_round, write_evaluation
+
+    report = evaluate_round(
+        args.round,
+        args.body_model,
+        {"train": args.crops_train, "test": args.crops_test},
+        {"train": args.gt_train, "test": args.gt_test},
+        args.registration,
+        {"train": args.predictions_train, "test": args.predictions_test},
+        cgan_depths=args.cgan_depths,
+        bone_scaling=args.bone_scaling,
+    )
+    write_evaluation(report, args.out_json, args.out_csv)
+    for split, by_source in report["results"].items():
+        for source, metrics in by_source.items():
+            shown = {m: round(v["mean"], 1) for m, v in metrics.items() if "mpjpe" in m}
+            log.info("round %d %s %s: %s mm", args.round, split, source, shown)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from dlearn.evaluation.report import export_meshes, gather_evaluations, plot_history, plot_losses
+    from dlearn.registration.overlay import write_overlay
+
+    per_round = (args.registrations, args.predictions, args.test_predictions, args.regressors, args.overlays)
+    if len({len(files) for files in per_round}) != 1:
+        raise ValueError(
+            "--registrations, --predictions, --test-predictions, --regressors and --overlays need one "
+            f"entry per round, got {[len(files) for files in per_round]}"
+        )
+    rows = gather_evaluations(args.evaluations, args.summary)
+    plot_history(rows, args.history)
+    plot_losses(args.regressors, args.registrations, args.losses)
+    for registration, predictions, png in zip(args.registrations, args.predictions, args.overlays):
+        write_overlay(
+            [("registration", registration), ("ConvNet", predictions)], args.crops, args.body_model, args.uv, png,
+            num=args.overlay_samples,
+        )  # fmt: skip
+    for k, predictions in enumerate(args.test_predictions):
+        export_meshes(predictions, args.body_model, args.meshes, args.meshes_per_round, prefix=f"round{k}_")
+    args.meshes.mkdir(parents=True, exist_ok=True)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="stage evaluate: 3D joint errors of round k's registrations, predictions and the cGAN",
+        description="MPJPE (plain, bone-scaled, Procrustes) against synthetic ground truth; writes "
+        "evaluation.json (per joint) and evaluation.csv (round,split,source,metric,value).",
+    )
+    p.add_argument("--round", type=int, required=True, help="round k")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    for split in ("train", "test"):
+        p.add_argument(f"--crops-{split}", type=Path, required=True, help=f"crops_{split}.zarr")
+        p.add_argument(f"--gt-{split}", type=Path, required=True, help=f"gt_{split}.zarr")
+        p.add_argument(f"--predictions-{split}", type=Path, required=True, help=f"predictions_{split}.zarr")
+    p.add_argument("--registration", type=Path, required=True, help="the round's registration.zarr")
+    p.add_argument("--cgan-depths", type=Path, help="cGAN depths_test.zarr (adds the cGAN's rows)")
+    p.add_argument("--bone-scaling", default="canonical", choices=["canonical", "ground_truth"],
+                   help="bone-scaled MPJPE: to the model's rest skeleton (paper) or each ground truth")  # fmt: skip
+    p.add_argument("--out-json", type=Path, required=True, help="output evaluation.json")
+    p.add_argument("--out-csv", type=Path, required=True, help="output evaluation.csv")
+    p.set_defaults(handler=_evaluate)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="stage report: summary table, MPJPE history (paper Fig. 2), overlays, meshes, loss curves",
+        description="Gather every round's outputs into the run's report; lists are in round order.",
+    )
+    p.add_argument("--evaluations", type=Path, nargs="*", default=[], help="every round's evaluation.csv")
+    p.add_argument("--summary", type=Path, required=True, help="output summary.csv (header only without evaluations)")
+    p.add_argument("--history", type=Path, required=True, help="output mpjpe_history.png")
+    p.add_argument("--registrations", type=Path, nargs="+", required=True, help="every round's registration.zarr")
+    p.add_argument("--predictions", type=Path, nargs="+", required=True, help="every round's predictions_train.zarr")
+    p.add_argument("--test-predictions", type=Path, nargs="+", required=True, help="every round's predictions_test.zarr")
+    p.add_argument("--regressors", type=Path, nargs="+", required=True, help="every round's regressor model.pt")
+    p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat (part colours)")
+    p.add_argument("--overlays", type=Path, nargs="+", required=True, help="output overlay PNG per round")
+    p.add_argument("--losses", type=Path, required=True, help="output loss curves PNG")
+    p.add_argument("--meshes", type=Path, required=True, help="output folder of .obj meshes")
+    p.add_argument("--overlay-samples", type=int, default=8, help="samples per overlay (default: 8)")
+    p.add_argument("--meshes-per-round", type=int, default=4, help="test meshes per round (default: 4)")
+    p.set_defaults(handler=_report)
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from dlearn.data.synth import SynthOptions
 
@@ -294,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_cgan_evaluate,
         _add_register,
         _add_merge_registration,
+        _add_regress,
+        _add_predict,
+        _add_evaluate,
+        _add_report,
     ):
         add(sub)
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -31,13 +32,21 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 #: A tiny experiment: every rule runs, in seconds.
 TINY = {
     "dataset__synthetic__num_train": 6,
-    "dataset__synthetic__num_test": 2,
+    "dataset__synthetic__num_test": 4,
     "dataset__synthetic__image_size": 64,
     "crops__image_size": 32,
     "cgan__epochs": 2,
     "cgan__min_steps_per_epoch": 20,
     "cgan__hidden_size": 64,
     "registration__steps": 60,
+    "iterations": 2,
+    "regressor__backbone": "resnet18",
+    "regressor__head_hidden": 16,
+    "regressor__epochs": 1,
+    "regressor__batch_size": 4,
+    "regressor__workers": 0,
+    "report__overlay_samples": 2,
+    "report__meshes": 1,
 }
 
 
@@ -102,7 +111,22 @@ def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Pat
     assert (results / "cgan/training_curve.png").stat().st_size > 0
     registration = open_store(results / "round_0/registration.zarr", stage="merge_registration")
     assert read_sample_ids(registration) == read_sample_ids(open_store(results / "data/crops_train.zarr"))
-    for rule in ("body_model", "synth", "crops_train", "match_test", "cgan_train", "register_round0_shard1"):
+    for k in (0, 1):
+        assert (results / f"round_{k}/regressor/model.pt").stat().st_size > 0
+        for split in ("train", "test"):
+            predictions = open_store(results / f"round_{k}/predictions_{split}.zarr", stage="predict")
+            assert read_sample_ids(predictions) == read_sample_ids(open_store(results / f"data/crops_{split}.zarr"))
+        assert (results / f"report/overlay_round_{k}.png").stat().st_size > 0
+    with (results / "evaluation/summary.csv").open() as fh:
+        summary = list(csv.DictReader(fh))
+    assert {(r["round"], r["split"], r["source"]) for r in summary if r["metric"] == "coco12_mpjpe_bone_scaled"} == {
+        (str(k), split, source) for k in (0, 1)
+        for split, source in (("train", "registration"), ("train", "convnet"), ("test", "convnet"), ("test", "cgan"))
+    }  # fmt: skip
+    assert (results / "report/mpjpe_history.png").stat().st_size > 0
+    assert len(list((results / "report/meshes").glob("*.obj"))) == 2
+    for rule in ("body_model", "synth", "crops_train", "match_test", "cgan_train", "register_round0_shard1",
+                 "regress_round1", "predict_round1_test", "evaluate_round1", "report"):  # fmt: skip
         assert (tmp_path / "logs" / f"{rule}.log").exists()
         assert (tmp_path / "logs" / "benchmarks" / f"{rule}.tsv").exists()
     assert "Nothing to be done" in _dry_run(tmp_path)

@@ -22,7 +22,7 @@ rule body_model:
     params:
         model=config["body"]["model"],
         uv=config["body"]["uv"],
-        code=code_version("dlearn/body", "dlearn/densepose/uv.py", "dlearn/cli.py"),
+        code=code_version("dlearn/body", "dlearn/densepose/uv.py"),
     shell:
         "dlearn body-model --model {params.model:q} --uv {params.uv:q} "
         "--out-model {output.model:q} --out-uv {output.uv:q} --out-preview {output.preview:q} "

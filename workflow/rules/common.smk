@@ -120,10 +120,72 @@ def optional_flags(wildcards, input):
     )
 
 
+ROUNDS = list(range(config["iterations"]))
+REGRESSOR = config["regressor"]
+
+
 def registration_files():
-    return expand(
-        result("round_{round}/registration.zarr"), round=range(config["iterations"])
+    return expand(result("round_{round}/registration.zarr"), round=ROUNDS)
+
+
+def regressor_inputs(wildcards):
+    """Round k's training data; with warm_start, k >= 1 also round k-1's network."""
+    k = int(wildcards.round)
+    inputs = {
+        "crops": result("data/crops_train.zarr"),
+        "correspondences": result("correspondences_train.zarr"),
+        "registration": result(f"round_{k}/registration.zarr"),
+        "model": result("body/model.pkl"),
+    }
+    if REGRESSOR["use_depth"]:
+        inputs["depths"] = result("cgan/depths_train.zarr")
+    if REGRESSOR["warm_start"] and k >= 1:
+        inputs["init_model"] = result(f"round_{k - 1}/regressor/model.pt")
+    return inputs
+
+
+def regressor_flags(wildcards, input):
+    """--depths/--init-model for the inputs this round has."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(str(input[name]))}"
+        for name in ("depths", "init_model")
+        if name in input.keys()
     )
+
+
+def evaluation_files():
+    """Per-round evaluations need 3D ground truth: synthetic data only (for now)."""
+    if DATASET["kind"] != "synthetic":
+        return []
+    return expand(result("round_{round}/evaluation.csv"), round=ROUNDS)
+
+
+def report_inputs(wildcards):
+    return {
+        "evaluations": evaluation_files(),
+        "registrations": expand(
+            result("round_{round}/registration.zarr"), round=ROUNDS
+        ),
+        "predictions": expand(
+            result("round_{round}/predictions_train.zarr"), round=ROUNDS
+        ),
+        "test_predictions": expand(
+            result("round_{round}/predictions_test.zarr"), round=ROUNDS
+        ),
+        "regressors": expand(result("round_{round}/regressor/model.pt"), round=ROUNDS),
+        "crops": result("data/crops_train.zarr"),
+        "model": result("body/model.pkl"),
+        "uv": result("body/uv.mat"),
+    }
+
+
+def report_evaluation_flags(wildcards, input):
+    files = " ".join(shlex.quote(str(f)) for f in input.evaluations)
+    return f"--evaluations {files}" if files else ""
+
+
+def report_files():
+    return [result("evaluation/summary.csv"), result("report/mpjpe_history.png")]
 
 
 def cgan_files():

@@ -1,0 +1,84 @@
+rule evaluate:
+    """3D joint errors of round k's registrations, predictions and the cGAN (synthetic ground truth)."""
+    input:
+        model=result("body/model.pkl"),
+        registration=result("round_{round}/registration.zarr"),
+        predictions=expand(
+            result("round_{{round}}/predictions_{split}.zarr"), split=SPLITS
+        ),
+        crops=expand(result("data/crops_{split}.zarr"), split=SPLITS),
+        gt=expand(result("data/gt_{split}.zarr"), split=SPLITS),
+        cgan=result("cgan/depths_test.zarr"),
+    output:
+        json=result("round_{round}/evaluation.json"),
+        csv=result("round_{round}/evaluation.csv"),
+    log:
+        f"{LOGS}/evaluate_round{{round}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/evaluate_round{{round}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("evaluate")["mem_mb"],
+        runtime=rule_resources("evaluate")["runtime"],
+    params:
+        options=cli_flags(config["evaluation"]),
+        code=code_version("dlearn/evaluation", "dlearn/body"),
+    shell:
+        "dlearn evaluate --round {wildcards.round} --body-model {input.model:q} "
+        "--registration {input.registration:q} --crops-train {input.crops[0]:q} "
+        "--crops-test {input.crops[1]:q} --gt-train {input.gt[0]:q} --gt-test {input.gt[1]:q} "
+        "--predictions-train {input.predictions[0]:q} "
+        "--predictions-test {input.predictions[1]:q} --cgan-depths {input.cgan:q} "
+        "--out-json {output.json:q} --out-csv {output.csv:q} {params.options} > {log:q} 2>&1"
+
+
+rule report:
+    """Every round in one place: summary table, MPJPE history (paper Fig. 2), overlays, meshes."""
+    input:
+        unpack(report_inputs),
+    output:
+        summary=result("evaluation/summary.csv"),
+        history=report(
+            result("report/mpjpe_history.png"),
+            caption="../report/mpjpe_history.rst",
+            category="Evaluation",
+        ),
+        losses=report(
+            result("report/loss_curves.png"),
+            caption="../report/loss_curves.rst",
+            category="Evaluation",
+        ),
+        overlays=[
+            report(
+                result(f"report/overlay_round_{k}.png"),
+                caption="../report/round_overlay.rst",
+                category="Overlays",
+            )
+            for k in ROUNDS
+        ],
+        meshes=directory(result("report/meshes")),
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{LOGS}/benchmarks/report.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("report")["mem_mb"],
+        runtime=rule_resources("report")["runtime"],
+    params:
+        evaluation=report_evaluation_flags,
+        overlay_samples=config["report"]["overlay_samples"],
+        meshes=config["report"]["meshes"],
+        code=code_version("dlearn/evaluation", "dlearn/registration/overlay.py"),
+    shell:
+        "dlearn report {params.evaluation} --summary {output.summary:q} "
+        "--history {output.history:q} --registrations {input.registrations:q} "
+        "--predictions {input.predictions:q} --test-predictions {input.test_predictions:q} "
+        "--regressors {input.regressors:q} --crops {input.crops:q} --body-model {input.model:q} "
+        "--uv {input.uv:q} --overlays {output.overlays:q} --losses {output.losses:q} "
+        "--meshes {output.meshes:q} --overlay-samples {params.overlay_samples} "
+        "--meshes-per-round {params.meshes} > {log:q} 2>&1"
