@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -96,9 +101,40 @@ def _dry_run(workdir: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Path) -> None:
-    write_config(tmp_path)
-    snakemake(tmp_path)
+@dataclass(frozen=True)
+class PlannedJob:
+    rule: str
+    wildcards: tuple[tuple[str, str], ...]
+    inputs: tuple[str, ...]
+
+
+def planned_jobs(workdir: Path) -> list[PlannedJob]:
+    """The jobs of a dry run, parsed from Snakemake's job listing."""
+    jobs, current = [], None
+    for line in _dry_run(workdir).splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):$", line)
+        if match:
+            current = {"rule": match.group(1), "wildcards": (), "inputs": ()}
+            jobs.append(current)
+        elif current is not None and line.startswith("    input: "):
+            current["inputs"] = tuple(line[len("    input: ") :].split(", "))
+        elif current is not None and line.startswith("    wildcards: "):
+            pairs = [item.split("=", 1) for item in line[len("    wildcards: ") :].split(", ")]
+            current["wildcards"] = tuple((k, v) for k, v in pairs)
+    return [PlannedJob(**job) for job in jobs]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete run of the tiny config (two rounds)."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    snakemake(workdir)
+    return workdir
+
+
+def test_full_run_writes_every_output(finished_run: Path) -> None:
+    tmp_path = finished_run
     results = tmp_path / "results"
     for name in ("body/model.pkl", "body/uv.mat", "body/preview.png", "data/contact_sheet.png"):
         assert (results / name).stat().st_size > 0
@@ -133,11 +169,89 @@ def test_full_run_writes_every_output_and_reruns_only_what_changed(tmp_path: Pat
     # The browsable report gathers the figures with their captions.
     snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert (tmp_path / "report.html").stat().st_size > 100_000
-    # A changed crop size reruns the crops and what depends on them, not the data generation.
-    write_config(tmp_path, crops__image_size=48)
-    plan = _dry_run(tmp_path)
-    assert "crops" in plan and "match" in plan
-    assert "rule synth" not in plan and "rule body_model" not in plan
+
+
+def _rules(jobs: list[PlannedJob]) -> set[str]:
+    return {job.rule for job in jobs} - {"all"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # A registration weight: every round's fit and everything downstream, nothing upstream.
+        ({"registration__weights__kp": 2.0}, {"register", "merge_registration", "regress", "predict", "evaluate", "report"}),
+        ({"evaluation__bone_scaling": "ground_truth"}, {"evaluate", "report"}),
+        ({"crops__image_size": 48}, {"crops", "match", "cgan_train", "cgan_predict", "cgan_evaluate", "register",
+                                     "merge_registration", "regress", "predict", "evaluate", "report"}),
+    ],
+)  # fmt: skip
+def test_a_changed_option_reruns_exactly_the_affected_rules(finished_run: Path, change: dict, expected: set) -> None:
+    try:
+        write_config(finished_run, **change)
+        jobs = planned_jobs(finished_run)
+    finally:
+        write_config(finished_run)
+    assert _rules(jobs) == expected
+    if "register" in expected:  # every round, every shard
+        assert {job.wildcards for job in jobs if job.rule == "register"} == {
+            (("round", str(k)), ("shard", str(i))) for k in (0, 1) for i in (0, 1)
+        }
+
+
+def test_dry_run_of_three_rounds_chains_the_rounds(tmp_path: Path) -> None:
+    write_config(tmp_path, iterations=3)
+    jobs = planned_jobs(tmp_path)
+    counts = {rule: sum(job.rule == rule for job in jobs) for rule in {job.rule for job in jobs}}
+    assert counts == {
+        "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
+        "cgan_evaluate": 1, "register": 6, "merge_registration": 3, "regress": 3, "predict": 6,
+        "evaluate": 3, "report": 1, "all": 1,
+    }  # fmt: skip
+
+    def inputs(rule: str, **wildcards: str) -> tuple[str, ...]:
+        (job,) = [j for j in jobs if j.rule == rule and set(wildcards.items()) <= set(j.wildcards)]
+        return job.inputs
+
+    assert not any("round_" in path for path in inputs("register", round="0", shard="0"))
+    for k in (1, 2):
+        # Round k starts from round k-1's predictions and keeps round k-1's better fits.
+        assert f"results/round_{k - 1}/predictions_train.zarr" in inputs("register", round=str(k), shard="1")
+        assert f"results/round_{k - 1}/registration.zarr" in inputs("register", round=str(k), shard="1")
+        assert f"results/round_{k - 1}/regressor/model.pt" in inputs("regress", round=str(k))
+    assert {f"results/round_{k}/evaluation.csv" for k in range(3)} <= set(inputs("report"))
+
+
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, finished_run: Path) -> None:
+    write_config(tmp_path)
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    started = tmp_path / "logs" / "register_round1_shard0.log"
+    deadline = time.monotonic() + 400
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before round 1's registration started"
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its running jobs
+    proc.wait()
+    round0 = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "round_0").rglob("*")}
+    assert not (tmp_path / "results/round_1/registration.zarr").exists()
+
+    snakemake(tmp_path, "--unlock")
+    snakemake(tmp_path, "--rerun-incomplete")
+    # What round 0 had finished is kept as it was (its later jobs, e.g. the test predictions, may
+    # have been scheduled after round 1's registration).
+    assert {p: p.stat().st_mtime_ns for p in round0} == round0
+    assert (tmp_path / "results/round_0/registration.zarr") in round0
+    for k in (0, 1):
+        resumed = open_store(tmp_path / f"results/round_{k}/registration.zarr")
+        straight = open_store(finished_run / f"results/round_{k}/registration.zarr")
+        for key in ("pose", "scales", "rotation", "joints", "status"):
+            assert np.allclose(resumed[key][...], straight[key][...], atol=1e-5), (k, key)
+    with (tmp_path / "results/evaluation/summary.csv").open() as a, (finished_run / "results/evaluation/summary.csv").open() as b:
+        ra, rb = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["metric"] for r in ra] == [r["metric"] for r in rb]
+    assert np.allclose([float(r["value"]) for r in ra], [float(r["value"]) for r in rb], rtol=1e-3)
 
 
 def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:
