@@ -26,7 +26,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 bench: venv
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/run_all.py
 
 lint: venv
 	$(BIN)/snakemake --lint

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 from smplx.lbs import lbs
+from summary import record
 
 from dlearn.body.io import NUM_JOINTS, NUM_POSE_BLEND, SMPL_PARENTS, BodyModelData
 from dlearn.body.model import BodyModel
@@ -128,6 +129,9 @@ def main() -> None:
             base.setdefault(mode, seconds)
             cells.append(f"{batch / seconds:9.0f}/s  x{base[mode] / seconds:7.1f}")
         print(f"{label:32s} {cells[0]:>22s}   {cells[1]:>22s}")
+        record_rate = batch / seconds
+    record("body model", f"{args.vertices} vertex_ids: {record_rate:,.0f} bodies/s (fwd+bwd)", "smplx.lbs full mesh",
+           base["bwd"] / seconds, "-", None)  # fmt: skip
 
 
 if __name__ == "__main__":

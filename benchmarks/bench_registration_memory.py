@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from summary import record
 
 from dlearn.body.standin import write_standin
 from dlearn.data.store import csr_offsets, write_store
@@ -77,6 +78,8 @@ def main() -> None:
     print(f"{n10:>8}{m10:>16.0f}")
     print(f"growth {m10 - m1:.0f} MB for {n10 - n1} more samples; stored inputs+outputs ~{expected:.0f} MB "
           f"(loaded once, float64 in memory: ~2-3x); ratio RSS(10N)/RSS(N) = {m10 / m1:.2f}")
+    record("registration memory", f"peak {m10:.0f} MB at {n10} samples", f"{m1:.0f} MB at {n1}", m10 / m1,
+           "flat (growth <= outputs)", m10 - m1 <= 3 * expected + 100)  # fmt: skip
 
 
 if __name__ == "__main__":

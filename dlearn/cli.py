@@ -350,6 +350,40 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_report)
 
 
+def _check_data(args: argparse.Namespace) -> None:
+    import json
+
+    from dlearn.check import check_config
+
+    if (args.config is None) == (args.config_json is None):
+        raise ValueError("give one of --config and --config-json")
+    source = args.config if args.config is not None else "--config-json"
+    report = check_config(args.config if args.config is not None else json.loads(args.config_json))
+    for line in report.checked:
+        log.info("ok: %s", line)
+    for line in report.problems:
+        log.error("problem: %s", line)
+    log.info("%s: %s", source, report.summary())
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join([*(f"ok: {c}" for c in report.checked), report.summary()]) + "\n")
+    if report.problems:
+        raise ValueError(f"{source}: {len(report.problems)} input problems (listed above)")
+
+
+def _add_check_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check-data",
+        help="stage check_data: check every input a config names before anything runs",
+        description="Body model and UV file, annotation files and the images they reference: one line "
+        "per problem naming the file and record, then a summary; exit status 1 on any problem.",
+    )
+    p.add_argument("--config", type=Path, help="workflow config file (config.yaml)")
+    p.add_argument("--config-json", help="the config's body and dataset blocks as JSON (the workflow's rule)")
+    p.add_argument("--out", type=Path, help="write the list of checked inputs here when all is well")
+    p.set_defaults(handler=_check_data)
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from dlearn.data.synth import SynthOptions
 
@@ -439,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="stages", dest="stage", required=True, metavar="STAGE")
     for add in (
+        _add_check_data,
         _add_make_body,
         _add_body_model,
         _add_synth,

@@ -81,3 +81,29 @@ def test_rounds_gather_into_one_table_and_a_readable_history(exact_data: dict, t
     (tmp_path / "bad.csv").write_text("round,value\n0,1\n")
     with pytest.raises(ValueError, match="bad.csv"):
         gather_evaluations([tmp_path / "bad.csv"], tmp_path / "s.csv")
+
+
+def test_a_joint_regressor_gives_the_mesh_points_it_selects(exact_data: dict, tmp_path: Path) -> None:
+    from dlearn.body.io import load_body_model
+    from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, load_joint_regressor
+
+    n = load_body_model(exact_data["model"]).num_vertices
+    rng = np.random.default_rng(0)
+    picked = rng.choice(n, size=17, replace=False)
+    regressor = np.zeros((17, n))
+    regressor[np.arange(17), picked] = 1.0  # joint j = vertex picked[j]
+    path = tmp_path / "J_regressor_h36m.npy"
+    np.save(path, regressor)
+    poses = PoseComputer(exact_data["model"])
+    arrays = {k: np.asarray(open_store(exact_data["truth"])[k][...]) for k in PARAM_KEYS}
+    joints = poses.regressed_joints(arrays, load_joint_regressor(path, n))
+    import torch
+
+    with torch.no_grad():
+        mesh = poses.model(torch.as_tensor(arrays["pose"], dtype=torch.float64), torch.as_tensor(arrays["scales"], dtype=torch.float64)).vertices.numpy()
+    expected = np.einsum("nij,nkj->nki", arrays["rotation"], mesh[:, picked])
+    assert np.allclose(joints, expected)
+    assert joints[:, H36M_TO_LSP14].shape == (len(arrays["pose"]), 14, 3)
+    np.save(tmp_path / "wrong.npy", regressor[:, :-1])
+    with pytest.raises(ValueError, match="wrong.npy"):
+        load_joint_regressor(tmp_path / "wrong.npy", n)

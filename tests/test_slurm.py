@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_workflow import BIN, REPO, write_config
 
 SCRIPT = REPO / "tests" / "slurm" / "localhost_cluster.sh"

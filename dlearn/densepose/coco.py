@@ -104,12 +104,62 @@ def _parse_dense(ann: dict, bbox: np.ndarray, where: str) -> tuple[np.ndarray, n
     return xy, part.astype(np.int64), np.stack([u, v], axis=1)
 
 
+def _read_person(
+    coco: COCO,
+    ann_id: int,
+    json_path: Path,
+    image_root: Path,
+    min_box_size: float,
+    require_dense: bool,
+    report: ReadReport,
+) -> PersonSample | None:
+    """One annotation as a sample, or None (counted in ``report``) when the rules skip it."""
+    ann = coco.anns[ann_id]
+    where = f"{json_path}: annotation {ann_id}"
+    if ann.get("iscrowd", 0):
+        report.skipped["crowd"] += 1
+        return None
+    try:
+        bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(4)
+        image = coco.imgs[ann["image_id"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnnotationError(f"{where}: missing or malformed 'bbox'/'image_id' ({exc})") from exc
+    if max(bbox[2], bbox[3]) < max(min_box_size, 1e-9):
+        report.skipped["small box"] += 1
+        return None
+    has_dense = all(k in ann for k in DENSE_KEYS)
+    if not has_dense and require_dense:
+        report.skipped["no dense points"] += 1
+        return None
+    keypoints = _array(ann, "keypoints", where, float) if "keypoints" in ann else np.zeros(3 * NUM_KEYPOINTS)
+    if keypoints.size != 3 * NUM_KEYPOINTS:
+        raise AnnotationError(f"{where}: field 'keypoints' has {keypoints.size} numbers, expected 51")
+    if has_dense:
+        xy, part, uv = _parse_dense(ann, bbox, where)
+    else:
+        xy, part, uv = np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((0, 2))
+    return PersonSample(
+        sample_id=f"{ann['image_id']}_{ann_id}",
+        image_id=int(ann["image_id"]),
+        annotation_id=int(ann_id),
+        image_path=image_root / image["file_name"],
+        image_size=(int(image["height"]), int(image["width"])),
+        bbox=bbox,
+        keypoints=keypoints.reshape(NUM_KEYPOINTS, 3),
+        dense_xy=xy,
+        dense_part=part,
+        dense_uv=uv,
+        dp_masks=ann.get("dp_masks"),
+    )
+
+
 def read_densepose_coco(
     json_path: str | Path,
     image_root: str | Path,
     *,
     min_box_size: float = 0.0,
     require_dense: bool = True,
+    problems: list[str] | None = None,
 ) -> tuple[list[PersonSample], ReadReport]:
     """Read the person annotations of a DensePose-COCO JSON file.
 
@@ -122,6 +172,8 @@ def read_densepose_coco(
         image_root: folder the images' ``file_name`` entries are relative to.
         min_box_size: smallest longer box side to keep, in pixels.
         require_dense: skip persons without ``dp_*`` fields (otherwise they get empty arrays).
+        problems: when given, a malformed annotation is appended here (its message) and
+            skipped, counted as "malformed", instead of raising (``dlearn check-data``).
 
     Raises:
         AnnotationError: the file is not COCO JSON, or a field of an annotation is malformed;
@@ -137,45 +189,16 @@ def read_densepose_coco(
     report = ReadReport()
     samples: list[PersonSample] = []
     for ann_id in sorted(coco.anns):
-        ann = coco.anns[ann_id]
-        where = f"{json_path}: annotation {ann_id}"
-        if ann.get("iscrowd", 0):
-            report.skipped["crowd"] += 1
-            continue
         try:
-            bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(4)
-            image = coco.imgs[ann["image_id"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AnnotationError(f"{where}: missing or malformed 'bbox'/'image_id' ({exc})") from exc
-        if max(bbox[2], bbox[3]) < max(min_box_size, 1e-9):
-            report.skipped["small box"] += 1
+            sample = _read_person(coco, ann_id, json_path, image_root, min_box_size, require_dense, report)
+        except AnnotationError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            report.skipped["malformed"] += 1
             continue
-        has_dense = all(k in ann for k in DENSE_KEYS)
-        if not has_dense and require_dense:
-            report.skipped["no dense points"] += 1
-            continue
-        keypoints = _array(ann, "keypoints", where, float) if "keypoints" in ann else np.zeros(3 * NUM_KEYPOINTS)
-        if keypoints.size != 3 * NUM_KEYPOINTS:
-            raise AnnotationError(f"{where}: field 'keypoints' has {keypoints.size} numbers, expected 51")
-        if has_dense:
-            xy, part, uv = _parse_dense(ann, bbox, where)
-        else:
-            xy, part, uv = np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((0, 2))
-        samples.append(
-            PersonSample(
-                sample_id=f"{ann['image_id']}_{ann_id}",
-                image_id=int(ann["image_id"]),
-                annotation_id=int(ann_id),
-                image_path=image_root / image["file_name"],
-                image_size=(int(image["height"]), int(image["width"])),
-                bbox=bbox,
-                keypoints=keypoints.reshape(NUM_KEYPOINTS, 3),
-                dense_xy=xy,
-                dense_part=part,
-                dense_uv=uv,
-                dp_masks=ann.get("dp_masks"),
-            )
-        )
+        if sample is not None:
+            samples.append(sample)
     report.kept = len(samples)
     log.info("%s: %s", json_path, report.summary())
     return samples, report

@@ -44,6 +44,25 @@ LIMB_KEYPOINTS = list(range(5, 17))
 #: root, elbows from shoulders, wrists from elbows, knees from hips, ankles from knees.
 COCO12_PARENTS = np.array([12, 12, 0, 1, 2, 3, 12, 12, 6, 7, 8, 9, -1])
 COCO12_NAMES = [COCO_KEYPOINT_NAMES[i] for i in LIMB_KEYPOINTS] + ["mid_hip"]
+#: The 14 LSP joints of the 17 Human3.6M joints a J_regressor_h36m gives (HMR/SPIN's order).
+H36M_TO_LSP14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
+#: Pelvis among the 17 Human3.6M joints (the root of "Protocol #1" root-aligned MPJPE).
+H36M_PELVIS = 0
+
+
+def load_joint_regressor(path: Path, num_vertices: int) -> np.ndarray:
+    """A (J, num_vertices) joint regressor from a .npy file (J_regressor_h36m.npy: 17 x 6890).
+
+    Raises:
+        ValueError: the file is missing, unreadable, or of another shape; the message names it.
+    """
+    try:
+        regressor = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable joint regressor ({exc})") from exc
+    if regressor.ndim != 2 or regressor.shape[1] != num_vertices:
+        raise ValueError(f"{path}: joint regressor of shape {regressor.shape}, expected (J, {num_vertices})")
+    return regressor.astype(np.float64)
 
 
 @dataclass
@@ -85,6 +104,17 @@ class PoseComputer:
             out = self.model(torch.as_tensor(pose, dtype=torch.float64), torch.as_tensor(scales, dtype=torch.float64), self.kp_ids)
             kp = coco_keypoints(out.vertices, out.joints)
         return out.joints.numpy(), kp.numpy()
+
+    def regressed_joints(self, arrays: dict[str, np.ndarray], regressor: np.ndarray) -> np.ndarray:
+        """(N, J, 3) camera-oriented joints ``regressor @ vertices`` of the full posed mesh (the
+        Human3.6M protocols' joints with J_regressor_h36m; H36M_TO_LSP14 picks the 14-joint set)."""
+        with torch.no_grad():
+            vertices = self.model(
+                torch.as_tensor(arrays["pose"], dtype=torch.float64).reshape(-1, 23, 3),
+                torch.as_tensor(arrays["scales"], dtype=torch.float64),
+            ).vertices.numpy()
+        joints = np.einsum("jv,nvk->njk", regressor, vertices)
+        return _rotate(joints, np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3))
 
     def pose_set(self, arrays: dict[str, np.ndarray]) -> PoseSet:
         joints, kp = self.body_points(arrays["pose"], arrays["scales"])

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: result paths, per-rule resources and code versions.
 import hashlib
+import json
 import os
 import shlex
 from pathlib import Path
@@ -31,6 +32,14 @@ def code_version(*paths):
             digest.update(str(file.relative_to(REPO)).encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def checked_inputs():
+    """The config blocks `check_data` looks at, as JSON (its params: only they rerun it)."""
+    blocks = {"body": config["body"], "dataset": {"kind": DATASET["kind"]}}
+    if DATASET["kind"] == "densepose_coco":
+        blocks["dataset"]["densepose_coco"] = DATASET["densepose_coco"]
+    return json.dumps(blocks, sort_keys=True)
 
 
 def body_model_files():

@@ -1,0 +1,92 @@
+"""`dlearn check-data`: every problem of the inputs a config names, one line each, before any stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlearn.check import check_config
+from dlearn.cli import main
+
+
+@pytest.fixture
+def user_data(exact_data: dict, standin_files: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A config pointing at DensePose-COCO-format files and an SMPL-format model, as a user's."""
+    root = tmp_path / "coco"
+    shutil.copytree(exact_data["root"] / "images", root / "images")
+    for split in ("train", "test"):
+        shutil.copy(exact_data["root"] / f"densepose_{split}.json", root / f"densepose_{split}.json")
+    model, uv = standin_files
+    config = {
+        "body": {"model": str(model), "uv": str(uv)},
+        "dataset": {"kind": "densepose_coco", "densepose_coco": {
+            "train_json": str(root / "densepose_train.json"), "test_json": str(root / "densepose_test.json"),
+            "image_root": str(root)}},
+    }  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_good_inputs_pass(user_data: Path) -> None:
+    report = check_config(user_data / "config.yaml")
+    assert report.problems == []
+    assert len(report.checked) == 4  # model, UV charts, two annotation files
+
+
+def test_every_problem_is_reported_with_its_file_and_record(user_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    train = user_data / "coco" / "densepose_train.json"
+    coco = json.loads(train.read_text())
+    coco["annotations"][0]["keypoints"] = coco["annotations"][0]["keypoints"][:50]
+    coco["annotations"][1]["dp_U"] = coco["annotations"][1]["dp_U"][:-1]
+    train.write_text(json.dumps(coco))
+    image = coco["images"][2]
+    (user_data / "coco" / image["file_name"]).unlink()
+    (user_data / "coco" / "densepose_test.json").unlink()
+    report = check_config(user_data / "config.yaml")
+    text = "\n".join(report.problems)
+    assert len(report.problems) == 4, text
+    assert f"annotation {coco['annotations'][0]['id']}: field 'keypoints' has 50 numbers" in text
+    assert f"annotation {coco['annotations'][1]['id']}: dense fields have different lengths" in text
+    assert image["file_name"] in text and "does not exist" in text
+    assert "densepose_test.json: annotation file does not exist" in text
+    assert main(["check-data", "--config", str(user_data / "config.yaml")]) == 1
+    assert "4 input problems" in caplog.text
+
+
+def test_a_uv_file_of_another_model_is_a_problem(user_data: Path, tmp_path: Path) -> None:
+    from conftest import random_body_data
+
+    from dlearn.body.io import write_smpl_pickle
+
+    config = yaml.safe_load((user_data / "config.yaml").read_text())
+    other = tmp_path / "other.pkl"
+    write_smpl_pickle(random_body_data(), other)  # 60 vertices: the UV ids do not fit
+    config["body"]["model"] = str(other)
+    report = check_config(config)
+    assert any(config["body"]["uv"] in p for p in report.problems), report.problems
+
+
+def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Path) -> None:
+    """config/paper.yaml with the user's paths: accepted by the schema, no synthetic data, the
+    check first; a missing file stops the run at check_data with the file named."""
+    from test_workflow import REPO, snakemake
+
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    mine = yaml.safe_load((user_data / "config.yaml").read_text())
+    paper["body"], paper["dataset"]["densepose_coco"] = mine["body"], mine["dataset"]["densepose_coco"]
+    paper["device"] = "cpu"
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(paper))
+    plan = snakemake(workdir, "-n")
+    out = plan.stdout + plan.stderr
+    assert "rule check_data" in out and "rule regress" in out and "rule synth" not in out
+    assert "rule evaluate" not in out  # no 3D ground truth for DensePose-COCO
+    (Path(mine["dataset"]["densepose_coco"]["test_json"])).unlink()
+    run = snakemake(workdir, "check_data", check=False)
+    assert run.returncode != 0
+    assert "densepose_test.json: annotation file does not exist" in (workdir / "logs" / "check_data.log").read_text()
