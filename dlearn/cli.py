@@ -384,6 +384,54 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_check_data)
 
 
+def _h36m_crops(args: argparse.Namespace) -> None:
+    from dlearn.data.crops import CropOptions
+    from dlearn.evaluation.h36m import make_h36m_crops
+
+    make_h36m_crops(args.npz, args.image_root, args.out, CropOptions(image_size=args.image_size, workers=1))
+
+
+def _evaluate_h36m(args: argparse.Namespace) -> None:
+    from dlearn.evaluation.evaluate import write_evaluation
+    from dlearn.evaluation.h36m import evaluate_h36m
+
+    report = evaluate_h36m(
+        args.round, args.predictions, args.npz, args.joint_regressor, args.body_model, bone_scaling=args.bone_scaling
+    )
+    write_evaluation(report, args.out_json, args.out_csv)
+    shown = {m: round(v["mean"], 1) for m, v in report["results"]["h36m"]["convnet"].items()}
+    log.info("round %d Human3.6M ConvNet: %s mm", args.round, shown)
+
+
+def _add_h36m(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "h36m-crops",
+        help="stage h36m_crops: crops of the Human3.6M evaluation frames of a SPIN-style npz",
+        description="Square crops (side = scale x 200 around center) of every frame of the npz.",
+    )
+    p.add_argument("--npz", type=Path, required=True, help="SPIN-style evaluation .npz (imgname, center, scale, S)")
+    p.add_argument("--image-root", type=Path, required=True, help="folder the npz's imgname entries are relative to")
+    p.add_argument("--out", type=Path, required=True, help="output crops_h36m.zarr")
+    p.add_argument("--image-size", type=int, default=64, help="crop side in pixels (the regressor's input)")
+    p.set_defaults(handler=_h36m_crops)
+    p = sub.add_parser(
+        "evaluate-h36m",
+        help="stage evaluate_h36m: round k's ConvNet on Human3.6M (Protocol #1, 14 LSP joints)",
+        description="MPJPE (root-aligned, bone-scaled, Procrustes) of the predictions on the npz's frames, "
+        "joints from a J_regressor_h36m .npy.",
+    )
+    p.add_argument("--round", type=int, required=True, help="round k")
+    p.add_argument("--predictions", type=Path, required=True, help="predictions_h36m.zarr")
+    p.add_argument("--npz", type=Path, required=True, help="SPIN-style evaluation .npz")
+    p.add_argument("--joint-regressor", type=Path, required=True, help="J_regressor_h36m.npy (17 x vertices)")
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    p.add_argument("--bone-scaling", default="canonical", choices=["canonical", "ground_truth"],
+                   help="bone-scaled MPJPE: to the model's rest skeleton (paper) or each ground truth")  # fmt: skip
+    p.add_argument("--out-json", type=Path, required=True, help="output evaluation_h36m.json")
+    p.add_argument("--out-csv", type=Path, required=True, help="output evaluation_h36m.csv")
+    p.set_defaults(handler=_evaluate_h36m)
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from dlearn.data.synth import SynthOptions
 
@@ -488,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_predict,
         _add_evaluate,
         _add_report,
+        _add_h36m,
     ):
         add(sub)
     return parser

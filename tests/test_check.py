@@ -79,13 +79,17 @@ def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Pa
     mine = yaml.safe_load((user_data / "config.yaml").read_text())
     paper["body"], paper["dataset"]["densepose_coco"] = mine["body"], mine["dataset"]["densepose_coco"]
     paper["device"] = "cpu"
+    for name in ("h36m.npz", "J_regressor_h36m.npy"):  # a dry run only needs them to exist
+        (tmp_path / name).write_bytes(b"")
+    paper["evaluation"]["h36m"].update(npz=str(tmp_path / "h36m.npz"), joint_regressor=str(tmp_path / "J_regressor_h36m.npy"))
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(paper))
     plan = snakemake(workdir, "-n")
     out = plan.stdout + plan.stderr
     assert "rule check_data" in out and "rule regress" in out and "rule synth" not in out
-    assert "rule evaluate" not in out  # no 3D ground truth for DensePose-COCO
+    assert "rule evaluate:" not in out  # no 3D ground truth for DensePose-COCO: Human3.6M instead
+    assert "rule h36m_crops" in out and "rule evaluate_h36m" in out
     (Path(mine["dataset"]["densepose_coco"]["test_json"])).unlink()
     run = snakemake(workdir, "check_data", check=False)
     assert run.returncode != 0

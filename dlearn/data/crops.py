@@ -104,7 +104,7 @@ def _load_rgb(path: Path, sample_id: str) -> Image.Image:
         raise ImageError(f"{path}: image of sample {sample_id} is unreadable ({exc})") from exc
 
 
-def _crop_one(task: tuple[str, Path, np.ndarray, int]) -> np.ndarray:
+def crop_task(task: tuple[str, Path, np.ndarray, int]) -> np.ndarray:
     sample_id, path, box, size = task
     return crop_image(_load_rgb(path, sample_id), box, size)
 
@@ -153,7 +153,7 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         with pool_context as pool:
             crop_all = pool.map if pool is not None else lambda fn, items: [fn(item) for item in items]
             for first in range(0, len(tasks), rows):
-                batch = crop_all(_crop_one, tasks[first : first + rows])
+                batch = crop_all(crop_task, tasks[first : first + rows])
                 images[first : first + len(batch)] = np.stack(batch)
     seconds = time.perf_counter() - start
     summary = {

@@ -74,11 +74,13 @@ def plot_history(rows: list[dict[str, Any]], png_path: Path) -> Path:
         ("convnet", "test", "pa_mpjpe", "ConvNet (test), Procrustes"),
         ("registration", "train", "mpjpe_bone_scaled", "registration (train), bone-scaled"),
         ("registration", "train", "pa_mpjpe", "registration (train), Procrustes"),
+        ("convnet", "h36m", "h36m_mpjpe_bone_scaled", "ConvNet (Human3.6M P#1), bone-scaled"),
+        ("convnet", "h36m", "h36m_pa_mpjpe", "ConvNet (Human3.6M P#1), Procrustes"),
     ):
         x, y = _series(rows, source, split, metric)
         if x:
             right.plot(x, y, "-o", label=label)
-    right.set_title("24 body joints", fontsize=9)
+    right.set_title("24 body joints (Human3.6M: 14 LSP joints)", fontsize=9)
     rounds = sorted({r["round"] for r in rows})
     for ax in (left, right):
         ax.set_xlabel("round (deform-and-learn iteration)")

@@ -162,11 +162,17 @@ def regressor_flags(wildcards, input):
     )
 
 
+H36M = config["evaluation"]["h36m"]
+
+
 def evaluation_files():
-    """Per-round evaluations need 3D ground truth: synthetic data only (for now)."""
-    if DATASET["kind"] != "synthetic":
-        return []
-    return expand(result("round_{round}/evaluation.csv"), round=ROUNDS)
+    """Per-round evaluations where 3D ground truth exists: synthetic data, Human3.6M frames."""
+    files = []
+    if DATASET["kind"] == "synthetic":
+        files += expand(result("round_{round}/evaluation.csv"), round=ROUNDS)
+    if H36M["npz"] != "none":
+        files += expand(result("round_{round}/evaluation_h36m.csv"), round=ROUNDS)
+    return files
 
 
 def report_inputs(wildcards):

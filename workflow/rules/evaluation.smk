@@ -34,6 +34,61 @@ rule evaluate:
         "--out-json {output.json:q} --out-csv {output.csv:q} {params.options} > {log:q} 2>&1"
 
 
+rule h36m_crops:
+    """Crops of the Human3.6M evaluation frames (evaluation.h36m.npz)."""
+    input:
+        npz=H36M["npz"],
+    output:
+        directory(result("data/crops_h36m.zarr")),
+    log:
+        f"{LOGS}/h36m_crops.log",
+    benchmark:
+        f"{LOGS}/benchmarks/h36m_crops.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("crops")["mem_mb"],
+        runtime=rule_resources("crops")["runtime"],
+    params:
+        image_root=H36M["image_root"],
+        size=config["crops"]["image_size"],
+        code=code_version("dlearn/evaluation/h36m.py", "dlearn/data/crops.py"),
+    shell:
+        "dlearn h36m-crops --npz {input.npz:q} --image-root {params.image_root:q} "
+        "--out {output:q} --image-size {params.size} > {log:q} 2>&1"
+
+
+rule evaluate_h36m:
+    """Round k's ConvNet on Human3.6M, Protocol #1 (14 LSP joints from J_regressor_h36m)."""
+    input:
+        predictions=result("round_{round}/predictions_h36m.zarr"),
+        npz=H36M["npz"],
+        regressor=H36M["joint_regressor"],
+        model=result("body/model.pkl"),
+    output:
+        json=result("round_{round}/evaluation_h36m.json"),
+        csv=result("round_{round}/evaluation_h36m.csv"),
+    log:
+        f"{LOGS}/evaluate_h36m_round{{round}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/evaluate_h36m_round{{round}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("evaluate")["mem_mb"],
+        runtime=rule_resources("evaluate")["runtime"],
+    params:
+        bone_scaling=config["evaluation"]["bone_scaling"],
+        code=code_version("dlearn/evaluation", "dlearn/body"),
+    shell:
+        "dlearn evaluate-h36m --round {wildcards.round} --predictions {input.predictions:q} "
+        "--npz {input.npz:q} --joint-regressor {input.regressor:q} --body-model {input.model:q} "
+        "--bone-scaling {params.bone_scaling} --out-json {output.json:q} --out-csv {output.csv:q} "
+        "> {log:q} 2>&1"
+
+
 rule report:
     """Every round in one place: summary table, MPJPE history (paper Fig. 2), overlays, meshes."""
     input:

@@ -48,7 +48,6 @@ rule regress:
 
 
 rule predict:
-    """Round k's regressor applied to every crop of a split (train: round k+1's initialisation)."""
     input:
         regressor=result("round_{round}/regressor/model.pt"),
         crops=result("data/crops_{split}.zarr"),
@@ -59,6 +58,9 @@ rule predict:
         f"{LOGS}/predict_round{{round}}_{{split}}.log",
     benchmark:
         f"{LOGS}/benchmarks/predict_round{{round}}_{{split}}.tsv"
+    """Round k's regressor applied to every crop of a split (train: round k+1's initialisation)."""
+    wildcard_constraints:
+        split="train|test|h36m",
     conda:
         "../../envs/dlearn.yaml"
     threads: rule_resources("predict")["threads"]

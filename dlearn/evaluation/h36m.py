@@ -1,0 +1,119 @@
+"""Human3.6M evaluation from a SPIN-style ``.npz`` (the paper's "Protocol #1": subjects S9, S11,
+as the file gives them).
+
+Protocol, stated in every output: the predicted mesh's 17 Human3.6M joints come from a
+J_regressor_h36m (17 x vertices, ``.npy``) and are rotated into the camera's orientation; the
+14 LSP joints (``H36M_TO_LSP14``) are compared with the first 14 joints of the file's ``S``
+(SPIN's joint order starts with the 14 LSP joints), both aligned at the mid-hip. Metrics, mm:
+``h36m_mpjpe`` (root-aligned), ``h36m_mpjpe_bone_scaled`` (the paper's protocol, bone lengths
+scaled to the body model's regressed rest skeleton, or to the ground truth's), ``h36m_pa_mpjpe``
+(Procrustes; HMR/SPIN's "P1"/"P2" numbers are this metric on other camera subsets).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlearn.data.crops import CropOptions, crop_task
+from dlearn.data.h36m import SPIN_BOX_UNIT, read_spin_npz
+from dlearn.data.store import StoreWriter, open_store, read_sample_ids
+from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, load_joint_regressor
+from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
+from dlearn.registration.data import PARAM_KEYS
+
+log = logging.getLogger(__name__)
+
+#: LSP14 joints plus their mid-hip root (index 14): parents of the bone-scaling tree.
+LSP14_PARENTS = np.array([1, 2, 14, 14, 3, 4, 7, 8, 12, 12, 9, 10, 14, 12, -1])
+LSP14_HIPS = (2, 3)
+PROTOCOL = (
+    "Human3.6M Protocol #1 of the paper (frames of the SPIN-style npz): 14 LSP joints from "
+    "J_regressor_h36m of the predicted mesh, camera orientation, mid-hip aligned"
+)
+
+
+def _with_root(joints: np.ndarray) -> np.ndarray:
+    """(N, 14, 3) -> (N, 15, 3) with the mid-hip appended."""
+    return np.concatenate([joints, joints[:, list(LSP14_HIPS)].mean(1, keepdims=True)], axis=1)
+
+
+def sample_ids(n: int) -> list[str]:
+    return [f"h36m_{i}" for i in range(n)]
+
+
+def make_h36m_crops(npz: Path, image_root: Path, out_path: Path, options: CropOptions) -> dict[str, Any]:
+    """Crops of the evaluation frames, boxes from the npz (side = scale x 200, no extra margin).
+
+    Raises:
+        EvaluationFileError: the npz is unreadable; ImageError: an image is missing.
+    """
+    start = time.perf_counter()
+    frames = read_spin_npz(npz)
+    n = len(frames.imgname)
+    boxes = np.concatenate([frames.center, frames.scale[:, None] * SPIN_BOX_UNIT], axis=1)
+    ids = sample_ids(n)
+    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options),
+                     attrs={"frame": "normalised crop coordinates", "source": str(npz)}) as w:  # fmt: skip
+        w.write("box", boxes.astype(np.float32))
+        w.write("keypoints", np.zeros((n, 17, 3), np.float32))  # Human3.6M frames carry no 2D labels here
+        images = w.create("image", (n, options.image_size, options.image_size, 3), np.uint8, chunk_rows=options.chunk_rows)
+        for first in range(0, n, options.chunk_rows):
+            rows = range(first, min(n, first + options.chunk_rows))
+            images[first : rows[-1] + 1] = np.stack(
+                [crop_task((ids[i], image_root / frames.imgname[i], boxes[i], options.image_size)) for i in rows]
+            )
+    summary = {"samples": n, "seconds": round(time.perf_counter() - start, 2)}
+    log.info("%s: %s", out_path, summary)
+    return summary
+
+
+def evaluate_h36m(
+    round_k: int, predictions: Path, npz: Path, joint_regressor: Path, body_model: Path, bone_scaling: str = "canonical"
+) -> dict[str, Any]:
+    """Round k's ConvNet on the Human3.6M frames (see the module docstring for the protocol)."""
+    frames = read_spin_npz(npz)
+    n = len(frames.imgname)
+    store = open_store(predictions, stage="predict", required=PARAM_KEYS)
+    if read_sample_ids(store) != sample_ids(n):
+        raise ValueError(f"{predictions}: {len(read_sample_ids(store))} predictions, {npz} has {n} frames")
+    if frames.joints3d.shape[1] < 14:
+        raise ValueError(f"{npz}: key 'S' has {frames.joints3d.shape[1]} joints, expected SPIN's 24 (14 LSP first)")
+    poses = PoseComputer(body_model)
+    regressor = load_joint_regressor(joint_regressor, poses.model.num_vertices)
+    if regressor.shape[0] != 17:
+        raise ValueError(f"{joint_regressor}: {regressor.shape[0]} joints, expected the 17 of Human3.6M")
+    arrays = {k: np.asarray(store[k][...]) for k in PARAM_KEYS}
+    pred = _with_root(poses.regressed_joints(arrays, regressor)[:, H36M_TO_LSP14]) * 1000.0
+    gt = _with_root(frames.joints3d[:, :14]) * 1000.0
+    keep = (frames.confidence[:, :14] > 0).all(axis=1)
+    pred, gt = pred[keep], gt[keep]
+    rest = poses.regressed_joints(
+        {"pose": np.zeros((1, 23, 3)), "scales": np.ones((1, 24)), "rotation": np.eye(3)[None]}, regressor
+    )
+    canonical = float(bone_lengths(_with_root(rest[:, H36M_TO_LSP14]), LSP14_PARENTS).sum()) * 1000.0
+    root = 14
+    errors = {
+        "h36m_mpjpe": mpjpe(pred, gt, root=root),
+        "h36m_mpjpe_bone_scaled": mpjpe_bone_scaled(
+            pred, gt, LSP14_PARENTS, root=root, canonical_bone_sum=canonical if bone_scaling == "canonical" else None
+        ),
+        "h36m_pa_mpjpe": pa_mpjpe(pred, gt),
+    }
+    metrics = {
+        name: {"mean": float(e[:, :14].mean()), "median": float(np.median(e[:, :14].mean(1))),
+               "per_joint": [round(float(v), 2) for v in e[:, :14].mean(0)], "samples": int(len(e))}
+        for name, e in errors.items() if len(e)
+    }  # fmt: skip
+    return {
+        "round": round_k,
+        "units": "mm",
+        "protocol": {"h36m": PROTOCOL, "bone_scaling": bone_scaling, "skipped_frames": int((~keep).sum())},
+        "results": {"h36m": {"convnet": metrics}},
+    }
+
