@@ -96,3 +96,40 @@ def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Pa
     write_store(root / "truth.zarr", truth, stage="merge_registration", sample_id=ids)
     return {"root": root, "model": model, "corr": root / "corr.zarr", "crops": root / "crops.zarr",
             "depths": root / "depths.zarr", "truth": root / "truth.zarr", "gt": root / "gt_train.zarr"}  # fmt: skip
+
+
+@pytest.fixture
+def h36m_set(exact_data: dict, tmp_path: Path) -> dict[str, Path]:
+    """The exact synthetic persons laid out as a SPIN-style Human3.6M evaluation set: npz with
+    boxes and 3D joints from a 17-joint regressor, the regressor .npy, and predictions equal to
+    the truth (sample ids h36m_i in the npz's order)."""
+    import json
+
+    import torch
+
+    from dlearn.body.io import load_body_model
+    from dlearn.data.store import open_store, read_sample_ids, write_store
+    from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer
+    from dlearn.registration.data import PARAM_KEYS
+
+    crops = open_store(exact_data["crops"])
+    ids = read_sample_ids(crops)
+    coco = json.loads((exact_data["root"] / "densepose_train.json").read_text())
+    file_name = {img["id"]: img["file_name"] for img in coco["images"]}
+    n_vertices = load_body_model(exact_data["model"]).num_vertices
+    regressor = np.zeros((17, n_vertices))
+    regressor[np.arange(17), np.random.default_rng(1).choice(n_vertices, 17, replace=False)] = 1.0
+    np.save(tmp_path / "J_regressor_h36m.npy", regressor)
+    truth = {k: np.asarray(open_store(exact_data["truth"])[k][...]) for k in PARAM_KEYS}
+    poses = PoseComputer(exact_data["model"])
+    with torch.no_grad():
+        lsp = poses.regressed_joints(truth, regressor)[:, H36M_TO_LSP14]
+    s = np.zeros((len(ids), 24, 4))
+    s[:, :14, :3], s[:, :14, 3] = lsp, 1.0
+    box = np.asarray(crops["box"][...], np.float64)
+    np.savez(tmp_path / "h36m.npz", imgname=np.array([file_name[int(i.split("_")[0])] for i in ids]),
+             center=box[:, :2], scale=box[:, 2] / 200.0, S=s)  # fmt: skip
+    write_store(tmp_path / "pred.zarr", {**truth, "status": np.zeros(len(ids), np.uint8)}, stage="predict",
+                sample_id=[f"h36m_{i}" for i in range(len(ids))])  # fmt: skip
+    return {"npz": tmp_path / "h36m.npz", "regressor": tmp_path / "J_regressor_h36m.npy", "pred": tmp_path / "pred.zarr",
+            "root": exact_data["root"], "model": exact_data["model"]}  # fmt: skip

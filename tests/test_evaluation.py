@@ -109,41 +109,6 @@ def test_a_joint_regressor_gives_the_mesh_points_it_selects(exact_data: dict, tm
         load_joint_regressor(tmp_path / "wrong.npy", n)
 
 
-@pytest.fixture
-def h36m_set(exact_data: dict, tmp_path: Path) -> dict[str, Path]:
-    """The exact synthetic persons laid out as a SPIN-style Human3.6M evaluation set: npz with
-    boxes and 3D joints from a 17-joint regressor, the regressor .npy, and predictions equal to
-    the truth (sample ids h36m_i in the npz's order)."""
-    import json
-
-    import torch
-
-    from dlearn.body.io import load_body_model
-    from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer
-
-    crops = open_store(exact_data["crops"])
-    ids = read_sample_ids(crops)
-    coco = json.loads((exact_data["root"] / "densepose_train.json").read_text())
-    file_name = {img["id"]: img["file_name"] for img in coco["images"]}
-    n_vertices = load_body_model(exact_data["model"]).num_vertices
-    regressor = np.zeros((17, n_vertices))
-    regressor[np.arange(17), np.random.default_rng(1).choice(n_vertices, 17, replace=False)] = 1.0
-    np.save(tmp_path / "J_regressor_h36m.npy", regressor)
-    truth = {k: np.asarray(open_store(exact_data["truth"])[k][...]) for k in PARAM_KEYS}
-    poses = PoseComputer(exact_data["model"])
-    with torch.no_grad():
-        lsp = poses.regressed_joints(truth, regressor)[:, H36M_TO_LSP14]
-    s = np.zeros((len(ids), 24, 4))
-    s[:, :14, :3], s[:, :14, 3] = lsp, 1.0
-    box = np.asarray(crops["box"][...], np.float64)
-    np.savez(tmp_path / "h36m.npz", imgname=np.array([file_name[int(i.split("_")[0])] for i in ids]),
-             center=box[:, :2], scale=box[:, 2] / 200.0, S=s)  # fmt: skip
-    write_store(tmp_path / "pred.zarr", {**truth, "status": np.zeros(len(ids), np.uint8)}, stage="predict",
-                sample_id=[f"h36m_{i}" for i in range(len(ids))])  # fmt: skip
-    return {"npz": tmp_path / "h36m.npz", "regressor": tmp_path / "J_regressor_h36m.npy", "pred": tmp_path / "pred.zarr",
-            "root": exact_data["root"], "model": exact_data["model"]}  # fmt: skip
-
-
 def test_human36m_protocol_1_of_exact_predictions_is_zero(h36m_set: dict, tmp_path: Path) -> None:
     from dlearn.data.crops import CropOptions
     from dlearn.evaluation.h36m import evaluate_h36m, make_h36m_crops
