@@ -101,7 +101,7 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
     """Regressor training curves of every round (one x axis, epochs continue across rounds) and
     the distribution of the registrations' final data losses per round."""
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=120)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6), dpi=120)
     offset = 0
     for k, path in enumerate(regressor_models):
         curve = torch.load(path, map_location="cpu", weights_only=True)["curve"]
@@ -110,7 +110,8 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
         offset = epochs[-1] if epochs else offset
     left.set_yscale("log")
     left.set_xlabel("epoch (cumulative over rounds)")
-    left.set_ylabel("regressor loss (eq. 5)")
+    left.set_ylabel("mean loss per sample")
+    left.set_title("regressor training (eq. 5)", fontsize=9)
     left.legend(fontsize=7)
     data = []
     for path in registrations:
@@ -122,7 +123,8 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
     right.set_xticks(range(1, len(data) + 1), [str(k) for k in range(len(data))])
     right.set_yscale("log")
     right.set_xlabel("round")
-    right.set_ylabel("registration data loss (w L_dense + w L_KP)")
+    right.set_ylabel("final data loss per sample")
+    right.set_title("registration: w_dense L_dense + w_KP L_KP", fontsize=9)
     fig.tight_layout()
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
