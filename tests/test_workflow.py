@@ -203,7 +203,7 @@ def test_dry_run_of_three_rounds_chains_the_rounds(tmp_path: Path) -> None:
     jobs = planned_jobs(tmp_path)
     counts = {rule: sum(job.rule == rule for job in jobs) for rule in {job.rule for job in jobs}}
     assert counts == {
-        "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
+        "check_data": 1, "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
         "cgan_evaluate": 1, "register": 6, "merge_registration": 3, "regress": 3, "predict": 6,
         "evaluate": 3, "report": 1, "all": 1,
     }  # fmt: skip
