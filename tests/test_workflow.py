@@ -272,8 +272,10 @@ def test_bad_user_model_fails_naming_the_file(tmp_path: Path) -> None:
     write_config(tmp_path, body__model=str(bad), body__uv=str(tmp_path / "UV_Processed.mat"))
     proc = snakemake(tmp_path, "body_model", check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "body_model.log").read_text()
+    # The first rule, check_data, stops the run and names the file; no body file is written.
+    log = (tmp_path / "logs" / "check_data.log").read_text()
     assert str(bad) in log
+    assert not (tmp_path / "results" / "body" / "model.pkl").exists()
 
 
 def test_lint_and_format_are_clean() -> None:
