@@ -22,6 +22,7 @@ import numpy as np
 
 from dlearn.body.keypoints import ROOT_KEYPOINTS
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
+from dlearn.plots import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,7 @@ def evaluate_depths(
 def plot_training_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
     """Plot the per-epoch mean losses of :func:`dlearn.cgan.train.train_cgan`'s ``curve``
     (also stored as ``history`` in the model file) to ``png_path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [row["epoch"] for row in curve]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
@@ -130,9 +128,4 @@ def plot_training_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path)

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +39,7 @@ from dlearn.cgan.model import (
     lift,
     normalise_2d,
 )
+from dlearn.checkpoint import atomic_save, load_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 
@@ -288,28 +288,13 @@ def _fingerprint(options: CganOptions, keypoints: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _load(path: Path, what: str) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"{path}: unreadable {what} ({type(exc).__name__}: {exc}); delete it to start over"
-        ) from exc
-    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path}: not a dlearn cGAN {what}")
-    return obj
+    return load_tagged(path, MODEL_FORMAT, what, CheckpointError)
 
 
 def save_checkpoint(path: Path, state: CganState, options: CganOptions, fingerprint: str) -> None:
     """Write the training state atomically (temporary sibling, then rename)."""
-    _atomic_save(
+    atomic_save(
         {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -403,7 +388,7 @@ def train_cgan(crops_path: Path, out_model: Path, checkpoint_dir: Path, options:
         save_checkpoint(ckpt_path, state, options, fingerprint)
         log.info("epoch %d: %s", state.epoch, state.history[-1])
 
-    _atomic_save(
+    atomic_save(
         {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,

@@ -16,6 +16,7 @@ import torch
 from dlearn.body.model import BodyModel
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.evaluate import CSV_COLUMNS, write_csv
+from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,6 @@ HISTORY_LINES = (
     ("cgan", "test", "cGAN (test)"),
     ("registration", "train", "registration (train)"),
 )
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def gather_evaluations(csv_paths: Sequence[Path], out_csv: Path) -> list[dict[str, Any]]:
@@ -59,7 +51,7 @@ def _series(rows: list[dict[str, Any]], source: str, split: str, metric: str) ->
 
 def plot_history(rows: list[dict[str, Any]], png_path: Path) -> Path:
     """Fig. 2 of the paper for this run: MPJPE against the round, per source."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
     if not rows:
         fig.text(0.5, 0.5, "no evaluation: the dataset has no 3D ground truth", ha="center", va="center")
@@ -89,18 +81,13 @@ def plot_history(rows: list[dict[str, Any]], png_path: Path) -> Path:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path)
 
 
 def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path], png_path: Path) -> Path:
     """Regressor training curves of every round (one x axis, epochs continue across rounds) and
     the distribution of the registrations' final data losses per round."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6), dpi=120)
     offset = 0
     for k, path in enumerate(regressor_models):
@@ -125,12 +112,7 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
     right.set_xlabel("round")
     right.set_ylabel("final data loss per sample")
     right.set_title("registration: w_dense L_dense + w_KP L_KP", fontsize=9)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path)
 
 
 def export_meshes(predictions: Path, body_model: Path, out_dir: Path, num: int, prefix: str) -> list[Path]:

@@ -12,6 +12,7 @@ from dlearn.body.camera import camera_points
 from dlearn.body.model import BodyModel
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
 from dlearn.densepose.uv import body_face_parts, load_uv_charts, part_colours
+from dlearn.plots import pyplot, save_figure
 
 _PARAMS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
 
@@ -24,11 +25,9 @@ def write_overlay(
 
     Faces are painted back to front by depth (camera z points away from the viewer).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
+
+    plt = pyplot()
 
     groups = [(label, open_store(path, required=[*_PARAMS, "status"])) for label, path in stores]
     crop_store = open_store(crops, stage="crops", required=["image"])
@@ -73,9 +72,4 @@ def write_overlay(
             ax.set_title(f"{label}\n{status[i]}", fontsize=7)
     labels = ", ".join(label for label, _ in stores)
     fig.suptitle(f"crops and fitted meshes ({labels})", fontsize=9)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=100)

@@ -15,8 +15,6 @@ frame, ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -31,6 +29,7 @@ from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import keypoint_vertex_ids
 from dlearn.body.model import BodyModel
+from dlearn.checkpoint import inputs_fingerprint
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.registration.data import PARAM_KEYS, FitData, fit_batch, load_fit_data, read_params
@@ -164,16 +163,6 @@ def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:
     return np.arange(bounds[shard], bounds[shard + 1])
 
 
-def _fingerprint(options: RegistrationOptions, inputs: list[Path | None], shard: int, num_shards: int) -> str:
-    """Identifies what a checkpoint was computed from: options, shard and input stores' metadata."""
-    parts = [json.dumps(asdict(options), sort_keys=True), f"{shard}/{num_shards}"]
-    for path in inputs:
-        if path is not None:
-            meta = path / "zarr.json"
-            parts.append(f"{path}:{meta.stat().st_mtime_ns if meta.exists() else 0}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("wb") as fh:
@@ -220,7 +209,9 @@ def register(
     rows = shard_rows(len(inputs.data.ids), shard, num_shards)
 
     checkpoint_dir = checkpoint_dir or out_path.with_name(f".{out_path.name}.checkpoint")
-    fingerprint = _fingerprint(options, [correspondences, crops, depths, init, previous, body_model], shard, num_shards)
+    fingerprint = inputs_fingerprint(
+        asdict(options), [correspondences, crops, depths, init, previous, body_model], f"{shard}/{num_shards}"
+    )
     meta = checkpoint_dir / "fingerprint.txt"
     if checkpoint_dir.exists() and (not meta.exists() or meta.read_text() != fingerprint):
         log.info("%s: options or inputs changed, discarding the old checkpoint", checkpoint_dir)

@@ -14,11 +14,8 @@ resumes after the last finished epoch and gives the same weights as an uninterru
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -34,8 +31,10 @@ from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import keypoint_vertex_ids
 from dlearn.body.model import BodyModel
+from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
 from dlearn.registration.stage import STATUS
@@ -148,21 +147,8 @@ def reference_theta(targets: np.ndarray) -> Tensor:
     return ref
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _load(path: Path, what: str) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path}: unreadable {what} ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path}: not a dlearn regressor {what}")
-    return obj
+    return load_tagged(path, MODEL_FORMAT, what, CheckpointError)
 
 
 def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[str, Any]]:
@@ -171,15 +157,6 @@ def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[st
     model = Regressor(RegressorSpec(**saved["spec"]))
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), saved
-
-
-def _fingerprint(options: RegressorOptions, inputs: list[Path | None]) -> str:
-    parts = [json.dumps(asdict(options), sort_keys=True)]
-    for path in inputs:
-        if path is not None:
-            meta = path / "zarr.json" if path.is_dir() else path
-            parts.append(f"{path}:{meta.stat().st_mtime_ns if meta.exists() else 0}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _schedule(options: RegressorOptions) -> Any:
@@ -276,7 +253,7 @@ def train_regressor(
 
     checkpoint_dir = Path(checkpoint_dir)
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME
-    fingerprint = _fingerprint(options, [crops, correspondences, registration, depths, init_model, Path(body_model)])
+    fingerprint = inputs_fingerprint(asdict(options), [crops, correspondences, registration, depths, init_model, body_model])
     epoch, curve = 0, []
     if ckpt_path.exists():
         ckpt = _load(ckpt_path, "checkpoint")
@@ -333,7 +310,7 @@ def train_regressor(
             epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"],
             row["images_per_second"], 100 * row["data_wait_fraction"],
         )  # fmt: skip
-        _atomic_save(
+        atomic_save(
             {
                 "format": MODEL_FORMAT,
                 "version": MODEL_VERSION,
@@ -349,7 +326,7 @@ def train_regressor(
             ckpt_path,
         )
     seconds = time.perf_counter() - start
-    _atomic_save(
+    atomic_save(
         {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -425,10 +402,7 @@ def predict(
 
 def plot_regressor_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
     """Per-epoch mean loss terms of a regressor's training (log scale) to ``png_path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [row["epoch"] for row in curve]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
@@ -438,10 +412,5 @@ def plot_regressor_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss per sample")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path)
 
