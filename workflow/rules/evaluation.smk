@@ -23,7 +23,10 @@ rule evaluate:
         mem_mb=rule_resources("evaluate")["mem_mb"],
         runtime=rule_resources("evaluate")["runtime"],
     params:
-        options=cli_flags(config["evaluation"]),
+        # evaluation.h36m is evaluate_h36m's.
+        options=cli_flags(
+            {k: v for k, v in config["evaluation"].items() if k != "h36m"}
+        ),
         code=code_version("dlearn/evaluation", "dlearn/body"),
     shell:
         "dlearn evaluate --round {wildcards.round} --body-model {input.model:q} "

@@ -48,6 +48,7 @@ rule regress:
 
 
 rule predict:
+    """Round k's regressor applied to every crop of a split (train: round k+1's initialisation)."""
     input:
         regressor=result("round_{round}/regressor/model.pt"),
         crops=result("data/crops_{split}.zarr"),
@@ -58,7 +59,6 @@ rule predict:
         f"{LOGS}/predict_round{{round}}_{{split}}.log",
     benchmark:
         f"{LOGS}/benchmarks/predict_round{{round}}_{{split}}.tsv"
-    """Round k's regressor applied to every crop of a split (train: round k+1's initialisation)."""
     wildcard_constraints:
         split="train|test|h36m",
     conda:
