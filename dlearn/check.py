@@ -32,30 +32,21 @@ class CheckReport:
 
 
 def check_body(body: dict[str, Any], report: CheckReport) -> None:
-    from dlearn.body.io import load_body_model
     from dlearn.body.keypoints import keypoint_vertex_ids
-    from dlearn.densepose.uv import body_face_parts, load_uv_charts
+    from dlearn.body.prepare import load_user_body
 
     model, uv = str(body.get("model", STANDIN)), str(body.get("uv", STANDIN))
     if model == STANDIN and uv == STANDIN:
         report.checked.append("body: the stand-in (built by the workflow)")
         return
-    if (model == STANDIN) != (uv == STANDIN):
-        report.problems.append(f"body.model={model!r}, body.uv={uv!r}: a real model needs its own UV_Processed.mat")
-        return
     try:
-        data = load_body_model(model)
+        data, charts, _ = load_user_body(model, uv)
         keypoint_vertex_ids(data)
-        report.checked.append(f"{model}: {data.num_vertices} vertices")
     except (OSError, ValueError, KeyError) as exc:
-        report.problems.append(f"{model}: {exc}")
+        report.problems.append(str(exc))
         return
-    try:
-        charts = load_uv_charts(uv, num_vertices=data.num_vertices)
-        body_face_parts(charts, data.faces)
-        report.checked.append(f"{uv}: {len(charts.vertex)} chart vertices")
-    except (OSError, ValueError, KeyError) as exc:
-        report.problems.append(f"{uv}: {exc}")
+    report.checked.append(f"{model}: {data.num_vertices} vertices")
+    report.checked.append(f"{uv}: {len(charts.vertex)} chart vertices")
 
 
 def check_annotations(json_path: Path, image_root: Path, report: CheckReport) -> None:

@@ -11,9 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-from dlearn.body.io import load_body_model, write_smpl_pickle
+import numpy as np
+
+from dlearn.body.io import BodyModelData, load_body_model, write_smpl_pickle
 from dlearn.body.standin import build_standin, write_body_preview
-from dlearn.densepose.uv import body_face_parts, load_uv_charts, write_uv_charts
+from dlearn.densepose.uv import UVCharts, body_face_parts, load_uv_charts, write_uv_charts
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,24 @@ def _link(target: Path, link: Path) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(target.resolve(), tmp)
     tmp.replace(link)
+
+
+def load_user_body(model: str, uv: str) -> tuple[BodyModelData, UVCharts, np.ndarray]:
+    """Load and cross-check a user's model and UV charts: (model data, charts, part of each face).
+
+    Raises:
+        ValueError: one of the two is the stand-in and the other is not.
+        BodyModelFileError, UVChartError: the files are unreadable or inconsistent; the
+            message names the file and key.
+    """
+    if (model == STANDIN) != (uv == STANDIN):
+        raise ValueError(
+            f"body.model={model!r} and body.uv={uv!r}: the stand-in model needs the stand-in UV "
+            "charts and a real model needs its own UV_Processed.mat"
+        )
+    data = load_body_model(model)
+    charts = load_uv_charts(uv, num_vertices=data.num_vertices)
+    return data, charts, body_face_parts(charts, data.faces)
 
 
 def prepare_body_files(model: str, uv: str, out_model: Path, out_uv: Path, out_preview: Path) -> None:
@@ -43,21 +63,14 @@ def prepare_body_files(model: str, uv: str, out_model: Path, out_uv: Path, out_p
         BodyModelFileError, UVChartError: the user's files are unreadable or inconsistent;
             the message names the file and key.
     """
-    if (model == STANDIN) != (uv == STANDIN):
-        raise ValueError(
-            f"body.model={model!r} and body.uv={uv!r}: the stand-in model needs the stand-in UV "
-            "charts and a real model needs its own UV_Processed.mat"
-        )
-    if model == STANDIN:
+    if model == STANDIN and uv == STANDIN:
         body = build_standin()
         write_smpl_pickle(body.model, out_model)
         write_uv_charts(body.uv, out_uv)
         data, face_part = body.model, body.face_part
         log.info("wrote the stand-in body (%d vertices) to %s and %s", data.num_vertices, out_model, out_uv)
     else:
-        data = load_body_model(model)
-        charts = load_uv_charts(uv, num_vertices=data.num_vertices)
-        face_part = body_face_parts(charts, data.faces)
+        data, charts, face_part = load_user_body(model, uv)
         _link(Path(model), out_model)
         _link(Path(uv), out_uv)
         log.info(
