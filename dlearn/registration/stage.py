@@ -151,7 +151,7 @@ def _fit_chunk(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _status_counts(status: np.ndarray) -> dict[str, int]:
+def status_counts(status: np.ndarray) -> dict[str, int]:
     return {name: int((status == code).sum()) for name, code in STATUS.items()}
 
 
@@ -245,7 +245,7 @@ def register(
         if chunks
         else _fit_chunk(model, kp_ids, inputs, rows, options)
     )
-    status_counts = _status_counts(merged["status"])
+    counts = status_counts(merged["status"])
     write_store(
         out_path,
         merged,
@@ -258,14 +258,14 @@ def register(
             "frame": "camera in normalised crop coordinates; joints in the body frame",
             "shard": shard,
             "num_shards": num_shards,
-            "status_counts": status_counts,
+            "status_counts": counts,
         },
     )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     steps = options.steps
     summary = {
         "samples": len(rows),
-        "status": status_counts,
+        "status": counts,
         "seconds": round(seconds, 2),
         "resumed_chunks": resumed,
         "max_sample_steps_per_second": round(len(rows) * steps / max(seconds, 1e-9), 1),
@@ -291,7 +291,7 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
     keys = [k for k in parts[0].array_keys() if k != "sample_id"]
     merged = {k: np.concatenate([np.asarray(g[k][...]) for g in parts]) for k in keys}
     attrs = dict(parts[0].attrs)
-    counts = _status_counts(merged["status"])
+    counts = status_counts(merged["status"])
     write_store(
         out_path,
         merged,

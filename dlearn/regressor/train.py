@@ -37,7 +37,7 @@ from dlearn.device import resolve_device
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
-from dlearn.registration.stage import STATUS
+from dlearn.registration.stage import STATUS, status_counts
 from dlearn.regressor.data import (
     AugmentOptions,
     RegressorBatches,
@@ -214,8 +214,7 @@ def train_regressor(
         registration,
     )
     usable = np.isin(reg["status"], USABLE_STATUS)
-    code_name = {code: name for name, code in STATUS.items()}
-    excluded = {code_name.get(int(c), str(c)): int((reg["status"] == c).sum()) for c in np.unique(reg["status"][~usable])}
+    excluded = {name: n for name, n in status_counts(reg["status"][~usable]).items() if n}
     if not usable.any():
         raise ValueError(f"{registration}: no sample has a usable registration ({excluded})")
     log.info("%d samples to train on, excluded by registration status: %s", int(usable.sum()), excluded or "none")
