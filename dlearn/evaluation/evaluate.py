@@ -131,19 +131,17 @@ def ground_truth(gt_path: Path, ids: list[str], poses: PoseComputer) -> PoseSet:
     )
 
 
-def cgan_poses(depths_path: Path, crops_path: Path, ids: list[str]) -> PoseSet:
-    """The cGAN's lifted keypoints: 2D offsets from the 2D root and depths, crop units."""
+def cgan_poses(depths_path: Path, keypoints: np.ndarray, ids: list[str]) -> PoseSet:
+    """The cGAN's lifted keypoints: the (N, 17, 3) crop keypoints' 2D and the depths, crop units."""
     depths = read_aligned(open_store(depths_path, required=["depth"]), ids, ("depth",), depths_path)["depth"]
-    kp = read_aligned(open_store(crops_path, stage="crops", required=["keypoints"]), ids, ("keypoints",), crops_path)
-    xy = kp["keypoints"][..., :2].astype(np.float64)
+    xy = keypoints[..., :2].astype(np.float64)
     lifted = np.concatenate([xy, np.asarray(depths, np.float64)[..., None]], axis=-1)
     return PoseSet(None, _coco12(lifted))
 
 
-def limb_mask(crops_path: Path, ids: list[str]) -> np.ndarray:
+def limb_mask(keypoints: np.ndarray) -> np.ndarray:
     """(N,) samples whose 12 COCO limb keypoints are all labelled (the coco12 set's samples)."""
-    kp = read_aligned(open_store(crops_path, stage="crops", required=["keypoints"]), ids, ("keypoints",), crops_path)
-    return (kp["keypoints"][:, LIMB_KEYPOINTS, 2] > 0).all(axis=1)
+    return (keypoints[:, LIMB_KEYPOINTS, 2] > 0).all(axis=1)
 
 
 def pose_metrics(
@@ -224,16 +222,20 @@ def evaluate_round(
     sources += [(split, "convnet", path) for split, path in predictions.items()]
     cache: dict[str, tuple[list[str], PoseSet, np.ndarray]] = {}
     for split in sorted({s for s, _, _ in sources} | ({"test"} if cgan_depths else set())):
-        ids = read_sample_ids(open_store(crops[split], stage="crops"))
-        cache[split] = (ids, ground_truth(gt[split], ids, poses), limb_mask(crops[split], ids))
+        store = open_store(crops[split], stage="crops", required=["keypoints"])
+        ids = read_sample_ids(store)
+        keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
+        cache[split] = (ids, ground_truth(gt[split], ids, poses), keypoints)
     for split, source, path in sources:
-        ids, truth, limbs = cache[split]
+        ids, truth, keypoints = cache[split]
+        limbs = limb_mask(keypoints)
         stage = "merge_registration" if source == "registration" else "predict"
         pred = poses.pose_set(_params(path, ids, stage))
         results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling)
     if cgan_depths is not None:
-        ids, truth, limbs = cache["test"]
-        results["test"]["cgan"] = pose_metrics(cgan_poses(cgan_depths, crops["test"], ids), truth, limbs, poses, bone_scaling)
+        ids, truth, keypoints = cache["test"]
+        cgan = cgan_poses(cgan_depths, keypoints, ids)
+        results["test"]["cgan"] = pose_metrics(cgan, truth, limb_mask(keypoints), poses, bone_scaling)
     bone_scaling_text = {
         "canonical": "the canonical (rest) skeleton's, prediction and ground truth",
         "ground_truth": "the ground truth's, prediction only",
