@@ -120,13 +120,18 @@ def registration_inputs(wildcards):
     return inputs
 
 
-def optional_flags(wildcards, input):
-    """--depths/--init/--previous for the inputs this round has."""
-    return " ".join(
-        f"--{name} {shlex.quote(str(input[name]))}"
-        for name in ("depths", "init", "previous")
-        if name in input.keys()
-    )
+def optional_input_flags(*names):
+    """A params function: `--name path` for each of the optional inputs ``names`` that the job
+    has (e.g. round 0 has no previous round), `init_model` giving `--init-model`."""
+
+    def flags(wildcards, input):
+        return " ".join(
+            f"--{name.replace('_', '-')} {shlex.quote(str(input[name]))}"
+            for name in names
+            if name in input.keys()
+        )
+
+    return flags
 
 
 ROUNDS = list(range(config["iterations"]))
@@ -151,15 +156,6 @@ def regressor_inputs(wildcards):
     if REGRESSOR["warm_start"] and k >= 1:
         inputs["init_model"] = result(f"round_{k - 1}/regressor/model.pt")
     return inputs
-
-
-def regressor_flags(wildcards, input):
-    """--depths/--init-model for the inputs this round has."""
-    return " ".join(
-        f"--{name.replace('_', '-')} {shlex.quote(str(input[name]))}"
-        for name in ("depths", "init_model")
-        if name in input.keys()
-    )
 
 
 H36M = config["evaluation"]["h36m"]
