@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from dlearn.body.keypoints import COCO_FLIP
 from dlearn.cli import main
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.registration.data import PARAM_KEYS, read_params
 from dlearn.registration.fit import FitBatch
 from dlearn.registration.stage import STATUS, RegistrationOptions, register
 from dlearn.regressor import train as regressor_train
-from dlearn.regressor.data import AugmentOptions, augment, epoch_batches
+from dlearn.regressor.data import AugmentOptions, augment, epoch_batches, mirror_theta
 from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_backbone_weights
 from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
 
@@ -39,31 +40,84 @@ def test_epoch_batches_visit_every_sample_once_from_few_chunks() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
 
 
-def test_augmentation_moves_targets_exactly_with_the_image() -> None:
-    size = 64
+@pytest.mark.parametrize("flip", [False, True])
+def test_augmentation_moves_targets_exactly_with_the_image(flip: bool) -> None:
+    size, b = 64, 8
     point = torch.tensor([[0.3, -0.2]])
     # A bright blob centred on `point` (normalised crop coordinates, pixel centres).
     centres = (torch.arange(size) + 0.5) / size * 2 - 1
     yy, xx = torch.meshgrid(centres, centres, indexing="ij")
-    image = torch.exp(-((xx - point[0, 0]) ** 2 + (yy - point[0, 1]) ** 2) / 0.005).expand(1, 3, size, size)
+    image = torch.exp(-((xx - point[0, 0]) ** 2 + (yy - point[0, 1]) ** 2) / 0.005).expand(b, 3, size, size)
+    # Keypoint k sits at `point` + k * 0.01 in x, so a left/right swap is visible.
+    keypoints = point[:, None] + torch.stack([0.01 * torch.arange(17.0), torch.zeros(17)], 1)
     batch = FitBatch(
-        vertex=torch.zeros(1, 1, dtype=torch.long), point=point[:, None].clone(), point_mask=torch.ones(1, 1),
-        keypoints=point[:, None].expand(1, 17, 2).clone(), keypoint_mask=torch.ones(1, 17),
-        depth=torch.ones(1, 17), depth_mask=torch.ones(1, 17),
+        vertex=torch.zeros(b, 1, dtype=torch.long), point=point[:, None].expand(b, 1, 2).clone(),
+        point_mask=torch.ones(b, 1), keypoints=keypoints.expand(b, 17, 2).clone(),
+        keypoint_mask=torch.ones(b, 17), depth=torch.arange(17.0).expand(b, 17).clone(), depth_mask=torch.ones(b, 17),
     )  # fmt: skip
-    theta = torch.zeros(1, 105)
-    theta[0, 102], theta[0, 103:105] = 0.9, torch.tensor([0.05, -0.1])
-    opts = AugmentOptions(scale=0.3, translation=0.3, colour=0.0)
-    warped, new_theta, moved = augment(image.clone(), theta, batch, opts, torch.Generator().manual_seed(3))
+    theta = torch.randn(b, 105, generator=torch.Generator().manual_seed(0))
+    theta[:, 102], theta[:, 103:105] = 0.9, torch.tensor([0.05, -0.1])
+    opts = AugmentOptions(scale=0.3, translation=0.3, colour=0.0, flip=flip)
+    symmetry = torch.tensor([0])
+    warped, new_theta, moved = augment(image.clone(), theta, batch, opts, torch.Generator().manual_seed(3), symmetry)
     # The blob's intensity-weighted centre is where the augmented target says.
-    w = warped[0, 0]
-    centre = torch.stack([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()])
-    assert torch.allclose(centre, moved.point[0, 0], atol=0.02)
-    a = moved.depth[0, 0]  # depths scale by the zoom a, the camera follows the points
-    assert torch.allclose(new_theta[0, 102], 0.9 * a)
-    shift = moved.point[0, 0] - a * point[0]
-    assert torch.allclose(new_theta[0, 103:105], a * theta[0, 103:105] + shift, atol=1e-6)
-    assert torch.equal(new_theta[0, :102], theta[0, :102])
+    w = warped[:, 0]
+    centre = torch.stack([(w * xx).sum((1, 2)) / w.sum((1, 2)), (w * yy).sum((1, 2)) / w.sum((1, 2))], 1)
+    assert torch.allclose(centre, moved.point[:, 0], atol=0.02)
+    # Depth k is k (times the zoom a), so a swapped pair shows which crops were flipped.
+    flipped = moved.depth[:, 1] > moved.depth[:, 2]
+    assert flipped.any() == flip and (~flipped).any()
+    source = torch.where(flipped[:, None], torch.as_tensor(COCO_FLIP), torch.arange(17)).float()
+    a = moved.depth[:, 3] / source[:, 3]
+    torch.testing.assert_close(moved.depth, a[:, None] * source)
+    sign = torch.stack([torch.where(flipped, -1.0, 1.0), torch.ones(b)], 1)
+    # Keypoints keep their offsets from the point, mirrored and zoomed, swapped left/right.
+    offsets = moved.keypoints - moved.point
+    torch.testing.assert_close(offsets[..., 0], (a * sign[:, 0])[:, None] * 0.01 * source)
+    assert float(offsets[..., 1].abs().max()) < 1e-6
+    # The camera follows the points (weak perspective: x = s * X + t moves like the image).
+    shift = moved.point[:, 0] - a[:, None] * sign * point[0]
+    torch.testing.assert_close(new_theta[:, 102], 0.9 * a)
+    torch.testing.assert_close(new_theta[:, 103:105], a[:, None] * sign * theta[:, 103:105] + shift)
+    torch.testing.assert_close(new_theta[:, :102], torch.where(flipped[:, None], mirror_theta(theta), theta)[:, :102])
+
+
+def test_flipped_targets_describe_the_flipped_crop(exact_data: dict) -> None:
+    from dlearn.body.io import load_body_model
+    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.model import BodyModel
+    from dlearn.registration.data import fit_batch, load_fit_data
+    from dlearn.registration.fit import data_terms, evaluated_vertices
+    from dlearn.regressor.data import mirror_batch, mirror_theta
+    from dlearn.regressor.model import params_from_theta, theta_from_arrays
+
+    data = load_fit_data(exact_data["corr"], exact_data["crops"], exact_data["depths"])
+    truth = torch.as_tensor(theta_from_arrays(read_params(exact_data["truth"], data.ids)))
+    body_data = load_body_model(exact_data["model"])
+    body = BodyModel(body_data)
+    kp_ids = torch.as_tensor(keypoint_vertex_ids(body_data))
+    batch = fit_batch(data, np.arange(len(data.ids)), torch.device("cpu"), torch.float32)
+    mirrored = mirror_batch(batch, torch.as_tensor(body_data.vertex_symmetry))
+
+    def terms(theta: torch.Tensor, b: FitBatch) -> dict[str, torch.Tensor]:
+        return data_terms(body, params_from_theta(theta), b, evaluated_vertices(body, b, kp_ids))[0]
+
+    exact, flipped = terms(truth, batch), terms(mirror_theta(truth), mirrored)
+    assert float(flipped["dense"].max()) < 1e-4 and float(flipped["kp"].max()) < 1e-3
+    for name in ("dense", "kp"):
+        torch.testing.assert_close(flipped[name], exact[name], atol=1e-5, rtol=1e-3)
+    # Not a symmetry of the loss: the unmirrored parameters do not fit the mirrored targets.
+    assert float(terms(truth, mirrored)["dense"].min()) > 100 * float(exact["dense"].max())
+
+
+def test_flip_needs_a_vertex_symmetry(exact_data: dict, registration_with_a_failure: Path, tmp_path: Path) -> None:
+    from dlearn.body.io import load_body_model, write_smpl_pickle
+
+    data = load_body_model(exact_data["model"])
+    no_symmetry = write_smpl_pickle(replace(data, vertex_symmetry=None), tmp_path / "model.pkl")
+    options = replace(TINY, augment=AugmentOptions(flip=True))
+    with pytest.raises(ValueError, match=r"model\.pkl: regressor\.augment\.flip needs"):
+        _train({**exact_data, "model": no_symmetry}, registration_with_a_failure, tmp_path, options)
 
 
 def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> None:
@@ -117,12 +171,12 @@ def _train(data: dict, registration: Path, out: Path, options: RegressorOptions,
 def test_training_reduces_the_loss_and_excludes_failed_registrations(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
-    summary = _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, epochs=10, lr=5e-3, augment=AugmentOptions(0, 0, 0)))
+    summary = _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, epochs=20, lr=2e-3, lr_schedule="cosine", augment=AugmentOptions(0, 0, 0)))
     curve = summary["curve"]
     assert summary["samples"] == 5 and summary["excluded"] == {"non_finite": 1}
     assert curve[-1]["total"] < 0.7 * curve[0]["total"]
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert saved["options"]["epochs"] == 10 and len(saved["curve"]) == 10
+    assert saved["options"]["epochs"] == 20 and len(saved["curve"]) == 20
     assert not (tmp_path / "ckpt").exists()  # checkpoints are removed once the model is written
 
 

@@ -68,6 +68,23 @@ def test_symmetry_map(body: StandinBody) -> None:
     assert np.abs(v[sym] * [-1.0, 1.0, 1.0] - v).max() < 1e-3
 
 
+def test_mirrored_parameters_pose_the_mirrored_surface(body: StandinBody) -> None:
+    # Flip augmentation trains on mirrored targets: they must describe the mirrored body exactly.
+    from dlearn.body.model import BodyModel
+    from dlearn.body.symmetry import JOINT_FLIP, mirror_pose, mirror_scales
+
+    model = BodyModel(body.model, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    pose = 0.5 * torch.randn(3, 23, 3, generator=generator, dtype=torch.float64)
+    scales = torch.exp(0.1 * torch.randn(3, 24, generator=generator, dtype=torch.float64))
+    out = model(pose, scales)
+    mirrored = model(mirror_pose(pose), mirror_scales(scales))
+    negate_x = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    sym = torch.as_tensor(body.model.vertex_symmetry)
+    torch.testing.assert_close(mirrored.vertices, negate_x * out.vertices[:, sym])
+    torch.testing.assert_close(mirrored.joints, negate_x * out.joints[:, JOINT_FLIP])
+
+
 def test_keypoint_vertices_are_on_the_head(body: StandinBody) -> None:
     ids = body.model.vertex_ids
     assert set(ids) == set(KEYPOINT_VERTEX_NAMES)

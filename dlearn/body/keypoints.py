@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData
+from dlearn.body.symmetry import swap_left_right
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
 
 #: Face keypoints and the ``vertex_ids`` entry that places each one.
@@ -36,10 +37,7 @@ LIMB_JOINTS = {
 ROOT_KEYPOINTS = (COCO_KEYPOINT_NAMES.index("left_hip"), COCO_KEYPOINT_NAMES.index("right_hip"))
 
 #: COCO keypoint index of each keypoint's left/right mirror (for flips).
-COCO_FLIP = np.array(
-    [COCO_KEYPOINT_NAMES.index(n.replace("left", "@").replace("right", "left").replace("@", "right"))
-     for n in COCO_KEYPOINT_NAMES]
-)  # fmt: skip
+COCO_FLIP = swap_left_right(COCO_KEYPOINT_NAMES)
 
 
 def keypoint_vertex_ids(data: BodyModelData) -> np.ndarray:

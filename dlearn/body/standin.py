@@ -69,6 +69,7 @@ from dlearn.body.io import (
     BodyModelData,
     write_smpl_pickle,
 )
+from dlearn.body.symmetry import JOINT_FLIP
 from dlearn.densepose.uv import NUM_PARTS, UVCharts, body_face_parts, part_colours, write_uv_charts
 
 if TYPE_CHECKING:
@@ -654,12 +655,15 @@ def _vertex_parts(faces: np.ndarray, face_part: np.ndarray, num_vertices: int) -
 
 
 def _skinning_weights(
-    vertices: np.ndarray, faces: np.ndarray, face_part: np.ndarray, joints: np.ndarray
+    vertices: np.ndarray, faces: np.ndarray, face_part: np.ndarray, joints: np.ndarray, mirror: np.ndarray
 ) -> np.ndarray:
     """(N, 24) skinning weights: nearest bone of the vertex's part, diffused over the surface.
 
     The diffusion (I + t L)^-1 with the random-walk Laplacian L is a nonnegative matrix with
-    rows summing to 1, so the weights stay nonnegative and each row sums to 1.
+    rows summing to 1, so the weights stay nonnegative and each row sums to 1. The result is
+    averaged with its mirror (vertex ``mirror``, left/right joints swapped): seam vertices take
+    the part of one of their faces, which is not a mirror-symmetric choice, and a mirrored pose
+    must give the exactly mirrored surface (flip augmentation relies on it).
     """
     n = len(vertices)
     start, end = _bone_segments(joints)
@@ -676,6 +680,7 @@ def _skinning_weights(
     )
     weights = spla.splu(system.tocsc()).solve(one_hot)
     weights = np.where(weights < _SKIN_FLOOR, 0.0, weights)  # drop the diffusion's far tails
+    weights = 0.5 * (weights + weights[mirror][:, JOINT_FLIP])
     return weights / weights.sum(axis=1, keepdims=True)
 
 
@@ -763,7 +768,7 @@ def build_standin() -> StandinBody:
     model = BodyModelData(
         v_template=vertices,
         faces=faces,
-        weights=_skinning_weights(vertices, faces, face_part, joints),
+        weights=_skinning_weights(vertices, faces, face_part, joints, surface.mirror),
         parents=SMPL_PARENTS.copy(),
         j_regressor=_joint_regressor(vertices, joints),
         posedirs=np.zeros((n, 3, NUM_POSE_BLEND)),

@@ -6,11 +6,11 @@ decompress a whole chunk per image, so batches are drawn by :func:`epoch_batches
 shuffled chunks at a time: every chunk is decoded about once per epoch, and a batch still mixes
 samples of ``shuffle_chunks`` chunks.
 
-Augmentation runs on the training device, batched (:func:`augment`): a random similarity of the
-crop (scale and shift) applied to the image and, exactly, to every 2D target and the camera,
-and per-channel colour gains. Horizontal flips are not used: they need a left/right swap of
-joints, pose parameters, parts and vertices, which the stand-in's symmetry map would allow but
-real SMPL files do not carry.
+Augmentation runs on the training device, batched (:func:`augment`): a horizontal flip of half
+the crops with the exact left/right swap of every target (:mod:`dlearn.body.symmetry`; needs the
+body file's ``vertex_symmetry``, which the stand-in has and SMPL files do not), a random
+similarity of the crop (scale and shift) applied to the image and, exactly, to every 2D target
+and the camera, and per-channel colour gains.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch.nn.functional as F
 import zarr
 from torch import Tensor
 
+from dlearn.body.keypoints import COCO_FLIP
+from dlearn.body.symmetry import mirror_pose, mirror_rotation, mirror_scales
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.registration.data import FitData, padded_arrays
 from dlearn.registration.fit import FitBatch
@@ -39,11 +41,13 @@ class AugmentOptions:
         scale: crops are zoomed by a factor drawn from [1 - scale, 1 + scale].
         translation: crops are shifted by up to this fraction of the half crop side, per axis.
         colour: per-channel gains drawn from [1 - colour, 1 + colour].
+        flip: mirror half the crops horizontally (needs the body's ``vertex_symmetry``).
     """
 
     scale: float = 0.1
     translation: float = 0.1
     colour: float = 0.2
+    flip: bool = False
 
 
 def crop_rows(crops_path: Path, ids: list[str]) -> np.ndarray:
@@ -140,21 +144,73 @@ def images_to_tensor(images: Tensor, device: torch.device, channels_last: bool) 
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def augment(
-    images: Tensor, theta: Tensor, batch: FitBatch, options: AugmentOptions, generator: torch.Generator
-) -> tuple[Tensor, Tensor, FitBatch]:
-    """Random similarity p -> a p + b of each crop (normalised coordinates) and colour gains.
+def mirror_theta(theta: Tensor) -> Tensor:
+    """(B, 105) theta -> theta of the horizontally flipped crop (see :mod:`dlearn.body.symmetry`)."""
+    s = THETA_SLICES
+    b = theta.shape[0]
+    out = theta.clone()
+    out[:, s["pose"]] = mirror_pose(theta[:, s["pose"]].reshape(b, 23, 3)).reshape(b, 69)
+    out[:, s["scales"]] = mirror_scales(theta[:, s["scales"]])
+    out[:, s["rotation"]] = mirror_rotation(theta[:, s["rotation"]])
+    out[:, s["translation"].start] = -theta[:, s["translation"].start]
+    return out
 
-    The image is resampled; 2D points, keypoints and the camera move with it (weak perspective:
+
+def mirror_batch(batch: FitBatch, vertex_symmetry: Tensor) -> FitBatch:
+    """The loss targets of horizontally flipped crops: x negated, left/right keypoints swapped,
+    every dense point matched to its vertex's mirror (``vertex_symmetry`` (V,))."""
+    negate_x = batch.point.new_tensor((-1.0, 1.0))
+    flip = torch.as_tensor(COCO_FLIP, device=batch.keypoints.device)
+    return FitBatch(
+        vertex=vertex_symmetry[batch.vertex],
+        point=batch.point * negate_x,
+        point_mask=batch.point_mask,
+        keypoints=batch.keypoints[:, flip] * negate_x,
+        keypoint_mask=batch.keypoint_mask[:, flip],
+        depth=batch.depth[:, flip],
+        depth_mask=batch.depth_mask[:, flip],
+    )
+
+
+def _select(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """Rows of ``a`` where ``mask`` (B,), else of ``b``."""
+    return torch.where(mask.reshape(-1, *([1] * (a.dim() - 1))), a, b)
+
+
+def augment(
+    images: Tensor,
+    theta: Tensor,
+    batch: FitBatch,
+    options: AugmentOptions,
+    generator: torch.Generator,
+    vertex_symmetry: Tensor | None = None,
+) -> tuple[Tensor, Tensor, FitBatch]:
+    """Random horizontal flips, similarity p -> a p + b of each crop (normalised coordinates)
+    and colour gains.
+
+    A flipped crop's targets are mirrored (:func:`mirror_theta`, :func:`mirror_batch`). The
+    image is resampled; 2D points, keypoints and the camera move with it (weak perspective:
     camera scale a s, translation a t + b), depths scale by a; pose, segment scales and the
-    camera rotation are unchanged. Random numbers come from the CPU ``generator`` so that a run
-    is reproducible on any device.
+    camera rotation are unchanged by the similarity. Random numbers come from the CPU
+    ``generator`` so that a run is reproducible on any device.
+
+    Raises:
+        ValueError: ``options.flip`` without a ``vertex_symmetry``.
     """
     b = images.shape[0]
     device = images.device
 
     def uniform(*shape: int) -> Tensor:
         return (2 * torch.rand(*shape, generator=generator) - 1).to(device)
+
+    if options.flip:
+        if vertex_symmetry is None:
+            raise ValueError("flip augmentation needs the body model's vertex_symmetry")
+        flip = (torch.rand(b, generator=generator) < 0.5).to(device)
+        images = _select(flip, images.flip(-1), images)
+        theta = _select(flip, mirror_theta(theta), theta)
+        mirrored = mirror_batch(batch, vertex_symmetry)
+        batch = FitBatch(**{k: _select(flip, getattr(mirrored, k), getattr(batch, k)) for k in vars(batch)})
 
     a = 1 + options.scale * uniform(b)
     shift = options.translation * uniform(b, 2)

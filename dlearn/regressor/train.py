@@ -205,6 +205,12 @@ def train_regressor(
     """
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
+    data = load_body_model(body_model)
+    if options.augment.flip and data.vertex_symmetry is None:
+        raise ValueError(
+            f"{body_model}: regressor.augment.flip needs the body model's vertex_symmetry (the left/right "
+            "mirror of each vertex), which this file does not have; set regressor.augment.flip: false"
+        )
     cuda = device.type == "cuda"
     fit_data = load_fit_data(correspondences, crops, depths if options.use_depth else None)
     reg = read_aligned(
@@ -246,9 +252,9 @@ def train_regressor(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     generator = torch.Generator().manual_seed(options.seed)
 
-    data = load_body_model(body_model)
     body = BodyModel(data, dtype=torch.float32).to(device)
     kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
+    vertex_symmetry = None if data.vertex_symmetry is None else torch.as_tensor(data.vertex_symmetry, device=device)
 
     checkpoint_dir = Path(checkpoint_dir)
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME
@@ -279,7 +285,9 @@ def train_regressor(
             images = images_to_tensor(item["image"], device, channels_last)
             theta_target = item["theta"].to(device, non_blocking=True)
             batch = to_fit_batch(item, device, torch.float32)
-            images, theta_target, batch = augment(images, theta_target, batch, options.augment, generator)
+            images, theta_target, batch = augment(
+                images, theta_target, batch, options.augment, generator, vertex_symmetry
+            )
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 theta = model(images)
             loss, terms = regressor_loss(body, kp_ids, theta.float(), theta_target, batch, options.weights)
