@@ -94,6 +94,7 @@ from pycocotools import mask as mask_utils
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
 from dlearn.body.keypoints import LIMB_JOINTS, coco_keypoints, keypoint_vertex_ids
+from dlearn.body.symmetry import JOINT_FLIP
 from dlearn.data.store import csr_offsets, write_store
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES, DP_GRID, NUM_KEYPOINTS
 from dlearn.densepose.uv import (
@@ -344,15 +345,6 @@ def _tree_neighbours(parents: np.ndarray) -> list[list[int]]:
     return nbrs
 
 
-def _mirror_joint(j: int) -> int:
-    name = SMPL_JOINT_NAMES[j]
-    if name.startswith("left_"):
-        return _J["right_" + name[5:]]
-    if name.startswith("right_"):
-        return _J["left_" + name[6:]]
-    return j
-
-
 _SMOOTHED_STD = 0.45  # std of the symmetrised, smoothed unit normal log scales (measured)
 
 
@@ -363,8 +355,7 @@ def sample_scales(rng: np.random.Generator, sigma: float, parents: np.ndarray) -
     if sigma == 0:
         return np.ones(NUM_JOINTS)
     raw = rng.normal(size=NUM_JOINTS)
-    mirror = np.array([_mirror_joint(j) for j in range(NUM_JOINTS)])
-    raw = 0.7 * 0.5 * (raw + raw[mirror]) + 0.3 * raw  # mostly left/right symmetric
+    raw = 0.7 * 0.5 * (raw + raw[JOINT_FLIP]) + 0.3 * raw  # mostly left/right symmetric
     nbrs = _tree_neighbours(parents)
     for _ in range(2):
         raw = np.array([0.5 * raw[j] + 0.5 * np.mean(raw[nbrs[j]]) for j in range(NUM_JOINTS)])
