@@ -110,6 +110,12 @@ def _cgan_evaluate(args: argparse.Namespace) -> None:
     log.info("cGAN depth MPJPE (mm): %s", report["mpjpe_mm"])
 
 
+def _true_depths(args: argparse.Namespace) -> None:
+    from dlearn.cgan.evaluate import true_depths
+
+    true_depths(args.crops, args.gt, args.out)
+
+
 def _add_cgan_train(sub: argparse._SubParsersAction) -> None:
     from dlearn.cgan.train import CganOptions
 
@@ -154,6 +160,20 @@ def _add_cgan_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-depths", type=Path, help="depths_train.zarr (mean-depth baseline)")
     p.add_argument("--out", type=Path, required=True, help="output evaluation JSON")
     p.set_defaults(handler=_cgan_evaluate)
+
+
+def _add_true_depths(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "true-depths",
+        help="stage true_depths: the ground truth's keypoint depths in the cGAN's format (synthetic data)",
+        description="Root-relative depths of the 17 keypoints from gt_{split}.zarr, in the frame and "
+        "units of cgan-predict, so that the registration and the regressor can run with perfect depths "
+        "(config depth_source: ground_truth): what a better depth source could give.",
+    )
+    p.add_argument("--crops", type=Path, required=True, help="crops_{split}.zarr (crop boxes)")
+    p.add_argument("--gt", type=Path, required=True, help="gt_{split}.zarr")
+    p.add_argument("--out", type=Path, required=True, help="output true_depths_{split}.zarr")
+    p.set_defaults(handler=_true_depths)
 
 
 def _add_register(sub: argparse._SubParsersAction) -> None:
@@ -529,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_match,
         _add_cgan_train,
         _add_cgan_predict,
+        _add_true_depths,
         _add_cgan_evaluate,
         _add_register,
         _add_merge_registration,

@@ -57,10 +57,10 @@ def standin_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 @pytest.fixture(scope="session")
 def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Path, Path]) -> dict[str, Path]:
-    """Six exact synthetic persons, their crops, correspondences, oracle depths and the true
+    """Six exact synthetic persons, their crops, correspondences, true depths and the true
     parameters as a registration store (``truth``)."""
     from dlearn.body.io import load_body_model
-    from dlearn.body.keypoints import ROOT_KEYPOINTS
+    from dlearn.cgan.evaluate import true_depths
     from dlearn.data.crops import CropOptions, make_crops
     from dlearn.data.store import open_store, read_sample_ids, write_store
     from dlearn.data.synth import SynthOptions, synthesize
@@ -82,9 +82,7 @@ def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Pa
     half = box[:, 2] / 2
     rotation = gt["cam_rotation"][...][idx]
     scale = gt["cam_scale"][...][idx] / half
-    z = scale[:, None] * np.einsum("nij,nkj->nki", rotation, gt["keypoints3d"][...][idx])[..., 2]
-    z -= z[:, list(ROOT_KEYPOINTS)].mean(1, keepdims=True)
-    write_store(root / "depths.zarr", {"depth": z, "valid": np.ones_like(z, bool)}, stage="cgan_predict", sample_id=ids)
+    true_depths(root / "crops.zarr", root / "gt_train.zarr", root / "depths.zarr")
     truth = {
         "pose": gt["pose"][...][idx],
         "scales": gt["scales"][...][idx],

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dlearn.body.io import SMPL_PARENTS
+from dlearn.cgan.evaluate import true_depths
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.evaluation.metrics import mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration import losses, stage
@@ -100,6 +101,29 @@ def test_registration_recovers_known_bodies_from_exact_correspondences(exact_dat
     store = open_store(tmp_path / "reg.zarr", stage="register")
     rotation = store["rotation"][...]
     np.testing.assert_allclose(np.linalg.det(rotation), 1.0, atol=1e-4)
+
+
+def test_true_depths_are_the_depths_of_the_true_bodies_in_the_registration_frame(
+    exact_data: dict, tmp_path: Path
+) -> None:
+    from dlearn.body.io import load_body_model
+    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.model import BodyModel
+    from dlearn.registration.data import fit_batch, load_fit_data, read_params
+    from dlearn.registration.fit import evaluated_vertices, predict
+
+    true_depths(exact_data["crops"], exact_data["gt"], tmp_path / "depths.zarr")
+    data = load_fit_data(exact_data["corr"], exact_data["crops"], tmp_path / "depths.zarr")
+    body = load_body_model(exact_data["model"])
+    model = BodyModel(body, dtype=torch.float64)
+    kp_ids = torch.as_tensor(keypoint_vertex_ids(body))
+    rows = np.arange(len(data.ids))
+    batch = fit_batch(data, rows, torch.device("cpu"), torch.float64)
+    truth = stage._params_from(read_params(exact_data["truth"], data.ids), torch.device("cpu"), torch.float64)
+    pred = predict(model, truth, batch, evaluated_vertices(model, batch, kp_ids))
+    assert float(batch.depth.abs().mean()) > 0.05  # people are not flat
+    np.testing.assert_allclose(pred.keypoint_depth.numpy(), batch.depth.numpy(), atol=1e-5)
+    assert data.depth_mask.all()
 
 
 def test_keep_best_keeps_a_better_previous_fit_and_flags_it(exact_data: dict, tmp_path: Path) -> None:

@@ -84,6 +84,8 @@ def test_default_config_dry_run_plans_every_rule(tmp_path: Path) -> None:
         ({"body__modle": "standin"}, "modle"),
         ({"resources__body_model__threads": 0}, "threads"),
         ({"body__model": "/data/SMPL_NEUTRAL.pkl"}, "uv"),
+        # The true depths exist only for synthetic data.
+        ({"depth_source": "ground_truth", "dataset__kind": "densepose_coco"}, "synthetic"),
     ],
 )
 def test_invalid_config_is_rejected_before_any_job(tmp_path: Path, overrides: dict, named: str) -> None:
@@ -219,6 +221,19 @@ def test_dry_run_of_three_rounds_chains_the_rounds(tmp_path: Path) -> None:
         assert f"results/round_{k - 1}/registration.zarr" in inputs("register", round=str(k), shard="1")
         assert f"results/round_{k - 1}/regressor/model.pt" in inputs("regress", round=str(k))
     assert {f"results/round_{k}/evaluation.csv" for k in range(3)} <= set(inputs("report"))
+
+
+def test_ground_truth_depths_replace_the_cgan_depths_of_registration_and_regressor(tmp_path: Path) -> None:
+    write_config(tmp_path, depth_source="ground_truth")
+    jobs = planned_jobs(tmp_path)
+    true_depths = [job for job in jobs if job.rule == "true_depths"]
+    assert [job.wildcards for job in true_depths] == [(("split", "train"),)]
+    for job in jobs:
+        if job.rule in ("register", "regress"):
+            assert "results/data/true_depths_train.zarr" in job.inputs, job
+            assert "results/cgan/depths_train.zarr" not in job.inputs, job
+    # The cGAN still runs: the evaluation compares its test depths.
+    assert "results/cgan/depths_test.zarr" in [p for job in jobs if job.rule == "evaluate" for p in job.inputs]
 
 
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, finished_run: Path) -> None:

@@ -21,12 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from dlearn.body.keypoints import ROOT_KEYPOINTS
-from dlearn.data.store import open_store, read_aligned, read_sample_ids
+from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.plots import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
 _HIPS = list(ROOT_KEYPOINTS)
+
+TRUE_DEPTH_FRAME = (
+    "depth: (N, 17) ground-truth depth of each COCO key point in normalised crop units (square box "
+    "side/2 = 1), relative to the mid-hip, camera z away from the viewer; valid: (N, 17) all true"
+)
 
 
 def scaled_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -43,6 +48,49 @@ def scaled_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarr
     den = (pred * pred * w).sum((1, 2))
     alpha = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
     return np.linalg.norm(alpha[:, None, None] * pred - gt, axis=-1) * mask
+
+
+def metres_per_crop_unit(side: np.ndarray, cam_scale: np.ndarray) -> np.ndarray:
+    """(N,) metres per normalised crop unit: a crop of ``side`` pixels spans 2 units, and the
+    ground-truth camera draws ``cam_scale`` pixels per metre."""
+    return np.asarray(side, np.float64) / 2.0 / np.asarray(cam_scale, np.float64)
+
+
+def _camera_keypoints(kp3d: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) body-frame key points -> camera orientation, relative to the mid-hip."""
+    points = np.einsum("nij,nkj->nki", rotation, kp3d)
+    return points - points[:, _HIPS].mean(1, keepdims=True)
+
+
+def true_depths(crops_path: Path, gt_path: Path, out_path: Path) -> dict:
+    """Write the ground truth's key point depths as a depths store (stage ``true_depths``).
+
+    The store has the arrays of the cGAN's (:data:`TRUE_DEPTH_FRAME`), so the registration and
+    the regressor can use it in place of ``depths_{split}.zarr``: with synthetic data this runs
+    the method with perfect depths, the bound on what a better depth source can give (config
+    ``depth_source: ground_truth``).
+
+    Returns:
+        A summary: samples, mean absolute depth (crop units).
+    """
+    crops_path, gt_path = Path(crops_path), Path(gt_path)
+    crops = open_store(crops_path, stage="crops", required=("box",))
+    ids = read_sample_ids(crops)
+    box = read_aligned(crops, ids, ("box",), crops_path)["box"]
+    gt_keys = ("keypoints3d", "cam_rotation", "cam_scale")
+    gt = read_aligned(open_store(gt_path, required=gt_keys), ids, gt_keys, gt_path)
+    metres = _camera_keypoints(gt["keypoints3d"].astype(np.float64), gt["cam_rotation"].astype(np.float64))
+    depth = metres[..., 2] / metres_per_crop_unit(box[:, 2], gt["cam_scale"])[:, None]
+    write_store(
+        out_path,
+        {"depth": depth.astype(np.float32), "valid": np.ones(depth.shape, bool)},
+        stage="true_depths",
+        sample_id=ids,
+        attrs={"frame": TRUE_DEPTH_FRAME, "crops": str(crops_path), "gt": str(gt_path)},
+    )
+    summary = {"samples": len(ids), "mean_abs_depth": round(float(np.abs(depth).mean()), 4) if len(ids) else 0.0}
+    log.info("%s: ground-truth depths %s", out_path, summary)
+    return summary
 
 
 def mean_normalised_depth(depths_path: Path) -> np.ndarray:
@@ -81,10 +129,9 @@ def evaluate_depths(
 
     labelled = keypoints[..., 2] > 0
     keep = labelled[:, _HIPS].all(1)
-    gt = np.einsum("nij,nkj->nki", rotation, kp3d)
-    gt = gt - gt[:, _HIPS].mean(1, keepdims=True)
+    gt = _camera_keypoints(kp3d, rotation)
     offsets = keypoints[..., :2] - keypoints[:, _HIPS, :2].mean(1, keepdims=True)
-    metres = (side / 2 / cam_scale)[:, None, None]  # crop units -> metres
+    metres = metres_per_crop_unit(side, cam_scale)[:, None, None]
 
     candidates = {"cgan": depth, "zero_depth": np.zeros_like(depth)}
     if train_depths_path is not None:

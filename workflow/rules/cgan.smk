@@ -57,6 +57,30 @@ rule cgan_predict:
         "--device {params.device} > {log:q} 2>&1"
 
 
+rule true_depths:
+    """The ground truth's keypoint depths in the cGAN's format (depth_source: ground_truth)."""
+    input:
+        crops=result("data/crops_{split}.zarr"),
+        gt=result("data/gt_{split}.zarr"),
+    output:
+        directory(result("data/true_depths_{split}.zarr")),
+    log:
+        f"{LOGS}/true_depths_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/true_depths_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("cgan_predict")["mem_mb"],
+        runtime=rule_resources("cgan_predict")["runtime"],
+    params:
+        code=code_version("dlearn/cgan"),
+    shell:
+        "dlearn true-depths --crops {input.crops:q} --gt {input.gt:q} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
 rule cgan_evaluate:
     """Accuracy of the cGAN depths on the test split (synthetic data: 3D is known)."""
     input:

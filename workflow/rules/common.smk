@@ -103,8 +103,15 @@ def registration_options(round_k):
     return cli_flags({**options, "device": config["device"]})
 
 
+def depths_file(split):
+    """The keypoint depths that the registration and the regressor use (config depth_source)."""
+    if config["depth_source"] == "ground_truth":
+        return result(f"data/true_depths_{split}.zarr")
+    return result(f"cgan/depths_{split}.zarr")
+
+
 def registration_inputs(wildcards):
-    """Round k's inputs: data and cGAN depths; for k >= 1 also round k-1's predictions and fit."""
+    """Round k's inputs: data and keypoint depths; for k >= 1 also round k-1's predictions and fit."""
     k = int(wildcards.round)
     inputs = {
         "correspondences": result("correspondences_train.zarr"),
@@ -112,7 +119,7 @@ def registration_inputs(wildcards):
         "model": result("body/model.pkl"),
     }
     if REG["use_depth"]:
-        inputs["depths"] = result("cgan/depths_train.zarr")
+        inputs["depths"] = depths_file("train")
     if k >= 1:
         inputs["init"] = result(f"round_{k - 1}/predictions_train.zarr")
         if REG["keep_best"]:
@@ -152,7 +159,7 @@ def regressor_inputs(wildcards):
         "model": result("body/model.pkl"),
     }
     if REGRESSOR["use_depth"]:
-        inputs["depths"] = result("cgan/depths_train.zarr")
+        inputs["depths"] = depths_file("train")
     if REGRESSOR["warm_start"] and k >= 1:
         inputs["init_model"] = result(f"round_{k - 1}/regressor/model.pt")
     return inputs
