@@ -42,6 +42,11 @@ def test_exact_parameters_and_exact_depths_have_no_error(exact_data: dict, tmp_p
     assert set(results["test"]["cgan"]) == {"coco12_mpjpe_bone_scaled", "coco12_pa_mpjpe"}
     assert results["test"]["cgan"]["coco12_pa_mpjpe"]["mean"] < 0.5
     assert len(results["train"]["convnet"]["mpjpe"]["per_joint"]) == 24
+    for source in ("registration", "convnet"):
+        assert results["train"][source]["rotation_error_deg"]["mean"] < 0.05  # float32 stores
+        assert results["train"][source]["rotation_error_deg"]["flipped"] == 0
+        assert results["train"][source]["flipped_limbs"]["samples_with_flip"] == 0
+    assert "rotation_error_deg" not in results["test"]["cgan"]
 
 
 def test_a_body_seen_from_the_wrong_side_counts_unless_procrustes(exact_data: dict, tmp_path: Path) -> None:
@@ -53,6 +58,11 @@ def test_a_body_seen_from_the_wrong_side_counts_unless_procrustes(exact_data: di
     n = convnet["mpjpe"]["samples"]
     assert convnet["mpjpe"]["mean"] * n > 100  # sample 0 is off by decimetres
     assert convnet["pa_mpjpe"]["mean"] < 0.5
+    assert convnet["rotation_error_deg"]["flipped"] == 1
+    assert convnet["rotation_error_deg"]["p90"] > 90.0 > convnet["rotation_error_deg"]["median"]
+    # Turned about its upright axis, the body has the depth sign of every limb reversed.
+    assert convnet["flipped_limbs"]["samples_with_flip"] == 1
+    assert convnet["flipped_limbs"]["bones_flipped"] >= 2
 
 
 def test_a_prediction_store_of_another_split_is_an_error_naming_it(exact_data: dict, tmp_path: Path) -> None:

@@ -7,7 +7,15 @@ from scipy.spatial import procrustes
 from scipy.spatial.transform import Rotation
 
 from dlearn.body.io import SMPL_PARENTS
-from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe, procrustes_align
+from dlearn.evaluation.metrics import (
+    bone_lengths,
+    limb_depth_flips,
+    mpjpe,
+    mpjpe_bone_scaled,
+    pa_mpjpe,
+    procrustes_align,
+    rotation_error_deg,
+)
 
 
 def _poses(n: int = 5, seed: int = 0) -> np.ndarray:
@@ -51,3 +59,23 @@ def test_pa_mpjpe_matches_scipy_procrustes_disparity() -> None:
         _, _, disparity = procrustes(gt[i], pred[i])
         g = gt[i] - gt[i].mean(0)
         np.testing.assert_allclose(((aligned[i] - gt[i]) ** 2).sum() / (g**2).sum(), disparity, rtol=1e-9)
+
+
+def test_rotation_error_is_the_angle_of_the_relative_rotation() -> None:
+    gt = Rotation.random(5, random_state=1)
+    turn = Rotation.from_rotvec(np.array([[0, 0.3, 0], [0, 0, 1.0], [0.5, 0.5, 0], [0, np.pi, 0], [0, 0, 0]]))
+    pred = turn * gt
+    np.testing.assert_allclose(rotation_error_deg(pred.as_matrix(), gt.as_matrix()), np.degrees(turn.magnitude()), atol=1e-6)
+
+
+def test_limb_depth_flips_count_reversed_out_of_plane_bones_only() -> None:
+    gt = np.zeros((2, 3, 3))
+    gt[:, 1] = [0.0, 0.3, 0.0]  # bone 0-1 lies in the image plane: no depth sign to get wrong
+    gt[:, 2] = [0.0, 0.3, 0.2]  # bone 1-2 points away from the camera (z 0.2 of length 0.2)
+    bones = np.array([[0, 1], [1, 2]])
+    pred = gt.copy()
+    pred[1, 2, 2] = -0.2  # sample 1: the second bone mirrored in depth
+    pred[1, 1, 2] = 0.01  # and the in-plane bone tilted: not counted
+    flipped, counted = limb_depth_flips(pred, gt, bones)
+    np.testing.assert_array_equal(counted, [[False, True], [False, True]])
+    np.testing.assert_array_equal(flipped, [[False, False], [False, True]])

@@ -12,7 +12,12 @@ translation): a body seen from the back when it faces the camera is an error. Jo
   pose is (2D keypoint offsets, depth) in crop units with no metric scale, so it gets only the
   scale-free metrics (bone-scaled and Procrustes).
 
-Metric definitions in :mod:`dlearn.evaluation.metrics`; all values in millimetres.
+Sources with a camera rotation (registration, ConvNet) also get ``rotation_error_deg`` (with the
+count of bodies seen from the wrong side) and ``flipped_limbs`` (limb bones whose depth sign is
+reversed), the failures that mean errors hide.
+
+Metric definitions in :mod:`dlearn.evaluation.metrics`; values in millimetres unless the metric
+name says otherwise.
 """
 
 from __future__ import annotations
@@ -27,12 +32,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlearn.body.io import load_body_model
+from dlearn.body.io import SMPL_JOINT_NAMES, load_body_model
 from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints, keypoint_vertex_ids
 from dlearn.body.model import BodyModel
 from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
-from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
+from dlearn.evaluation.metrics import (
+    bone_lengths,
+    limb_depth_flips,
+    mpjpe,
+    mpjpe_bone_scaled,
+    pa_mpjpe,
+    rotation_error_deg,
+)
 from dlearn.registration.data import PARAM_KEYS
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,14 @@ LIMB_KEYPOINTS = list(range(5, 17))
 #: root, elbows from shoulders, wrists from elbows, knees from hips, ankles from knees.
 COCO12_PARENTS = np.array([12, 12, 0, 1, 2, 3, 12, 12, 6, 7, 8, 9, -1])
 COCO12_NAMES = [COCO_KEYPOINT_NAMES[i] for i in LIMB_KEYPOINTS] + ["mid_hip"]
+#: The limb bones (parent, child) of the 24 joints whose depth sign ``flipped_limbs`` checks.
+LIMB_BONES = np.array(
+    [
+        (SMPL_JOINT_NAMES.index(f"{side}_{parent}"), SMPL_JOINT_NAMES.index(f"{side}_{child}"))
+        for side in ("left", "right")
+        for parent, child in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))
+    ]
+)
 #: The 14 LSP joints of the 17 Human3.6M joints a J_regressor_h36m gives (HMR/SPIN's order).
 H36M_TO_LSP14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 #: Pelvis among the 17 Human3.6M joints (the root of "Protocol #1" root-aligned MPJPE).
@@ -71,6 +91,7 @@ class PoseSet:
 
     joints24: np.ndarray | None  # (N, 24, 3)
     coco12: np.ndarray  # (N, 13, 3)
+    rotation: np.ndarray | None = None  # (N, 3, 3) camera rotation (the cGAN has none)
 
 
 def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -119,7 +140,7 @@ class PoseComputer:
     def pose_set(self, arrays: dict[str, np.ndarray]) -> PoseSet:
         joints, kp = self.body_points(arrays["pose"], arrays["scales"])
         rotation = np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3)
-        return PoseSet(_rotate(joints, rotation), _coco12(_rotate(kp, rotation)))
+        return PoseSet(_rotate(joints, rotation), _coco12(_rotate(kp, rotation)), rotation)
 
 
 def ground_truth(gt_path: Path, ids: list[str], poses: PoseComputer) -> PoseSet:
@@ -127,7 +148,9 @@ def ground_truth(gt_path: Path, ids: list[str], poses: PoseComputer) -> PoseSet:
     gt = read_aligned(open_store(gt_path, required=keys), ids, keys, gt_path)
     rotation = gt["cam_rotation"].astype(np.float64)
     return PoseSet(
-        _rotate(gt["joints3d"].astype(np.float64), rotation), _coco12(_rotate(gt["keypoints3d"].astype(np.float64), rotation))
+        _rotate(gt["joints3d"].astype(np.float64), rotation),
+        _coco12(_rotate(gt["keypoints3d"].astype(np.float64), rotation)),
+        rotation,
     )
 
 
@@ -147,7 +170,10 @@ def limb_mask(keypoints: np.ndarray) -> np.ndarray:
 def pose_metrics(
     pred: PoseSet, gt: PoseSet, limbs: np.ndarray, poses: PoseComputer, bone_scaling: str = "canonical"
 ) -> dict[str, Any]:
-    """Per metric: mean, median, 90th percentile and per-joint means (mm), and the sample count.
+    """Per metric: mean, median, 90th percentile and per-joint means (mm), and the sample count;
+    with a camera rotation, ``rotation_error_deg`` (and the count of samples off by more than
+    90 deg, ``flipped``); with the 24 joints, ``flipped_limbs`` (per sample, the limb bones of
+    :data:`LIMB_BONES` whose depth sign is wrong; see :func:`limb_depth_flips`).
 
     ``bone_scaling``: ``canonical`` scales prediction and ground truth to the body model's rest
     skeleton (the paper's protocol); ``ground_truth`` scales the prediction to each ground truth.
@@ -173,15 +199,30 @@ def pose_metrics(
         for metric, e in errors.items():
             if len(e) == 0:
                 continue
-            per_sample = e.mean(axis=1)
-            out[metric] = {
-                "mean": float(per_sample.mean()),
-                "median": float(np.median(per_sample)),
-                "p90": float(np.percentile(per_sample, 90)),
-                "per_joint": [round(float(v), 2) for v in e.mean(axis=0)],
-                "samples": int(len(e)),
-            }
+            out[metric] = {**_summary(e.mean(axis=1)), "per_joint": [round(float(v), 2) for v in e.mean(axis=0)]}
+    if pred.rotation is not None and gt.rotation is not None and len(gt.rotation):
+        angle = rotation_error_deg(pred.rotation, gt.rotation)
+        out["rotation_error_deg"] = {**_summary(angle), "flipped": int((angle > 90.0).sum())}
+    if pred.joints24 is not None and gt.joints24 is not None and len(gt.joints24):
+        flipped, counted = limb_depth_flips(pred.joints24, gt.joints24, LIMB_BONES)
+        per_sample = flipped.sum(axis=1)
+        out["flipped_limbs"] = {
+            **_summary(per_sample),
+            "samples_with_flip": int((per_sample > 0).sum()),
+            "bones_counted": int(counted.sum()),
+            "bones_flipped": int(flipped.sum()),
+        }
     return out
+
+
+def _summary(per_sample: np.ndarray) -> dict[str, Any]:
+    """Mean, median and 90th percentile of per-sample values, and the sample count."""
+    return {
+        "mean": float(per_sample.mean()),
+        "median": float(np.median(per_sample)),
+        "p90": float(np.percentile(per_sample, 90)),
+        "samples": int(len(per_sample)),
+    }
 
 
 def _params(path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
@@ -250,6 +291,10 @@ def evaluate_round(
             "mpjpe_bone_scaled": f"bone-length sums scaled to {bone_scaling_text[bone_scaling]} (Zhou et al.)",
             "pa_mpjpe": "after similarity Procrustes alignment",
             "mpjpe": "root-aligned, no scaling",
+            "rotation_error_deg": "geodesic angle between predicted and true camera rotations, degrees; "
+            "flipped: samples off by more than 90 deg",
+            "flipped_limbs": "per sample, limb bones (upper arms, forearms, thighs, shins) with the depth "
+            "sign of the truth's reversed, among bones at least 0.3 out of the image plane",
         },
         "joint_names": {"coco12": COCO12_NAMES},
         "results": results,

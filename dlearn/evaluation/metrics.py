@@ -8,6 +8,10 @@ Three alignments, named explicitly because the literature's protocol names are c
   the reference is the ground truth's own skeleton unless a canonical bone-length sum is given.
 - ``pa_mpjpe``: after the similarity transform (rotation, scale, translation) that best aligns
   the prediction to the ground truth (Procrustes).
+
+And two failure counts that the mean errors hide: the camera rotation error (a body seen from
+the wrong side is off by ~180 deg) and limb bones whose depth sign is wrong (the weak-perspective
+ambiguity that dense correspondences and depths must resolve).
 """
 
 from __future__ import annotations
@@ -60,3 +64,31 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(N, J) per-joint errors after Procrustes (similarity) alignment."""
     return np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1)
+
+
+def rotation_error_deg(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) x 2 -> (N,) geodesic angle in degrees between two rotations."""
+    relative = np.einsum("nij,nkj->nik", pred, gt)
+    cos = (np.trace(relative, axis1=1, axis2=2) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def limb_depth_flips(
+    pred: np.ndarray, gt: np.ndarray, bones: np.ndarray, min_out_of_plane: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bones pointing towards the camera where the truth points away, or the reverse.
+
+    Args:
+        pred, gt: (N, J, 3) camera-oriented joints (z along the viewing direction).
+        bones: (B, 2) joint index pairs (parent, child).
+        min_out_of_plane: a bone counts only where its true depth component is at least this
+            fraction of its length (a bone nearly parallel to the image has no depth sign).
+
+    Returns:
+        flipped (N, B) and counted (N, B) booleans; flipped implies counted.
+    """
+    true_bone = gt[:, bones[:, 1]] - gt[:, bones[:, 0]]
+    pred_bone = pred[:, bones[:, 1]] - pred[:, bones[:, 0]]
+    counted = np.abs(true_bone[..., 2]) >= min_out_of_plane * np.linalg.norm(true_bone, axis=-1)
+    flipped = counted & (np.sign(pred_bone[..., 2]) != np.sign(true_bone[..., 2]))
+    return flipped, counted
