@@ -1,7 +1,9 @@
 """Registration peak memory at N and 10N samples, same run: it must stay flat apart from the
 per-sample inputs and outputs (samples are fitted chunk by chunk).
 
-Usage: python benchmarks/bench_registration_memory.py [--samples 512] [--steps 5]
+Usage: python benchmarks/bench_registration_memory.py [--samples 2048] [--steps 5]
+
+Batch and chunk are the stage's default batch size (registration.batch_size).
 
 Each size runs `dlearn register` in a fresh process on random correspondences (100 per sample)
 for the stand-in body; the peak resident set size of that process is reported.
@@ -21,6 +23,7 @@ from summary import record
 
 from dlearn.body.standin import write_standin
 from dlearn.data.store import csr_offsets, write_store
+from dlearn.registration.fit import RegistrationOptions
 
 POINTS = 100
 
@@ -54,9 +57,10 @@ def _peak_rss_mb(cmd: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
+    batch = RegistrationOptions().batch_size
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model, _ = write_standin(root)
@@ -66,7 +70,7 @@ def main() -> None:
             cmd = [
                 sys.executable, "-m", "dlearn", "register", "--correspondences", str(corr), "--crops", str(crops),
                 "--body-model", str(model), "--out", str(root / f"reg_{n}.zarr"), "--no-use-depth",
-                "--steps", str(args.steps), "--batch-size", "512", "--chunk-size", "512", "--device", "cpu",
+                "--steps", str(args.steps), "--batch-size", str(batch), "--chunk-size", str(batch), "--device", "cpu",
             ]  # fmt: skip
             rows.append((n, _peak_rss_mb(cmd)))
     (n1, m1), (n10, m10) = rows

@@ -21,12 +21,16 @@ from dlearn.body.model import BodyModel
 from dlearn.body.standin import build_standin
 from dlearn.device import resolve_device
 from dlearn.registration.data import to_fit_batch
+from dlearn.registration.fit import RegistrationOptions
 from dlearn.regressor.model import Regressor, RegressorSpec
 from dlearn.regressor.train import RegressorLossWeights, regressor_loss
 
 
-def measure_registration(device: torch.device, samples: int = 512, steps: int = 20) -> float:
+def measure_registration(device: torch.device, steps: int = 20) -> float:
+    """Sample-steps/s of the stage on one batch of the default registration.batch_size."""
     from bench_registration import _problem, _rate
+
+    samples = RegistrationOptions().batch_size
 
     data = build_standin().model
     model = BodyModel(data).to(device)

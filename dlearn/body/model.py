@@ -169,19 +169,24 @@ class BodyModel(nn.Module):
         Returns:
             (B, 24, 3, 3) global rotations and (B, 24, 3) translations (= posed joints).
         """
+        # index_select rather than x[:, idx]: its backward is an index_add, several times
+        # faster on CPU than the accumulating index_put of advanced indexing.
         batch = rotations.shape[0]
         root = self._levels[0]
-        level_rot = [rotations[:, root]]
+        level_rot = [rotations.index_select(1, root)]
         level_trans = [self.rest_offsets[root].expand(batch, -1, -1)]
         for lv, ppos in zip(self._levels[1:], self._parent_positions):
-            parent_rot = level_rot[-1][:, ppos]
-            parent_trans = level_trans[-1][:, ppos]
+            parent_rot = level_rot[-1].index_select(1, ppos)
+            parent_trans = level_trans[-1].index_select(1, ppos)
             # S_p(j) (J_j - J_p(j)), expressed in the parent's frame, then moved by G'_p(j).
-            offset = scales[:, self.parents[lv]] * self.rest_offsets[lv]
-            level_rot.append(parent_rot @ rotations[:, lv])
+            offset = scales.index_select(1, self.parents[lv]) * self.rest_offsets[lv]
+            level_rot.append(parent_rot @ rotations.index_select(1, lv))
             level_trans.append((parent_rot @ offset[..., None])[..., 0] + parent_trans)
         order = self._joint_order
-        return torch.cat(level_rot, dim=1)[:, order], torch.cat(level_trans, dim=1)[:, order]
+        return (
+            torch.cat(level_rot, dim=1).index_select(1, order),
+            torch.cat(level_trans, dim=1).index_select(1, order),
+        )
 
     def select(self, vertex_ids: Tensor | None) -> "VertexSelection":
         """Gather the template, weight and pose blend shape rows of ``vertex_ids`` (see forward)."""
@@ -249,8 +254,10 @@ class BodyModel(nn.Module):
         blended = (transforms.reshape(batch, NUM_JOINTS, 12).transpose(1, 2) @ weights).reshape(
             batch, 3, 4, -1
         )
+        # unbind, not blended[:, :, c]: each slice's backward would zero-fill a whole copy.
+        rot_x, rot_y, rot_z, shift = blended.unbind(2)
         x, y, z = verts[:, None, 0], verts[:, None, 1], verts[:, None, 2]
-        vertices = blended[:, :, 0] * x + blended[:, :, 1] * y + blended[:, :, 2] * z + blended[:, :, 3]
+        vertices = rot_x * x + rot_y * y + rot_z * z + shift
 
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=self.dtype, device=pose.device)
         transforms = torch.cat([transforms, bottom.expand(batch, NUM_JOINTS, 1, 4)], dim=-2)

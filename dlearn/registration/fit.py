@@ -70,7 +70,7 @@ class RegistrationOptions:
         weights: loss term weights (the rule passes round 0's stiff ones for round 0).
     """
 
-    batch_size: int = 512
+    batch_size: int = 2048
     chunk_size: int = 2048
     keep_best: bool = True
     use_depth: bool = True
