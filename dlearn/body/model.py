@@ -126,14 +126,16 @@ class BodyModel(nn.Module):
         rest_offsets[1:] = rest[1:] - rest[parents[1:]]
         self.register_buffer("rest_offsets", torch.as_tensor(rest_offsets, dtype=dtype), persistent=False)
 
-        # Level-by-level evaluation of the chain: for level d, its joints, and the positions of
-        # their parents within level d - 1; a final permutation restores joint order.
+        # Level-by-level evaluation of the chain: for level d, its joints, the positions of their
+        # parents within level d - 1 and their parents' joint indices (the scales' rows); a final
+        # permutation restores joint order.
         levels = _chain_levels(parents)
         self._levels = [torch.as_tensor(lv) for lv in levels]
         position = np.empty(len(parents), dtype=np.int64)
         for lv in levels:
             position[lv] = np.arange(len(lv))
         self._parent_positions = [torch.as_tensor(position[parents[lv]]) for lv in levels[1:]]
+        self._level_parents = [torch.as_tensor(parents[lv]) for lv in levels[1:]]
         self._joint_order = torch.as_tensor(np.argsort(np.concatenate(levels)))
 
     @classmethod
@@ -156,6 +158,7 @@ class BodyModel(nn.Module):
         device = self.v_template.device
         self._levels = [t.to(device) for t in self._levels]
         self._parent_positions = [t.to(device) for t in self._parent_positions]
+        self._level_parents = [t.to(device) for t in self._level_parents]
         self._joint_order = self._joint_order.to(device)
         return self
 
@@ -175,11 +178,11 @@ class BodyModel(nn.Module):
         root = self._levels[0]
         level_rot = [rotations.index_select(1, root)]
         level_trans = [self.rest_offsets[root].expand(batch, -1, -1)]
-        for lv, ppos in zip(self._levels[1:], self._parent_positions):
+        for lv, ppos, parent in zip(self._levels[1:], self._parent_positions, self._level_parents):
             parent_rot = level_rot[-1].index_select(1, ppos)
             parent_trans = level_trans[-1].index_select(1, ppos)
             # S_p(j) (J_j - J_p(j)), expressed in the parent's frame, then moved by G'_p(j).
-            offset = scales.index_select(1, self.parents[lv]) * self.rest_offsets[lv]
+            offset = scales.index_select(1, parent) * self.rest_offsets[lv]
             level_rot.append(parent_rot @ rotations.index_select(1, lv))
             level_trans.append((parent_rot @ offset[..., None])[..., 0] + parent_trans)
         order = self._joint_order
