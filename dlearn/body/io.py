@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from dlearn.errors import InputError
+
 NUM_JOINTS = 24
 NUM_POSE_BLEND = (NUM_JOINTS - 1) * 9  # 207 pose blend shape coefficients
 
@@ -34,7 +36,7 @@ SMPL_JOINT_NAMES = (
 KEYPOINT_VERTEX_NAMES = ("nose", "reye", "leye", "rear", "lear")
 
 
-class BodyModelFileError(ValueError):
+class BodyModelFileError(InputError):
     """A body model file is unreadable, or lacks a key, or a key has the wrong shape."""
 
 

@@ -42,6 +42,7 @@ from dlearn.cgan.model import (
 from dlearn.checkpoint import atomic_save, load_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ DEPTH_FRAME = (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint or model file is unreadable or not a dlearn cGAN file; the message names it."""
 
 

@@ -25,11 +25,12 @@ from PIL import Image
 
 from dlearn.data.store import StoreWriter
 from dlearn.densepose.coco import PersonSample, read_densepose_coco
+from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image is missing or unreadable; the message names it and the sample."""
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dlearn.errors import InputError
+
 SPIN_BOX_UNIT = 200.0  # box side in pixels = scale * 200
 
 
-class EvaluationFileError(ValueError):
+class EvaluationFileError(InputError):
     """An evaluation file is unreadable or a key is missing or malformed; names the file and key."""
 
 

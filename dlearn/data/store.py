@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from dlearn.errors import InputError
+
 FORMAT_VERSION = 1
 SAMPLE_ID = "sample_id"
 
@@ -29,7 +31,7 @@ SAMPLE_ID = "sample_id"
 warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized")
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """A store is missing, of another format version or stage, or lacks an array."""
 
 

@@ -21,6 +21,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from dlearn.errors import InputError
+
 log = logging.getLogger(__name__)
 
 NUM_KEYPOINTS = 17
@@ -35,7 +37,7 @@ COCO_KEYPOINT_NAMES = (
 )  # fmt: skip
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """A malformed annotation; the message names the file and the annotation id."""
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from dlearn.errors import InputError
+
 log = logging.getLogger(__name__)
 
 NUM_PARTS = 24
@@ -38,7 +40,7 @@ _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: dlearn"
 _MAT_HEADER_TEXT_BYTES = 116
 
 
-class UVChartError(ValueError):
+class UVChartError(InputError):
     """A UV chart file is unreadable, lacks a key, or a key has the wrong shape or values."""
 
 

@@ -18,6 +18,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from dlearn.errors import InputError
 from dlearn.registration.fit import Params
 
 #: Where each parameter lives in the 105-vector theta.
@@ -31,7 +32,7 @@ IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """A pretrained weights file is missing or does not fit the backbone; names the file."""
 
 

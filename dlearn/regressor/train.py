@@ -34,6 +34,7 @@ from dlearn.body.model import BodyModel
 from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.errors import InputError
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
@@ -64,7 +65,7 @@ CHECKPOINT_NAME = "regressor_last.pt"
 USABLE_STATUS = (STATUS["ok"], STATUS["kept_previous"])
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint or model file is unreadable or of another kind; the message names it."""
 
 
