@@ -4,14 +4,24 @@ Official SMPL ``.pkl`` files pickle ``chumpy`` arrays and ``scipy.sparse`` matri
 not import with numpy >= 1.24, so :func:`load_body_model` unpickles chumpy objects into a stub
 and takes the array from its state (``x``). Plain pickles of numpy arrays and ``.npz`` archives
 with the same keys load the same way.
+
+Unpickling runs whatever callables a file names, so a model file could run code. The unpickler
+here resolves only an allowlist (numpy arrays and dtypes, scipy CSC/CSR matrices, chumpy
+stubs, builtin containers and scalars) and refuses any other global, naming it; ``.npz`` object
+arrays (dicts such as ``vertex_ids``) go through the same unpickler, never numpy's.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import pickle
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -37,7 +47,7 @@ KEYPOINT_VERTEX_NAMES = ("nose", "reye", "leye", "rear", "lear")
 
 
 class BodyModelFileError(InputError):
-    """A body model file is unreadable, or lacks a key, or a key has the wrong shape."""
+    """A body model file is unreadable or unsafe, or lacks a key, or a key has the wrong shape."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +137,77 @@ class _ChumpyStub:
         raise BodyModelFileError("a chumpy object in the file has no 'x' array in its state")
 
 
-class _SmplUnpickler(pickle.Unpickler):
+def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2: only the latin1 codec."""
+    if codecs.lookup(encoding).name != "iso8859-1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode with encoding {encoding!r} (a pickle of bytes uses latin1)"
+        )
+    return text.encode("latin1", errors)
+
+
+def _reconstructor(cls: type, base: type, state: Any) -> Any:
+    """``copy_reg._reconstructor`` (protocol 0/1 pickles of classes) for the allowlisted classes."""
+    if base is not object or state is not None or cls not in _reconstructible_classes():
+        raise pickle.UnpicklingError(f"refusing copy_reg._reconstructor of {cls!r} from {base!r}")
+    return object.__new__(cls)
+
+
+@functools.lru_cache(maxsize=1)
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """(module, name) -> object for every global a body model pickle may name.
+
+    Module paths as numpy 1.x/2.x, scipy before/after 1.8 and Python 2/3 spell them; the objects
+    are resolved here, so nothing the file names is ever imported.
+    """
+    import scipy.sparse
+
+    array = np.zeros(1)
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        # How this numpy pickles arrays and scalars (a private path, so taken from __reduce__).
+        allowed[(f"{core}.multiarray", "_reconstruct")] = array.__reduce__()[0]
+        allowed[(f"{core}.multiarray", "scalar")] = array[0].__reduce__()[0]
+        allowed[(f"{core}.numeric", "_frombuffer")] = array.__reduce_ex__(5)[0]
+    for fmt in ("csc", "csr"):
+        for kind in ("matrix", "array"):
+            cls = getattr(scipy.sparse, f"{fmt}_{kind}")
+            for module in ("scipy.sparse", f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}"):
+                allowed[(module, cls.__name__)] = cls
+    plain = (dict, list, tuple, set, frozenset, slice, complex, bytes, bytearray, int, float, bool, str)
+    plain += (object,)  # the base class protocol 0/1 pickles name for copy_reg._reconstructor
+    for module in ("builtins", "__builtin__"):
+        allowed.update({(module, t.__name__): t for t in plain})
+    allowed[("collections", "OrderedDict")] = OrderedDict
+    allowed[("_codecs", "encode")] = _latin1_encode
+    for module in ("copyreg", "copy_reg"):
+        allowed[(module, "_reconstructor")] = _reconstructor
+    return allowed
+
+
+def _reconstructible_classes() -> tuple[type, ...]:
+    return (_ChumpyStub, *(v for k, v in _allowed_globals().items() if k[0].startswith("scipy.")))
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickles SMPL data only: chumpy classes become :class:`_ChumpyStub`, other globals must be
+    in :func:`_allowed_globals`; anything else raises :class:`BodyModelFileError` naming it."""
+
+    def __init__(self, file: IO[bytes], source: str) -> None:
+        super().__init__(file, encoding="latin1")  # Python 2 str: keys, dtype codes, buffers
+        self.source = source
+
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStub
-        return super().find_class(module, name)
+        found = _allowed_globals().get((module, name))
+        if found is None:
+            raise BodyModelFileError(
+                f"{self.source}: refusing to unpickle {module}.{name}: a body model file holds only numpy "
+                "arrays, scipy.sparse CSC/CSR matrices, chumpy arrays and plain containers, and "
+                "unpickling anything else can run code"
+            )
+        return found
 
 
 def _to_array(value: Any) -> np.ndarray:
@@ -142,15 +218,51 @@ def _to_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _read_npy_member(archive: zipfile.ZipFile, member: str, key: str, path: Path) -> np.ndarray | None:
+    """An object array of an ``.npz`` read through :class:`_SafeUnpickler`; None for plain arrays.
+
+    numpy pickles an object array whole after the ``.npy`` header (and would unpickle it with
+    no restriction, hence ``allow_pickle=False`` there).
+    """
+    readers: dict[tuple[int, int], Callable[[IO[bytes]], tuple[Any, bool, np.dtype]]] = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    with archive.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in readers:
+            return None  # numpy reads (and refuses object arrays of) other versions itself
+        _, _, dtype = readers[version](fh)
+        if not dtype.hasobject:
+            return None
+        value = _SafeUnpickler(fh, f"{path}: key '{key}'").load()
+    if not isinstance(value, np.ndarray):
+        raise BodyModelFileError(f"{path}: key '{key}' is not an array ({type(value).__name__})")
+    return value
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    with np.load(path, allow_pickle=False) as npz:
+        for key in npz.files:
+            member = f"{key}.npy" if f"{key}.npy" in npz.zip.namelist() else key
+            value = _read_npy_member(npz.zip, member, key, path)
+            if value is None:
+                try:
+                    value = npz[key]
+                except ValueError as exc:  # an object array numpy would unpickle unrestricted
+                    raise BodyModelFileError(f"{path}: key '{key}': {exc}") from exc
+            raw[key] = value
+    if "vertex_ids" in raw and raw["vertex_ids"].dtype == object:
+        raw["vertex_ids"] = raw["vertex_ids"].item()
+    return raw
+
+
 def _read_raw(path: Path) -> dict[str, Any]:
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=True) as npz:
-            raw = {k: npz[k] for k in npz.files}
-        if "vertex_ids" in raw and raw["vertex_ids"].dtype == object:
-            raw["vertex_ids"] = raw["vertex_ids"].item()
-        return raw
+        return _read_npz(path)
     with path.open("rb") as fh:
-        raw = _SmplUnpickler(fh, encoding="latin1").load()
+        raw = _SafeUnpickler(fh, str(path)).load()
     if not isinstance(raw, dict):
         raise BodyModelFileError(f"{path}: expected a pickled dict of SMPL arrays, got {type(raw).__name__}")
     return raw
@@ -166,8 +278,8 @@ def load_body_model(path: str | Path) -> BodyModelData:
         The validated arrays as :class:`BodyModelData` (float64 geometry, int64 indices).
 
     Raises:
-        BodyModelFileError: unreadable file, missing key or wrong shape; the message names
-            the file and the key.
+        BodyModelFileError: unreadable file, a pickled class outside the allowlist (named),
+            missing key or wrong shape; the message names the file and the key.
     """
     path = Path(path)
     if not path.is_file():
@@ -183,9 +295,13 @@ def load_body_model(path: str | Path) -> BodyModelData:
         if key not in raw:
             raise BodyModelFileError(f"{path}: key '{key}' is missing")
         try:
-            return _to_array(raw[key])
+            value = _to_array(raw[key])
         except BodyModelFileError as exc:
             raise BodyModelFileError(f"{path}: key '{key}': {exc}") from exc
+        if not np.issubdtype(value.dtype, np.number):  # e.g. a dict or string where an array belongs
+            found = type(raw[key]).__name__
+            raise BodyModelFileError(f"{path}: key '{key}' is not a numeric array ({found})")
+        return value
 
     def get_optional(key: str) -> np.ndarray | None:
         return get(key) if key in raw else None
