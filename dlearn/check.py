@@ -32,6 +32,7 @@ class CheckReport:
 
 
 def check_body(body: dict[str, Any], report: CheckReport) -> None:
+    from dlearn.body.io import BodyModelFileError
     from dlearn.body.keypoints import keypoint_vertex_ids
     from dlearn.body.prepare import load_user_body
 
@@ -42,6 +43,9 @@ def check_body(body: dict[str, Any], report: CheckReport) -> None:
     try:
         data, charts, _ = load_user_body(model, uv)
         keypoint_vertex_ids(data)
+    except BodyModelFileError as exc:  # every problem of both files, one line each
+        report.problems.extend(exc.problems)
+        return
     except (OSError, ValueError, KeyError) as exc:
         report.problems.append(str(exc))
         return

@@ -1,5 +1,5 @@
-"""Model files are data, never code: allowlisted unpickling, npz object arrays through the same
-allowlist, and the other loaders refusing pickled objects."""
+"""Model and UV files are data, never code: allowlisted unpickling, no object arrays from npz,
+and every problem of a user's body model and UV charts reported, naming the file and key."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import pytest
 import scipy.sparse
 
 from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, to_smpl_dict
+from dlearn.densepose.uv import UVChartError, load_uv_charts, write_uv_charts
+from dlearn.errors import InputError
 
 # --- files laid out like the official chumpy SMPL pickles, as Python 2 wrote them ------------
 
@@ -263,3 +265,87 @@ def test_other_loaders_do_not_unpickle(tmp_path: Path) -> None:
     with pytest.raises(Err, match="model.pt"):
         load_tagged(pt, "x", "checkpoint", Err)
     assert not marker.exists()
+
+
+# --- values: every problem of the model and the UV file, each naming file and key -----------
+
+
+def _write(data: BodyModelData, path: Path, **overrides: np.ndarray) -> Path:
+    smpl = {**to_smpl_dict(data), **overrides}
+    with path.open("wb") as fh:
+        pickle.dump(smpl, fh, protocol=4)
+    return path
+
+
+def test_weights_rows_must_sum_to_one(tmp_path: Path, random_model_data: BodyModelData) -> None:
+    weights = random_model_data.weights.copy()
+    weights[[3, 7]] *= [[1.5], [0.9]]
+    weights[11, 0] += 5e-4  # within tolerance
+    path = _write(random_model_data, tmp_path / "model.pkl", weights=weights)
+    expected = r"model\.pkl: key 'weights' has 2 rows .* row 3 sums to 1\.5\)"
+    with pytest.raises(BodyModelFileError, match=expected):
+        load_body_model(path)
+
+
+@pytest.mark.parametrize("key", ["v_template", "weights", "J_regressor", "posedirs", "shapedirs"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_geometry_names_the_key(
+    tmp_path: Path, random_model_data: BodyModelData, key: str, value: float
+) -> None:
+    smpl = to_smpl_dict(random_model_data)
+    bad = smpl[key].copy()
+    bad.reshape(-1)[5] = value
+    path = _write(random_model_data, tmp_path / "model.pkl", **{key: bad})
+    with pytest.raises(BodyModelFileError, match=rf"model\.pkl: key '{key}' has 1 NaN or infinite value"):
+        load_body_model(path)
+
+
+def test_every_model_problem_in_one_error(tmp_path: Path, random_model_data: BodyModelData) -> None:
+    smpl = to_smpl_dict(random_model_data)
+    v_template, weights = smpl["v_template"].copy(), smpl["weights"] * 2
+    v_template[0, 0] = np.nan
+    path = _write(random_model_data, tmp_path / "model.pkl", v_template=v_template, weights=weights)
+    with pytest.raises(BodyModelFileError) as info:
+        load_body_model(path)
+    assert len(info.value.problems) == 2 and all(str(path) in p for p in info.value.problems)
+    assert "'v_template'" in str(info.value) and "'weights'" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def standin_charts(standin_files: tuple[Path, Path]) -> Any:
+    return load_uv_charts(standin_files[1])
+
+
+def _drop_parts(charts: Any, parts: list[int], path: Path) -> Path:
+    keep = ~np.isin(charts.face_part, parts)
+    return write_uv_charts(replace(charts, face_part=charts.face_part[keep], faces=charts.faces[keep]), path)
+
+
+def test_uv_file_missing_a_part_chart(tmp_path: Path, standin_charts: Any) -> None:
+    path = _drop_parts(standin_charts, [3, 17], tmp_path / "UV_Processed.mat")
+    expected = r"UV_Processed\.mat: key 'All_FaceIndices' has no faces for part\(s\) 3, 17 "
+    with pytest.raises(UVChartError, match=expected):
+        load_uv_charts(path)
+
+
+def test_check_data_lists_every_problem_of_both_files(
+    tmp_path: Path, standin_files: tuple[Path, Path], standin_charts: Any
+) -> None:
+    from dlearn.body.prepare import load_user_body
+    from dlearn.check import check_config
+
+    data = load_body_model(standin_files[0])
+    weights = data.weights.copy()
+    weights[0] *= 2
+    shapedirs = np.zeros((data.num_vertices, 3, 10))
+    shapedirs[1, 1, 1] = np.inf
+    model = _write(data, tmp_path / "model.pkl", weights=weights, shapedirs=shapedirs)
+    uv = _drop_parts(standin_charts, [24], tmp_path / "UV_Processed.mat")
+    report = check_config({"body": {"model": str(model), "uv": str(uv)}})
+    assert len(report.problems) == 3, report.problems
+    text = "\n".join(report.problems)
+    assert "model.pkl: key 'weights' has 1 rows" in text and "model.pkl: key 'shapedirs'" in text
+    assert "UV_Processed.mat: key 'All_FaceIndices' has no faces for part(s) 24" in text
+    with pytest.raises(InputError) as info:  # body-model (and check-data) refuse the same files
+        load_user_body(str(model), str(uv))
+    assert len(info.value.problems) == 3

@@ -218,8 +218,8 @@ def test_preview_png(body: StandinBody, tmp_path: Path) -> None:
 
 def _charts(vertex_max: int = 3) -> UVCharts:
     return UVCharts(
-        face_part=np.array([1, 2]),
-        faces=np.array([[0, 1, 2], [1, 3, 2]]),
+        face_part=np.arange(1, 25),  # a chart for each of the 24 parts, as load_uv_charts requires
+        faces=np.array([[0, 1, 2], [1, 3, 2]] * 12),
         vertex=np.array([0, 1, 2, vertex_max]),
         u=np.array([0.0, 1.0, 0.0, 1.0]),
         v=np.array([0.0, 0.0, 1.0, 1.0]),

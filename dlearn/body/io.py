@@ -46,8 +46,19 @@ SMPL_JOINT_NAMES = (
 KEYPOINT_VERTEX_NAMES = ("nose", "reye", "leye", "rear", "lear")
 
 
+#: Largest |row sum - 1| of the skinning weights: the official files' rows sum to 1 to ~1e-7.
+WEIGHT_SUM_TOLERANCE = 1e-3
+
+
 class BodyModelFileError(InputError):
-    """A body model file is unreadable or unsafe, or lacks a key, or a key has the wrong shape."""
+    """A body model file is unreadable, unsafe, lacks a key, or a key has the wrong shape or values.
+
+    ``problems`` lists every problem found, one message each; the error's message joins them.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
@@ -87,18 +98,21 @@ class BodyModelData:
         """(24, 3) joint locations of the template, J = J_regressor v."""
         return self.j_regressor @ self.v_template
 
-    def validate(self) -> None:
-        """Check shapes and index ranges; raise :class:`BodyModelFileError` naming the key."""
-        n = self.num_vertices
+    def problems(self) -> list[str]:
+        """Every problem of the arrays (shapes, index ranges, values), one message each naming
+        the file and key; empty when the model is valid."""
+        found: list[str] = []
 
         def fail(key: str, msg: str) -> None:
-            raise BodyModelFileError(f"{self.source}: key '{key}' {msg}")
+            found.append(f"{self.source}: key '{key}' {msg}")
 
         if self.v_template.ndim != 2 or self.v_template.shape[1] != 3:
             fail("v_template", f"has shape {self.v_template.shape}, expected (N, 3)")
+            return found  # every other shape is checked against N
+        n = self.num_vertices
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:
             fail("f", f"has shape {self.faces.shape}, expected (F, 3)")
-        if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
+        elif self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
             fail("f", f"has vertex indices outside [0, {n})")
         if self.weights.shape != (n, NUM_JOINTS):
             fail("weights", f"has shape {self.weights.shape}, expected ({n}, {NUM_JOINTS})")
@@ -106,7 +120,7 @@ class BodyModelData:
             fail("J_regressor", f"has shape {self.j_regressor.shape}, expected ({NUM_JOINTS}, {n})")
         if self.parents.shape != (NUM_JOINTS,) or self.parents[0] != -1:
             fail("kintree_table", "does not describe a 24-joint tree rooted at joint 0")
-        if np.any(self.parents[1:] >= np.arange(1, NUM_JOINTS)) or np.any(self.parents[1:] < 0):
+        elif np.any(self.parents[1:] >= np.arange(1, NUM_JOINTS)) or np.any(self.parents[1:] < 0):
             fail("kintree_table", "must list each joint after its parent")
         if self.posedirs is not None and self.posedirs.shape != (n, 3, NUM_POSE_BLEND):
             fail("posedirs", f"has shape {self.posedirs.shape}, expected ({n}, 3, {NUM_POSE_BLEND})")
@@ -119,6 +133,41 @@ class BodyModelData:
             self.vertex_symmetry.shape != (n,) or self.vertex_symmetry.min() < 0 or self.vertex_symmetry.max() >= n
         ):
             fail("vertex_symmetry", f"must be {n} vertex indices")
+        geometry = {"v_template": self.v_template, "weights": self.weights, "J_regressor": self.j_regressor,
+                    "posedirs": self.posedirs, "shapedirs": self.shapedirs}  # fmt: skip
+        for key, value in geometry.items():
+            bad = 0 if value is None else value.size - int(np.count_nonzero(np.isfinite(value)))
+            if bad:
+                fail(key, f"has {bad} NaN or infinite value(s)")
+        if self.weights.shape == (n, NUM_JOINTS) and np.all(np.isfinite(self.weights)):
+            sums_problem = _weight_sum_problem(self.weights)
+            if sums_problem:
+                fail("weights", sums_problem)
+        return found
+
+    def validate(self) -> None:
+        """Raise :class:`BodyModelFileError` listing every problem (see :meth:`problems`)."""
+        found = self.problems()
+        if found:
+            raise BodyModelFileError(*found)
+
+
+def _weight_sum_problem(weights: np.ndarray) -> str | None:
+    """What is wrong with the row sums of (N, 24) skinning weights, or None when each is 1.
+
+    Skinning blends the joint transforms by these weights; rows not summing to 1 scale and shift
+    the skin (a unit-sum convex blend is what SMPL's LBS assumes).
+    """
+    sums = weights.sum(axis=1)
+    off = np.abs(sums - 1.0)
+    bad = int(np.count_nonzero(off > WEIGHT_SUM_TOLERANCE))
+    if not bad:
+        return None
+    worst = int(np.argmax(off))
+    return (
+        f"has {bad} rows (of {len(sums)}) that do not sum to 1 within {WEIGHT_SUM_TOLERANCE:g} "
+        f"(worst: row {worst} sums to {sums[worst]:.6g})"
+    )
 
 
 class _ChumpyStub:
@@ -279,7 +328,8 @@ def load_body_model(path: str | Path) -> BodyModelData:
 
     Raises:
         BodyModelFileError: unreadable file, a pickled class outside the allowlist (named),
-            missing key or wrong shape; the message names the file and the key.
+            missing key, wrong shape, NaN/inf geometry or skinning weights not summing to 1;
+            the message names the file and the key, ``problems`` lists each problem.
     """
     path = Path(path)
     if not path.is_file():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlearn.body.io import BodyModelData, load_body_model, write_smpl_pickle
+from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, write_smpl_pickle
 from dlearn.body.standin import build_standin, write_body_preview
-from dlearn.densepose.uv import UVCharts, body_face_parts, load_uv_charts, write_uv_charts
+from dlearn.densepose.uv import UVChartError, UVCharts, body_face_parts, load_uv_charts, write_uv_charts
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,28 @@ def _link(target: Path, link: Path) -> None:
 def load_user_body(model: str, uv: str) -> tuple[BodyModelData, UVCharts, np.ndarray]:
     """Load and cross-check a user's model and UV charts: (model data, charts, part of each face).
 
+    Both files are read even when the model is bad, so that one error lists the problems of both.
+
     Raises:
         ValueError: one of the two is the stand-in and the other is not.
         BodyModelFileError, UVChartError: the files are unreadable or inconsistent; the
-            message names the file and key.
+            message names the file and key. With problems in both files, a BodyModelFileError
+            whose ``problems`` lists each.
     """
     if (model == STANDIN) != (uv == STANDIN):
         raise ValueError(
             f"body.model={model!r} and body.uv={uv!r}: the stand-in model needs the stand-in UV "
             "charts and a real model needs its own UV_Processed.mat"
         )
-    data = load_body_model(model)
+    data: BodyModelData | None = None
+    try:
+        data = load_body_model(model)
+    except BodyModelFileError as model_error:
+        try:
+            load_uv_charts(uv)  # vertex ids unchecked: the model's vertex count is unknown
+        except UVChartError as uv_error:
+            raise BodyModelFileError(*model_error.problems, str(uv_error)) from model_error
+        raise
     charts = load_uv_charts(uv, num_vertices=data.num_vertices)
     return data, charts, body_face_parts(charts, data.faces)
 

@@ -103,8 +103,8 @@ def load_uv_charts(path: str | Path, num_vertices: int | None = None) -> UVChart
         The charts, 0-based (see :class:`UVCharts`).
 
     Raises:
-        UVChartError: unreadable file, missing key, wrong shape or out-of-range values; the
-            message names the file and the key.
+        UVChartError: unreadable file, missing key, wrong shape, out-of-range values or a part
+            without chart faces; the message names the file and the key.
     """
     path = Path(path)
     source = str(path)
@@ -148,6 +148,12 @@ def load_uv_charts(path: str | Path, num_vertices: int | None = None) -> UVChart
             raise fail(key, f"has {coord.shape[0]} entries for {m} chart vertices")
         if not np.all(np.isfinite(coord)) or (coord.size and (coord.min() < 0.0 or coord.max() > 1.0)):
             raise fail(key, "has values outside [0, 1]")
+    # Every part needs its chart: an annotation's dense points on a part without one match no
+    # vertex, and the body faces of that part get no part (no dense points when rendering).
+    missing = np.setdiff1d(np.arange(1, NUM_PARTS + 1), face_part)
+    if missing.size:
+        parts = ", ".join(map(str, missing))
+        raise fail("All_FaceIndices", f"has no faces for part(s) {parts} (all {NUM_PARTS} need faces)")
     return UVCharts(face_part=face_part, faces=faces, vertex=vertex, u=u, v=v, source=source)
 
 
