@@ -11,14 +11,48 @@ from typing import Any
 
 import torch
 
+from dlearn.outputs import OutputError, check_file_output, clean_stale_siblings, tmp_sibling
+
+# Files this process has written: replacing them again (every epoch) needs no check.
+_WRITTEN: set[Path] = set()
+
+
+def check_tagged_output(path: Path, file_format: str) -> None:
+    """An existing ``path`` may be replaced only by a file of its own kind: a dlearn file whose
+    ``format`` tag is ``file_format``.
+
+    Raises:
+        OutputError: ``path`` is a folder, or a file that is not such a dlearn file.
+    """
+    path = Path(path)
+    check_file_output(path)
+    if not path.exists() or path.resolve() in _WRITTEN:
+        return
+    refusal = f"dlearn replaces only its own {file_format} files, so give another output path"
+    try:
+        # mmap: only the pickled dict is read, not the tensors' bytes.
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises several types for foreign files
+        raise OutputError(f"{path}: not a torch file dlearn wrote ({type(exc).__name__}); {refusal}") from exc
+    tag = obj.get("format") if isinstance(obj, dict) else None
+    if tag != file_format:
+        raise OutputError(f"{path}: format tag {tag!r}, not {file_format!r}; {refusal}")
+
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary sibling, then rename: a killed job never leaves half a file."""
+    """``torch.save`` to a temporary sibling, then rename: a killed job never leaves half a file.
+
+    ``obj`` is a dict with a ``format`` tag; an existing ``path`` is replaced only if it carries
+    the same tag (:func:`check_tagged_output`). Siblings left by killed jobs are removed.
+    """
     path = Path(path)
+    check_tagged_output(path, obj["format"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
+    _WRITTEN.add(path.resolve())
 
 
 def load_tagged(path: Path, file_format: str, what: str, error: type[Exception]) -> dict[str, Any]:

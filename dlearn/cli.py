@@ -563,6 +563,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What each stage writes: flag -> kind (see dlearn.outputs.check_output). Every other path flag
+# is an input; ROOTS are input folders read by file name, which an output may lie inside.
+OUTPUTS: dict[str, dict[str, str]] = {
+    "check-data": {"out": "file"},
+    "make-body": {"out": "folder"},
+    "body-model": {"out_model": "link", "out_uv": "link", "out_preview": "file"},
+    "synth": {"out": "folder"},
+    "crops": {"out": "store"},
+    "match": {"out": "store"},
+    # The cGAN keeps its checkpoint folder and deletes nothing there (atomic_save checks the file).
+    "cgan-train": {"out": "dlearn-cgan", "checkpoint_dir": "folder", "curve": "file"},
+    "cgan-predict": {"out": "store"},
+    "true-depths": {"out": "store"},
+    "cgan-evaluate": {"out": "file"},
+    "register": {"out": "store", "checkpoint_dir": "checkpoint"},
+    "merge-registration": {"out": "store", "overlay": "file"},
+    "regress": {"out": "dlearn-regressor", "checkpoint_dir": "checkpoint", "curve": "file"},
+    "predict": {"out": "store"},
+    "evaluate": {"out_json": "file", "out_csv": "file"},
+    "report": {"summary": "file", "history": "file", "overlays": "file", "losses": "file", "meshes": "folder"},
+    "h36m-crops": {"out": "store"},
+    "evaluate-h36m": {"out_json": "file", "out_csv": "file"},
+}
+ROOTS = ("image_root",)
+# Inputs given as strings because they may be the word "standin" instead of a file.
+STRING_INPUTS = {"body-model": ("model", "uv")}
+
+
+def _paths(value: object) -> list[Path]:
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, Path)]
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """No stage writes over its inputs or over what is not dlearn's (see :mod:`dlearn.outputs`)."""
+    from dlearn.outputs import check_stage_paths
+
+    kinds = OUTPUTS.get(args.stage, {})
+    outputs = [(f"--{dest.replace('_', '-')}", path, kind) for dest, kind in kinds.items()
+               for path in _paths(getattr(args, dest, None))]  # fmt: skip
+    inputs = [(f"--{dest.replace('_', '-')}", path) for dest, value in vars(args).items() if dest not in kinds
+              for path in _paths(value)]  # fmt: skip
+    inputs += [(f"--{dest}", Path(getattr(args, dest))) for dest in STRING_INPUTS.get(args.stage, ())
+               if getattr(args, dest) != "standin"]  # fmt: skip
+    check_stage_paths(inputs, outputs, [f"--{r.replace('_', '-')}" for r in ROOTS])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -570,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Handler = args.handler
     try:
+        check_paths(args)
         handler(args)
     except (ValueError, OSError) as exc:
         # Input errors (bad files, keys, shapes) already name what is wrong: no traceback.

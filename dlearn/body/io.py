@@ -26,6 +26,7 @@ from typing import IO, Any
 import numpy as np
 
 from dlearn.errors import InputError
+from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
 
 NUM_JOINTS = 24
 NUM_POSE_BLEND = (NUM_JOINTS - 1) * 9  # 207 pose blend shape coefficients
@@ -417,7 +418,9 @@ def write_smpl_pickle(data: BodyModelData, path: str | Path) -> Path:
     data.validate()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    check_file_output(path)
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
     with tmp.open("wb") as fh:
         pickle.dump(to_smpl_dict(data), fh, protocol=4)
     tmp.replace(path)

@@ -16,6 +16,7 @@ import numpy as np
 from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, write_smpl_pickle
 from dlearn.body.standin import build_standin, write_body_preview
 from dlearn.densepose.uv import UVChartError, UVCharts, body_face_parts, load_uv_charts, write_uv_charts
+from dlearn.outputs import OutputError, check_file_output, clean_stale_siblings, tmp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,18 @@ STANDIN = "standin"
 
 
 def _link(target: Path, link: Path) -> None:
-    """Point ``link`` at ``target`` atomically (replacing an older link or file)."""
+    """Point ``link`` at ``target`` atomically (replacing an older link or file, never a folder).
+
+    Raises:
+        OutputError: ``link`` is ``target`` itself (replacing it would lose the user's file and
+            leave a link to itself) or a folder.
+    """
+    check_file_output(link)
+    if Path(os.path.abspath(link)).parent.resolve() / link.name == target.resolve():
+        raise OutputError(f"{link}: is the input {target} itself; give an output path of its own")
     link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(link.name + ".tmp")
+    clean_stale_siblings(link)
+    tmp = tmp_sibling(link)
     tmp.unlink(missing_ok=True)
     os.symlink(target.resolve(), tmp)
     tmp.replace(link)

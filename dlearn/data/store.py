@@ -11,7 +11,7 @@ a half-written store under the output name.
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 
 from dlearn.errors import InputError
+from dlearn.outputs import OutputError, clean_stale_siblings, tmp_sibling
 
 FORMAT_VERSION = 1
 SAMPLE_ID = "sample_id"
@@ -35,6 +36,35 @@ class StoreError(InputError):
     """A store is missing, of another format version or stage, or lacks an array."""
 
 
+def is_dlearn_store(path: str | Path) -> bool:
+    """Whether ``path`` is a zarr group whose attributes carry dlearn's format version and stage."""
+    meta = Path(path) / "zarr.json"
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (
+        isinstance(attrs, dict)
+        and isinstance(attrs.get("format_version"), int)
+        and isinstance(attrs.get("stage"), str)
+    )
+
+
+def check_store_output(path: str | Path) -> None:
+    """A store output may replace only a dlearn store, never a user's file or folder.
+
+    Raises:
+        OutputError: ``path`` exists and is not a dlearn store.
+    """
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not is_dlearn_store(path):
+        what = "folder" if path.is_dir() else "file"
+        raise OutputError(
+            f"{path}: a {what} that is not a dlearn store (no zarr.json with dlearn's format_version and "
+            "stage); dlearn replaces only its own stores, so give another output path"
+        )
+
+
 def _chunks(shape: tuple[int, ...], chunk_rows: int) -> tuple[int, ...]:
     return (max(1, min(chunk_rows, shape[0])), *shape[1:]) if shape else ()
 
@@ -43,7 +73,8 @@ class StoreWriter:
     """Write a store array by array (or slice by slice), then publish it atomically.
 
     Use as a context manager; the store appears under ``path`` only when the block ends without
-    an exception, replacing an older store of that name::
+    an exception, replacing an older dlearn store of that name (anything else under the name is
+    an :class:`~dlearn.outputs.OutputError`, raised on entering)::
 
         with StoreWriter(path, stage="crops", sample_id=ids, options=opts) as w:
             images = w.create("image", (n, 64, 64, 3), np.uint8, chunk_rows=64)
@@ -60,7 +91,7 @@ class StoreWriter:
         attrs: Mapping[str, Any] | None = None,
     ):
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = tmp_sibling(self.path)
         self._ids = np.asarray(list(sample_id), dtype=str)
         self._attrs = {
             "format_version": FORMAT_VERSION,
@@ -72,7 +103,9 @@ class StoreWriter:
         self.group: zarr.Group | None = None
 
     def __enter__(self) -> "StoreWriter":
+        check_store_output(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_siblings(self.path)
         shutil.rmtree(self._tmp, ignore_errors=True)
         self.group = zarr.open_group(self._tmp, mode="w")
         self.write(SAMPLE_ID, self._ids)
@@ -98,8 +131,13 @@ class StoreWriter:
             return
         assert self.group is not None
         self.group.attrs.update(self._attrs)
+        try:  # checked again: something may have appeared under the name since __enter__
+            check_store_output(self.path)
+        except OutputError:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
         # A folder cannot be renamed over a non-empty one: move the older store aside first.
-        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        old = tmp_sibling(self.path, "old")
         if self.path.exists():
             self.path.rename(old)
         self._tmp.rename(self.path)
@@ -119,7 +157,8 @@ def write_store(
     """Write in-memory ``arrays`` and ``sample_id`` atomically as a zarr group at ``path``.
 
     Args:
-        path: the store folder (conventionally ``*.zarr``); an existing one is replaced.
+        path: the store folder (conventionally ``*.zarr``); an existing dlearn store is replaced,
+            anything else is an :class:`~dlearn.outputs.OutputError`.
         arrays: name -> array; per-sample arrays have the samples on axis 0.
         stage: name of the producing stage, stored in the attributes.
         sample_id: (N,) the ids of the samples, in array order.

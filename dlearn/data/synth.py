@@ -82,7 +82,7 @@ import json
 import logging
 import math
 import multiprocessing
-import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -103,6 +103,13 @@ from dlearn.densepose.uv import (
     load_uv_charts,
     part_colours,
 )
+from dlearn.outputs import (
+    OutputError,
+    check_file_output,
+    check_folder_output,
+    clean_stale_siblings,
+    tmp_sibling,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,8 @@ __all__ = [
 ]
 
 SPLITS = ("train", "test")
+# What synth writes into images/{split}: images named by their 7-digit id.
+_OWN_IMAGE = re.compile(r"^\d{7}\.png$")
 SPLIT_ID_OFFSET = {"train": 0, "test": 1_000_000}
 MAX_PERSONS = 99  # annotation id = 100 * image_id + person + 1
 STAGE = "synth"
@@ -965,7 +974,9 @@ def _coco_categories() -> list[dict[str, Any]]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    check_file_output(path)
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
     tmp.write_text(json.dumps(obj, separators=(",", ":")))
     tmp.replace(path)
 
@@ -1081,8 +1092,10 @@ def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8
         ax_kp.set_title("keypoints (green v=2, orange v=1, x nose)", fontsize=6)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, metadata={"Software": None})
+    check_file_output(path)
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
+    fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -1090,6 +1103,23 @@ def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8
 
 # --------------------------------------------------------------------------------------------
 # Entry point
+
+
+def _check_own_images(folder: Path) -> None:
+    """An image folder synth may delete: missing, or holding only images named as synth names them.
+
+    Raises:
+        OutputError: a file or folder of other content (a user's images) is there.
+    """
+    if not folder.exists():
+        return
+    check_folder_output(folder)
+    foreign = [entry.name for entry in folder.iterdir() if not _OWN_IMAGE.match(entry.name)]
+    if foreign:
+        raise OutputError(
+            f"{folder}: holds {len(foreign)} file(s) synth did not write (e.g. {foreign[0]!r}); synth replaces "
+            "this folder, so give an output folder without them"
+        )
 
 
 def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthOptions) -> dict[str, Any]:
@@ -1108,6 +1138,9 @@ def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthO
 
     options.validate()
     out_dir = Path(out_dir)
+    check_folder_output(out_dir)
+    for split in SPLITS:
+        _check_own_images(out_dir / "images" / split)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {"train": options.num_train, "test": options.num_test}
     for split in SPLITS:

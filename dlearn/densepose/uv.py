@@ -29,6 +29,7 @@ import numpy as np
 import scipy.io
 
 from dlearn.errors import InputError
+from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ def write_uv_charts(charts: UVCharts, path: str | Path) -> Path:
     scipy.io.savemat(buffer, mdict, format="5", do_compression=False, oned_as="column")
     data = bytearray(buffer.getvalue())
     data[:_MAT_HEADER_TEXT_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_TEXT_BYTES, b" ")
-    tmp = path.with_name(path.name + ".tmp")
+    check_file_output(path)
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
     tmp.write_bytes(bytes(data))
     tmp.replace(path)
     return path

@@ -16,8 +16,6 @@ frame, ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +30,13 @@ from dlearn.body.model import BodyModel
 from dlearn.checkpoint import inputs_fingerprint
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.outputs import (
+    claim_checkpoint_dir,
+    clean_stale_siblings,
+    release_checkpoint_dir,
+    reset_checkpoint_dir,
+    tmp_sibling,
+)
 from dlearn.registration.data import PARAM_KEYS, FitData, fit_batch, load_fit_data, read_params
 from dlearn.registration.fit import (
     LOSS_TERMS,
@@ -164,7 +169,8 @@ def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    clean_stale_siblings(path)  # a killed run's half-written chunk
+    tmp = tmp_sibling(path)
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)
     tmp.replace(path)
@@ -213,10 +219,11 @@ def register(
         asdict(options), [correspondences, crops, depths, init, previous, body_model], f"{shard}/{num_shards}"
     )
     meta = checkpoint_dir / "fingerprint.txt"
-    if checkpoint_dir.exists() and (not meta.exists() or meta.read_text() != fingerprint):
-        log.info("%s: options or inputs changed, discarding the old checkpoint", checkpoint_dir)
-        shutil.rmtree(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    claim_checkpoint_dir(checkpoint_dir)  # a user's non-empty folder is an error, never emptied
+    if not meta.exists() or meta.read_text() != fingerprint:
+        if meta.exists():
+            log.info("%s: options or inputs changed, discarding the old checkpoint", checkpoint_dir)
+        reset_checkpoint_dir(checkpoint_dir)
     meta.write_text(fingerprint)
 
     start = time.perf_counter()
@@ -261,7 +268,7 @@ def register(
             "status_counts": counts,
         },
     )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    release_checkpoint_dir(checkpoint_dir)
     steps = options.steps
     summary = {
         "samples": len(rows),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
+from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
@@ -257,7 +257,7 @@ def train_regressor(
     kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
     vertex_symmetry = None if data.vertex_symmetry is None else torch.as_tensor(data.vertex_symmetry, device=device)
 
-    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir = claim_checkpoint_dir(Path(checkpoint_dir))  # a user's folder is an error
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME
     fingerprint = inputs_fingerprint(asdict(options), [crops, correspondences, registration, depths, init_model, body_model])
     epoch, curve = 0, []
@@ -348,7 +348,7 @@ def train_regressor(
         },
         Path(out_model),
     )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    release_checkpoint_dir(checkpoint_dir)
     summary = {
         "samples": int(usable.sum()),
         "excluded": excluded,
