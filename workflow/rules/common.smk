@@ -1,13 +1,18 @@
 # Helpers shared by the rules: result paths, per-rule resources and code versions.
-import hashlib
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 RESULTS = config["results"]
 LOGS = "logs"
 REPO = Path(workflow.basedir)
+
+# The code versions come from this checkout's sources, whichever dlearn is installed (if any).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+import dlearn.codeversion as codeversion
 
 
 def result(path):
@@ -20,18 +25,12 @@ def rule_resources(name):
     return config["resources"][name]
 
 
-def code_version(*paths):
-    """Hash of the dlearn sources a stage runs, passed as a param so that editing the
-    stage's code reruns its rule (Snakemake does not track code of imported packages).
+def code_version(command):
+    """Hash of every dlearn source file that `dlearn <command>` imports (dlearn/codeversion.py),
+    passed as a param so that editing the stage's code reruns its rule and nothing else
+    (Snakemake does not track the code of imported packages).
     """
-    digest = hashlib.sha256()
-    for rel in paths:
-        root = REPO / rel
-        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
-        for file in files:
-            digest.update(str(file.relative_to(REPO)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    return codeversion.code_version(REPO, command)
 
 
 def checked_inputs():
