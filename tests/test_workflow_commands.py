@@ -24,6 +24,63 @@ BIN = Path(sys.executable).parent
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 
 
+def _without_venv_path() -> dict[str, str]:
+    """The environment minus the venv: `make test` puts .venv/bin on PATH, a user may not."""
+    venv = BIN.resolve()
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv]
+    # A `dlearn` left on PATH (another install) would hide the bug; so would PYTHONPATH.
+    path = [p for p in path if not (Path(p) / "dlearn").exists()]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(path)
+    return env
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the repository's workflow and package with `.venv` linked to the running venv,
+    so README's `.venv/bin/snakemake ...` lines run as written, in a throwaway folder."""
+    if not (BIN / "snakemake").exists():
+        pytest.skip(f"no snakemake next to {sys.executable}")
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("workflow", "envs", "dlearn"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".venv").symlink_to(BIN.parent)
+    return root
+
+
+def _run(root: Path, command: str) -> subprocess.CompletedProcess:
+    """A README command line, run by bash in ``root`` without the venv on PATH."""
+    assert shutil.which("dlearn", path=_without_venv_path()["PATH"]) is None
+    return subprocess.run(
+        ["bash", "-c", command],
+        check=False,
+        cwd=root,
+        env=_without_venv_path(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_readme_snakemake_command_runs_a_job_without_the_venv_on_path(checkout: Path) -> None:
+    # README: `.venv/bin/snakemake --cores 2 synth`; check_data is the same line's cheapest job.
+    proc = _run(checkout, ".venv/bin/snakemake --cores 2 check_data")
+    log = checkout / "logs" / "check_data.log"
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (log.read_text() if log.exists() else "")
+    assert "0 problems" in log.read_text()
+    assert (checkout / "results" / "check_data.txt").exists()
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm"])
+def test_readme_profile_commands_plan_the_workflow(checkout: Path, profile: str) -> None:
+    proc = _run(checkout, f".venv/bin/snakemake --profile workflow/profiles/{profile} -n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "register" in proc.stdout + proc.stderr
+
+
 # Code versions --------------------------------------------------------------------------------
 
 

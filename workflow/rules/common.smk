@@ -5,6 +5,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
+
 RESULTS = config["results"]
 LOGS = "logs"
 REPO = Path(workflow.basedir)
@@ -13,6 +15,27 @@ REPO = Path(workflow.basedir)
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 import dlearn.codeversion as codeversion
+
+
+def dlearn_command():
+    """The command line that runs `dlearn`. The jobs' PATH need not hold the console script (a
+    venv that was not activated), so the package runs with the interpreter that runs Snakemake,
+    which SLURM jobs share (the executor starts `sys.executable -m snakemake` on the node). With
+    `--software-deployment-method conda` the rule's environment (envs/dlearn.yaml) holds the
+    dependencies and its `python` runs this checkout's package.
+    """
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return f"PYTHONPATH={shlex.quote(str(REPO))} python -m dlearn"
+    return f"{shlex.quote(sys.executable)} -m dlearn"
+
+
+# Every rule's shell command calls `dlearn <stage>`: a bash function, defined ahead of each
+# command, that runs dlearn_command() (not a param: a moved venv must not rerun every rule).
+# Snakemake formats the prefix, so braces are doubled; bash's default strict mode is kept.
+shell.prefix(
+    'set -euo pipefail; dlearn() {{ %s "$@"; }}; '
+    % dlearn_command().replace("{", "{{").replace("}", "}}")
+)
 
 
 def result(path):
