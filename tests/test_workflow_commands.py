@@ -81,6 +81,31 @@ def test_readme_profile_commands_plan_the_workflow(checkout: Path, profile: str)
     assert "register" in proc.stdout + proc.stderr
 
 
+def test_nested_config_override_reaches_the_rules_typed(checkout: Path) -> None:
+    target = "results/round_0/registration/shard_0.zarr"
+    proc = _run(
+        checkout,
+        f'.venv/bin/snakemake --cores 2 -n -p --config \'registration={{"weights":{{"dense":999}},'
+        f'"keep_best":false,"lr":0.05}}\' -- {target}',
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "--weights-dense 999 " in out and "--lr 0.05 " in out and "--no-keep-best" in out
+    # The other keys of the block keep config.yaml's values.
+    steps = yaml.safe_load((checkout / "config.yaml").read_text())["registration"]["steps"]
+    assert f"--steps {steps} " in out
+
+
+def test_nested_config_override_of_the_wrong_type_names_key_and_value(checkout: Path) -> None:
+    proc = _run(
+        checkout, '.venv/bin/snakemake --cores 2 -n --config \'registration={"weights":{"dense":"heavy"}}\''
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "'dense'" in out and "heavy" in out
+    assert not (checkout / "results").exists()
+
+
 # Code versions --------------------------------------------------------------------------------
 
 
