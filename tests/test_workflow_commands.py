@@ -106,6 +106,17 @@ def test_nested_config_override_of_the_wrong_type_names_key_and_value(checkout: 
     assert not (checkout / "results").exists()
 
 
+def test_conda_env_installs_the_package_dependencies_without_relative_paths() -> None:
+    env = yaml.safe_load((REPO / "envs" / "dlearn.yaml").read_text())
+    pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    # Snakemake copies the file to .snakemake/conda/ before conda reads it: `-e ..` pointed there.
+    assert not [line for line in pip if line.startswith("-") or ".." in line or "/" in line]
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    # The jobs need dlearn's dependencies, not the workflow manager that runs them.
+    assert sorted(pip) == sorted(d for d in project if not d.startswith("snakemake"))
+
+
 # Code versions --------------------------------------------------------------------------------
 
 
