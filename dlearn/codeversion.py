@@ -9,7 +9,8 @@ A command's sources are: the package's ``__main__``, ``cli`` and what ``cli`` im
 level (every command runs them), plus the import closure of the modules that the command's
 handler and parser-building function in ``cli`` import. The closure follows ``import dlearn.x``,
 ``from dlearn.x import y`` (``y`` a submodule or not) and relative imports, also those inside
-functions, and every package ``__init__`` on the way.
+functions, and every package ``__init__`` on the way. It does not see modules loaded by name at
+run time (``importlib.import_module``), which dlearn does not use.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def import_closure(root: Path, modules: Iterable[str], shallow: Iterable[str] = 
     while queue:
         name, deep = queue.pop()
         for module in _with_parents(name):
-            # A package's __init__ is always run as a module-level import, whatever asked for it.
+            # The packages on the way run their __init__: followed like any module they import.
             follow = deep if module == name else module not in shallow
             path = module_file(root, module)
             if path is None or (module in found and (module in deep_done or not follow)):
@@ -144,7 +145,7 @@ def _cli_commands(source: str) -> dict[str, frozenset[str]]:
                 owners.setdefault(command, []).append(function)
             elif attr == "set_defaults" and command is not None:
                 for keyword in call.keywords:
-                    if keyword.arg == "handler" and isinstance(keyword.value, ast.Name):
+                    if keyword.arg == "handler" and getattr(keyword.value, "id", None) in functions:
                         owners[command].append(functions[keyword.value.id])
     cli = f"{PACKAGE}.cli"
     return {

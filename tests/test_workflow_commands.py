@@ -24,13 +24,13 @@ BIN = Path(sys.executable).parent
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 
 
-def _without_venv_path() -> dict[str, str]:
+def without_venv_path() -> dict[str, str]:
     """The environment minus the venv: `make test` puts .venv/bin on PATH, a user may not."""
     venv = BIN.resolve()
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv]
-    # A `dlearn` left on PATH (another install) would hide the bug; so would PYTHONPATH.
+    # A `dlearn` left on PATH (another install) would hide the bug.
     path = [p for p in path if not (Path(p) / "dlearn").exists()]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PATH"] = os.pathsep.join(path)
     return env
 
@@ -53,12 +53,12 @@ def checkout(tmp_path: Path) -> Path:
 
 def _run(root: Path, command: str) -> subprocess.CompletedProcess:
     """A README command line, run by bash in ``root`` without the venv on PATH."""
-    assert shutil.which("dlearn", path=_without_venv_path()["PATH"]) is None
+    assert shutil.which("dlearn", path=without_venv_path()["PATH"]) is None
     return subprocess.run(
         ["bash", "-c", command],
         check=False,
         cwd=root,
-        env=_without_venv_path(),
+        env=without_venv_path(),
         capture_output=True,
         text=True,
         timeout=600,
