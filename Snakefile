@@ -8,6 +8,15 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+include: "workflow/rules/overrides.smk"
+
+
+# Values nested in a --config block arrive as strings: typed by the schema first.
+coerce_overrides(
+    config,
+    workflow.config_settings.overwrite_config,
+    "workflow/schemas/config.schema.yaml",
+)
 # Reject a bad config before any job runs; fills in the schema's defaults.
 validate(config, "workflow/schemas/config.schema.yaml")
 

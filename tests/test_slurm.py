@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_workflow import BIN, REPO, write_config
+from test_workflow_commands import without_venv_path
 
 SCRIPT = REPO / "tests" / "slurm" / "localhost_cluster.sh"
 
@@ -57,7 +58,8 @@ SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log
 
 def test_workflow_runs_through_slurm_and_resumes_after_scancel(slurm_cluster: None, tmp_path: Path) -> None:
     write_config(tmp_path)
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    # As README runs it: .venv/bin/snakemake, the venv not activated (the jobs must find dlearn).
+    env = without_venv_path()
     target = "results/round_0/registration.zarr"
     first_log = tmp_path / "first.log"
     with first_log.open("w") as out:

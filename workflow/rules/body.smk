@@ -14,7 +14,7 @@ rule check_data:
         runtime=rule_resources("body_model")["runtime"],
     params:
         inputs=checked_inputs(),
-        code=code_version("dlearn/check.py"),
+        code=code_version("check-data"),
     shell:
         "dlearn check-data --config-json {params.inputs:q} --out {output:q} > {log:q} 2>&1"
 
@@ -45,7 +45,7 @@ rule body_model:
     params:
         model=config["body"]["model"],
         uv=config["body"]["uv"],
-        code=code_version("dlearn/body", "dlearn/densepose/uv.py"),
+        code=code_version("body-model"),
     shell:
         "dlearn body-model --model {params.model:q} --uv {params.uv:q} "
         "--out-model {output.model:q} --out-uv {output.uv:q} --out-preview {output.preview:q} "

@@ -24,7 +24,7 @@ rule cgan_train:
         options=cli_flags({**config["cgan"], "device": config["device"]}),
         # Per-epoch checkpoints live outside the declared output, so a killed job resumes.
         checkpoint=result("cgan/.checkpoints"),
-        code=code_version("dlearn/cgan"),
+        code=code_version("cgan-train"),
     shell:
         "OMP_NUM_THREADS={threads} dlearn cgan-train --crops {input:q} --out {output.model:q} "
         "--curve {output.curve:q} --checkpoint-dir {params.checkpoint:q} {params.options} "
@@ -51,7 +51,7 @@ rule cgan_predict:
         gpu=rule_resources("cgan_predict")["gpu"],
     params:
         device=config["device"],
-        code=code_version("dlearn/cgan"),
+        code=code_version("cgan-predict"),
     shell:
         "dlearn cgan-predict --model {input.model:q} --crops {input.crops:q} --out {output:q} "
         "--device {params.device} > {log:q} 2>&1"
@@ -75,7 +75,7 @@ rule true_depths:
         mem_mb=rule_resources("cgan_predict")["mem_mb"],
         runtime=rule_resources("cgan_predict")["runtime"],
     params:
-        code=code_version("dlearn/cgan"),
+        code=code_version("true-depths"),
     shell:
         "dlearn true-depths --crops {input.crops:q} --gt {input.gt:q} --out {output:q} "
         "> {log:q} 2>&1"
@@ -101,7 +101,7 @@ rule cgan_evaluate:
         mem_mb=rule_resources("cgan_predict")["mem_mb"],
         runtime=rule_resources("cgan_predict")["runtime"],
     params:
-        code=code_version("dlearn/cgan"),
+        code=code_version("cgan-evaluate"),
     shell:
         "dlearn cgan-evaluate --depths {input.depths:q} --train-depths {input.train_depths:q} "
         "--crops {input.crops:q} --gt {input.gt:q} --out {output:q} > {log:q} 2>&1"

@@ -1,13 +1,41 @@
 # Helpers shared by the rules: result paths, per-rule resources and code versions.
-import hashlib
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
+
+from snakemake.settings.types import DeploymentMethod
 
 RESULTS = config["results"]
 LOGS = "logs"
 REPO = Path(workflow.basedir)
+
+# The code versions come from this checkout's sources, whichever dlearn is installed (if any).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+import dlearn.codeversion as codeversion
+
+
+def dlearn_command():
+    """The command line that runs `dlearn`. The jobs' PATH need not hold the console script (a
+    venv that was not activated), so the package runs with the interpreter that runs Snakemake,
+    which SLURM jobs share (the executor starts `sys.executable -m snakemake` on the node). With
+    `--software-deployment-method conda` the rule's environment (envs/dlearn.yaml) holds the
+    dependencies and its `python` runs this checkout's package.
+    """
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return f"PYTHONPATH={shlex.quote(str(REPO))} python -m dlearn"
+    return f"{shlex.quote(sys.executable)} -m dlearn"
+
+
+# Every rule's shell command calls `dlearn <stage>`: a bash function, defined ahead of each
+# command, that runs dlearn_command() (not a param: a moved venv must not rerun every rule).
+# Snakemake formats the prefix, so braces are doubled; bash's default strict mode is kept.
+shell.prefix(
+    'set -euo pipefail; dlearn() {{ %s "$@"; }}; '
+    % dlearn_command().replace("{", "{{").replace("}", "}}")
+)
 
 
 def result(path):
@@ -20,18 +48,12 @@ def rule_resources(name):
     return config["resources"][name]
 
 
-def code_version(*paths):
-    """Hash of the dlearn sources a stage runs, passed as a param so that editing the
-    stage's code reruns its rule (Snakemake does not track code of imported packages).
+def code_version(command):
+    """Hash of every dlearn source file that `dlearn <command>` imports (dlearn/codeversion.py),
+    passed as a param so that editing the stage's code reruns its rule and nothing else
+    (Snakemake does not track the code of imported packages).
     """
-    digest = hashlib.sha256()
-    for rel in paths:
-        root = REPO / rel
-        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
-        for file in files:
-            digest.update(str(file.relative_to(REPO)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    return codeversion.code_version(REPO, command)
 
 
 def checked_inputs():

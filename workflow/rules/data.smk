@@ -32,7 +32,7 @@ rule synth:
         # The folder that holds every output of the rule.
         out=lambda wildcards, output: os.path.dirname(output.train),
         options=cli_flags(DATASET["synthetic"]),
-        code=code_version("dlearn/data/synth.py", "dlearn/body", "dlearn/densepose"),
+        code=code_version("synth"),
     shell:
         "dlearn synth --body-model {input.model:q} --uv {input.uv:q} --out {params.out:q} "
         "{params.options} --workers {threads} > {log:q} 2>&1"
@@ -57,7 +57,7 @@ rule crops:
     params:
         image_root=lambda wildcards: image_root(wildcards.split),
         options=cli_flags(config["crops"]),
-        code=code_version("dlearn/data/crops.py", "dlearn/densepose/coco.py"),
+        code=code_version("crops"),
     shell:
         "dlearn crops --annotations {input.annotations:q} --image-root {params.image_root:q} "
         "--out {output:q} {params.options} --workers {threads} > {log:q} 2>&1"
@@ -83,7 +83,7 @@ rule match:
         mem_mb=rule_resources("match")["mem_mb"],
         runtime=rule_resources("match")["runtime"],
     params:
-        code=code_version("dlearn/densepose"),
+        code=code_version("match"),
     shell:
         "dlearn match --annotations {input.annotations:q} --crops {input.crops:q} "
         "--body-model {input.model:q} --uv {input.uv:q} --out {output:q} --workers {threads} "

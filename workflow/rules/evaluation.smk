@@ -27,7 +27,7 @@ rule evaluate:
         options=cli_flags(
             {k: v for k, v in config["evaluation"].items() if k != "h36m"}
         ),
-        code=code_version("dlearn/evaluation", "dlearn/body"),
+        code=code_version("evaluate"),
     shell:
         "dlearn evaluate --round {wildcards.round} --body-model {input.model:q} "
         "--registration {input.registration:q} --crops-train {input.crops[0]:q} "
@@ -56,7 +56,7 @@ rule h36m_crops:
     params:
         image_root=H36M["image_root"],
         size=config["crops"]["image_size"],
-        code=code_version("dlearn/evaluation/h36m.py", "dlearn/data/crops.py"),
+        code=code_version("h36m-crops"),
     shell:
         "dlearn h36m-crops --npz {input.npz:q} --image-root {params.image_root:q} "
         "--out {output:q} --image-size {params.size} > {log:q} 2>&1"
@@ -84,7 +84,7 @@ rule evaluate_h36m:
         runtime=rule_resources("evaluate")["runtime"],
     params:
         bone_scaling=config["evaluation"]["bone_scaling"],
-        code=code_version("dlearn/evaluation", "dlearn/body"),
+        code=code_version("evaluate-h36m"),
     shell:
         "dlearn evaluate-h36m --round {wildcards.round} --predictions {input.predictions:q} "
         "--npz {input.npz:q} --joint-regressor {input.regressor:q} --body-model {input.model:q} "
@@ -131,7 +131,7 @@ rule report:
         evaluation=report_evaluation_flags,
         overlay_samples=config["report"]["overlay_samples"],
         meshes=config["report"]["meshes"],
-        code=code_version("dlearn/evaluation", "dlearn/registration/overlay.py"),
+        code=code_version("report"),
     shell:
         "dlearn report {params.evaluation} --summary {output.summary:q} "
         "--history {output.history:q} --registrations {input.registrations:q} "

@@ -28,7 +28,7 @@ rule register:
         checkpoint=lambda wildcards: result(
             f"round_{wildcards.round}/registration/.checkpoint_{wildcards.shard}"
         ),
-        code=code_version("dlearn/registration", "dlearn/body"),
+        code=code_version("register"),
     shell:
         "OMP_NUM_THREADS={threads} dlearn register --correspondences {input.correspondences:q} "
         "--crops {input.crops:q} --body-model {input.model:q} --out {output:q} "
@@ -65,9 +65,7 @@ rule merge_registration:
         mem_mb=rule_resources("merge_registration")["mem_mb"],
         runtime=rule_resources("merge_registration")["runtime"],
     params:
-        code=code_version(
-            "dlearn/registration/stage.py", "dlearn/registration/overlay.py"
-        ),
+        code=code_version("merge-registration"),
     shell:
         "dlearn merge-registration --shards {input.shards:q} "
         "--correspondences {input.correspondences:q} --out {output.store:q} "

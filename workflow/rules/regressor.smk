@@ -33,13 +33,7 @@ rule regress:
         checkpoint=lambda wildcards: result(
             f"round_{wildcards.round}/regressor/.checkpoints"
         ),
-        code=code_version(
-            "dlearn/regressor",
-            "dlearn/registration/fit.py",
-            "dlearn/registration/losses.py",
-            "dlearn/registration/data.py",
-            "dlearn/body",
-        ),
+        code=code_version("regress"),
     shell:
         "OMP_NUM_THREADS={threads} dlearn regress --crops {input.crops:q} "
         "--correspondences {input.correspondences:q} --registration {input.registration:q} "
@@ -70,7 +64,7 @@ rule predict:
         gpu=rule_resources("predict")["gpu"],
     params:
         options=cli_flags({**config["predict"], "device": config["device"]}),
-        code=code_version("dlearn/regressor", "dlearn/body"),
+        code=code_version("predict"),
     shell:
         "OMP_NUM_THREADS={threads} dlearn predict --model {input.regressor:q} "
         "--crops {input.crops:q} --body-model {input.model:q} --out {output:q} "
