@@ -44,7 +44,8 @@ SlurmdPidFile=${STATE}/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 ReturnToService=2
-MinJobAge=300
+# Finished jobs stay visible to squeue for an hour: a slow run (loaded machine) must still see its first jobs.
+MinJobAge=3600
 MailProg=/bin/true
 DefMemPerCPU=1000
 SlurmUser=root
