@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlearn.data import synth
-from dlearn.data.raster import RasterScene, RayCastScene
+from dlearn.data.raster import Hits, RasterScene, RayCastScene
 
 
 def _scene(triangles: list[list[tuple[float, float, float]]]) -> RasterScene:
@@ -17,6 +17,26 @@ def _scene(triangles: list[list[tuple[float, float, float]]]) -> RasterScene:
     vertices = np.asarray(triangles, dtype=np.float64).reshape(-1, 3)
     faces = np.arange(len(vertices)).reshape(-1, 3)
     return RasterScene([vertices], faces)
+
+
+def _grid(scene: RasterScene | RayCastScene, *lattice: float) -> Hits:
+    """``scene.grid`` spread over the whole lattice (misses: -1, zero barycentrics, inf depth,
+    the lattice position), after checking that it returned the hits only, in lattice order."""
+    x0, y0, step_x, step_y, nx, ny = lattice
+    index, hits = scene.grid(*lattice)
+    assert (np.diff(index) > 0).all() and (hits.person >= 0).all() and (hits.face >= 0).all()
+    i, j = np.divmod(np.arange(nx * ny), nx)
+    full = Hits(
+        person=np.full(nx * ny, -1),
+        face=np.full(nx * ny, -1),
+        bary=np.zeros((nx * ny, 3)),
+        depth=np.full(nx * ny, np.inf),
+        xy=np.column_stack([x0 + j * step_x, y0 + i * step_y]),
+        exact=np.zeros(nx * ny, dtype=bool),
+    )
+    for name in ("person", "face", "bary", "depth", "xy", "exact"):
+        getattr(full, name)[index] = getattr(hits, name)
+    return full
 
 
 def _brute_force(triangles: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -36,7 +56,7 @@ def test_pixel_centres_inside_a_triangle_and_barycentrics() -> None:
     # Corners on pixel corners: centre (j + .5, i + .5) is inside iff i + j <= 3 (on the
     # hypotenuse x + y = 4 for i + j = 3).
     scene = _scene([[(0, 0, 1.0), (4, 0, 2.0), (0, 4, 3.0)]])
-    hits = scene.grid(0.5, 0.5, 1.0, 1.0, 6, 6)
+    hits = _grid(scene, 0.5, 0.5, 1.0, 1.0, 6, 6)
     i, j = np.divmod(np.arange(36), 6)
     np.testing.assert_array_equal(hits.face >= 0, i + j <= 3)
     hit = hits.face >= 0
@@ -53,7 +73,7 @@ def test_nearest_face_wins_in_any_order_and_back_faces_count() -> None:
     far = [(0, 0, 5.0), (8, 0, 5.0), (0, 8, 5.0)]
     for triangles, near_face in (([near, far], 0), ([far, near], 1)):
         scene = _scene(triangles)
-        for hits in (scene.grid(0.5, 0.5, 1.0, 1.0, 8, 8), scene.cast(np.array([[1.5, 2.25], [3.0, 3.0]]))):
+        for hits in (_grid(scene, 0.5, 0.5, 1.0, 1.0, 8, 8), scene.cast(np.array([[1.5, 2.25], [3.0, 3.0]]))):
             hit = hits.face >= 0
             assert hit.any()
             assert (hits.face[hit] == near_face).all()
@@ -68,22 +88,22 @@ def test_shared_edges_through_samples_leave_no_holes_and_ties_go_to_the_lower_fa
               [(0, 2, 1.0), (4, 2, 1.0), (0, 4, 1.0)], [(4, 2, 1.0), (4, 4, 1.0), (0, 4, 1.0)]]  # fmt: skip
     for triangles in (square, halves):
         scene = _scene(triangles)
-        hits = scene.grid(0.0, 0.0, 0.5, 0.5, 9, 9)  # samples on every edge and corner
+        hits = _grid(scene, 0.0, 0.0, 0.5, 0.5, 9, 9)  # samples on every edge and corner
         assert (hits.face >= 0).all()
         np.testing.assert_array_equal(hits.face, _brute_force(np.asarray(triangles, float), hits.xy))
         np.testing.assert_array_equal(scene.cast(hits.xy).face, hits.face)
-        np.testing.assert_array_equal(scene.grid(4.25, 0.0, 0.5, 0.5, 4, 9).face, -1)  # right of it
+        np.testing.assert_array_equal(_grid(scene, 4.25, 0.0, 0.5, 0.5, 4, 9).face, -1)  # right of it
     i, j = np.divmod(np.arange(81), 9)
-    face = _scene(square).grid(0.0, 0.0, 0.5, 0.5, 9, 9).face
+    face = _grid(_scene(square), 0.0, 0.0, 0.5, 0.5, 9, 9).face
     np.testing.assert_array_equal(face, np.where(j >= i, 0, 1))  # the diagonal goes to face 0
 
 
 def test_degenerate_faces_are_never_hit_and_empty_scenes_miss() -> None:
     edge_on = _scene([[(0, 0, 1.0), (4, 4, 1.0), (2, 2, 5.0)]])
-    assert (edge_on.grid(0.0, 0.0, 1.0, 1.0, 5, 5).face == -1).all()
+    assert (_grid(edge_on, 0.0, 0.0, 1.0, 1.0, 5, 5).face == -1).all()
     assert (edge_on.cast(np.array([[1.0, 1.0], [2.0, 2.0]])).face == -1).all()
     scene = _scene([[(0, 0, 1.0), (4, 0, 1.0), (0, 4, 1.0)]])
-    assert scene.grid(0.5, 0.5, 1.0, 1.0, 0, 3).face.shape == (0,)
+    assert _grid(scene, 0.5, 0.5, 1.0, 1.0, 0, 3).face.shape == (0,)
     assert scene.cast(np.zeros((0, 2))).face.shape == (0,)
     far = scene.cast(np.array([[-50.0, 2.0], [1e6, 1e6]]))
     np.testing.assert_array_equal(far.face, -1)
@@ -95,7 +115,7 @@ def test_grid_and_cast_agree_on_a_random_soup() -> None:
     centres = rng.uniform(0, 20, size=(300, 1, 3))
     triangles = centres + rng.normal(scale=2.0, size=(300, 3, 3))
     scene = _scene(triangles.tolist())
-    grid = scene.grid(0.3, 0.7, 0.37, 0.41, 50, 45)
+    grid = _grid(scene, 0.3, 0.7, 0.37, 0.41, 50, 45)
     cast = scene.cast(grid.xy)
     np.testing.assert_array_equal(grid.face, cast.face)
     np.testing.assert_array_equal(grid.face, _brute_force(triangles, grid.xy))
@@ -129,7 +149,7 @@ def test_same_pixels_as_the_ray_caster(body: synth._Body, persons: int) -> None:
         vertices = [synth._to_pixels(p.vertices, p) for p in people]
         raster, rays = RasterScene(vertices, body.faces), RayCastScene(vertices, body.faces)
         for args in ((0.5, 0.5, 1.0, 1.0, 96, 96), (0.25, 0.25, 0.5, 0.5, 192, 192)):
-            a, b = raster.grid(*args), rays.grid(*args)
+            a, b = _grid(raster, *args), _grid(rays, *args)
             fg = (a.person >= 0) | (b.person >= 0)
             foreground += int(fg.sum())
             same += int((fg & (a.person == b.person) & (a.face == b.face)).sum())

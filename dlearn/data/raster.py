@@ -29,7 +29,7 @@ in float32, so at edge pixels the two can pick different (adjacent) faces.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class Hits:
     xy: np.ndarray
     exact: np.ndarray
 
+    def take(self, index: np.ndarray) -> Hits:
+        """The hits of the rays ``index``."""
+        return Hits(*(getattr(self, f.name)[index] for f in fields(self)))
+
 
 def _union(vertices_px: list[np.ndarray], faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the persons' meshes: (K * N, 3) vertices, (K * F, 3) faces (person-major)."""
@@ -87,22 +91,24 @@ def _hits_from_faces(
     out_xy = xy.copy()
     exact = np.zeros(m, dtype=bool)
     if len(hit) and need_bary:
-        corners = vertices[faces[tri[hit]]]  # (H, 3, 3)
-        a, b, c = corners[:, 0, :2], corners[:, 1, :2], corners[:, 2, :2]
-        v0, v1, v2 = b - a, c - a, xy[hit] - a
-        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+        # Per hit, one 1-D array per corner and coordinate (contiguous, fast to combine).
+        corner = faces[tri[hit]].T  # (3, H)
+        (ax, bx, cx), (ay, by, cy), (az, bz, cz) = (vertices[:, d][corner] for d in range(3))
+        px, py = xy[hit, 0] - ax, xy[hit, 1] - ay
+        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+        den = v0x * v1y - v1x * v0y
         ok = np.abs(den) > DEGENERATE_AREA
         den = np.where(ok, den, 1.0)
-        l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-        l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-        lam = np.column_stack([1.0 - l1 - l2, l1, l2])
-        lam = np.where(ok[:, None], lam, 1.0 / 3.0)
-        exact[hit] = ok & (lam.min(axis=1) > -1e-4)
-        lam = np.clip(lam, 0.0, None)
-        lam /= lam.sum(axis=1, keepdims=True)
-        bary[hit] = lam
-        depth[hit] = np.einsum("hk,hk->h", lam, corners[:, :, 2])
-        out_xy[hit] = np.einsum("hk,hkd->hd", lam, corners[:, :, :2])
+        l1 = np.where(ok, (px * v1y - v1x * py) / den, 1.0 / 3.0)
+        l2 = np.where(ok, (v0x * py - px * v0y) / den, 1.0 / 3.0)
+        l0 = np.where(ok, 1.0 - l1 - l2, 1.0 / 3.0)
+        exact[hit] = ok & (np.minimum(np.minimum(l0, l1), l2) > -1e-4)
+        l0, l1, l2 = np.maximum(l0, 0.0), np.maximum(l1, 0.0), np.maximum(l2, 0.0)
+        total = l0 + l1 + l2
+        l0, l1, l2 = l0 / total, l1 / total, l2 / total
+        bary[hit] = np.column_stack([l0, l1, l2])
+        depth[hit] = l0 * az + l1 * bz + l2 * cz
+        out_xy[hit] = np.column_stack([l0 * ax + l1 * bx + l2 * cx, l0 * ay + l1 * by + l2 * cy])
     return Hits(person=person, face=face, bary=bary, depth=depth, xy=out_xy, exact=exact)
 
 
@@ -213,12 +219,16 @@ class RasterScene:
         second = np.where(second == first, (first + 1) % 3, second)  # all equal cannot happen
         slots = np.stack([first, second, 3 - first - second]) * len(den) + np.arange(len(den))
         self._sA, self._sB, self._sC = (
-            np.stack(m).ravel()[slots] for m in ((A0, A1, A2), (B0, B1, B2), (C0, C1, C2))
+            np.concatenate(m)[slots] for m in ((A0, A1, A2), (B0, B1, B2), (C0, C1, C2))
         )
         with np.errstate(divide="ignore"):
             self._inv_sA = np.where(self._sA == 0, 0.0, 1.0 / self._sA)
         #: The third edge bounds the span from the left (or is parallel to the rows).
         self._third_left = self._sA[2] >= 0
+        # The same per face as rows of one table, for gathering many faces at once (cast).
+        self._coefficients = np.column_stack(
+            [self._sA.T, self._sB.T, self._sC.T, self._zA, self._zB, self._zC]
+        )
         self._cells: tuple[float, float, int, int, np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------------------------------
@@ -226,13 +236,16 @@ class RasterScene:
 
     def grid(
         self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, need_bary: bool = True
-    ) -> Hits:
+    ) -> tuple[np.ndarray, Hits]:
         """First hits at the lattice ``(x0 + j * step_x, y0 + i * step_y)``, ``j < nx``,
-        ``i < ny``, in row-major order (index ``i * nx + j``). Without ``need_bary`` only
-        ``person`` and ``face`` are filled in."""
+        ``i < ny``: (H,) row-major indices ``i * nx + j`` of the positions that hit something,
+        and their :class:`Hits` (only the hits: a lattice is mostly misses). Without
+        ``need_bary`` only ``person`` and ``face`` are filled in."""
         tri = self._grid_faces(float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny))
-        xy = _lattice(x0, y0, step_x, step_y, nx, ny)
-        return _hits_from_faces(self.vertices, self.faces, self.num_faces, tri, xy, need_bary)
+        index = np.flatnonzero(tri >= 0)
+        i, j = np.divmod(index, nx)
+        xy = np.column_stack([x0 + j * step_x, y0 + i * step_y])  # as _lattice computes them
+        return index, _hits_from_faces(self.vertices, self.faces, self.num_faces, tri[index], xy, need_bary)
 
     def _grid_faces(self, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int) -> np.ndarray:
         """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss."""
@@ -302,10 +315,11 @@ class RasterScene:
             q = np.repeat(query, count)
             f = cell_face[np.repeat(cell_start[cell], count) + _offsets(count)]
             x, y = xy[q, 0], xy[q, 1]
-            A, B, C = self._sA[:, f], self._sB[:, f], self._sC[:, f]
-            on = np.flatnonzero(((A * x + B * y + C) >= -BARY_EPS).all(axis=0))
-            f, q = f[on], q[on]
-            depth = self._zA[f] * x[on] + self._zB[f] * y[on] + self._zC[f]
+            c = np.take(self._coefficients, f, axis=0)  # (Q, 12): A_k, B_k, C_k, depth's A, B, C
+            lam = [c[:, k] * x + c[:, 3 + k] * y + c[:, 6 + k] for k in range(3)]
+            on = np.flatnonzero(np.minimum(np.minimum(lam[0], lam[1]), lam[2]) >= -BARY_EPS)
+            f, q, c = f[on], q[on], c[on]
+            depth = c[:, 9] * x[on] + c[:, 10] * y[on] + c[:, 11]
             tri = _zbuffer(q, depth, self.live[f], m)
         return _hits_from_faces(self.vertices, self.faces, self.num_faces, tri, xy, need_bary)
 
@@ -328,7 +342,8 @@ class RasterScene:
             face = np.repeat(np.arange(len(count)), count)
             cy, cx = np.divmod(_offsets(count), np.repeat(width, count))
             cell = (np.repeat(cy_lo, count) + cy) * ncx + np.repeat(cx_lo, count) + cx
-            order = np.argsort(cell, kind="stable")
+            # Stable sort by cell (radix for 16-bit keys, the usual case: under 65536 cells).
+            order = np.argsort(cell.astype(np.uint16) if ncx * ncy <= 1 << 16 else cell, kind="stable")
             start = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=ncx * ncy))])
             self._cells = (float(x0), float(y0), ncx, ncy, start, face[order])
         return self._cells
@@ -361,9 +376,11 @@ class RayCastScene:
 
     def grid(
         self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, need_bary: bool = True
-    ) -> Hits:
+    ) -> tuple[np.ndarray, Hits]:
         """:meth:`RasterScene.grid` by casting a ray at every lattice position."""
-        return self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary)
+        hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary)
+        index = np.flatnonzero(hits.person >= 0)
+        return index, hits.take(index)
 
     def cast(self, xy: np.ndarray, need_bary: bool = True) -> Hits:
         """First hits of rays along +z through image positions ``xy`` (M, 2)."""

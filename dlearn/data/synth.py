@@ -701,16 +701,15 @@ def _render_image(
     normals = _vertex_normals(scene.vertices, scene.faces)
 
     # Pixel centres (row-major): person mask, IUV image.
-    centre_hits = scene.grid(0.5, 0.5, 1.0, 1.0, size, size)
-    person_map = centre_hits.person.reshape(size, size)
+    hit, centre_hits = scene.grid(0.5, 0.5, 1.0, 1.0, size, size)
+    person_map = np.full(size * size, -1, dtype=np.int64)
+    person_map[hit] = centre_hits.person
+    person_map = person_map.reshape(size, size)
     iuv = np.zeros((size, size, 3), dtype=np.float32)
-    hit = centre_hits.person >= 0
-    if hit.any():
-        part = body.face_part[centre_hits.face[hit]]
-        uv = _uv_of(body, centre_hits.face[hit], centre_hits.bary[hit])
+    if len(hit):
         flat = iuv.reshape(-1, 3)
-        flat[hit, 0] = part
-        flat[hit, 1:] = uv
+        flat[hit, 0] = body.face_part[centre_hits.face]
+        flat[hit, 1:] = _uv_of(body, centre_hits.face, centre_hits.bary)
 
     # Colour: 2 x 2 supersampled Lambert shading over the textured background.
     background = _background(rng, size)
@@ -718,13 +717,13 @@ def _render_image(
     light /= np.linalg.norm(light)
     ambient = float(rng.uniform(0.3, 0.5))
     # The sub-pixel samples (pixel + 0.25 / 0.75) of all pixels form one lattice twice as fine.
-    sub = scene.grid(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
-    colour = _shade(body, persons, sub, normals, light, ambient).reshape(size, 2, size, 2, 3)
-    covered = (sub.person >= 0).reshape(size, 2, size, 2, 1)
+    hit, sub = scene.grid(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
+    samples = np.repeat(np.repeat(background, 2, axis=0), 2, axis=1).reshape(-1, 3)
+    samples[hit] = _shade(body, persons, sub, normals, light, ambient)
+    samples = samples.reshape(size, 2, size, 2, 3)
     rgb = np.zeros((size * size, 3))
     for sx, sy in ((0, 0), (1, 0), (0, 1), (1, 1)):  # (x, y) offsets 0.25 / 0.75, summed in order
-        sample = np.where(covered[:, sy, :, sx], colour[:, sy, :, sx], background)
-        rgb += sample.reshape(-1, 3)
+        rgb += samples[:, sy, :, sx].reshape(-1, 3)
     rgb = rgb / 4.0 * rng.uniform(0.8, 1.15) + rng.normal(scale=0.01, size=rgb.shape)
     image = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
     path = out_dir / file_name
@@ -789,12 +788,12 @@ def _render_image(
 
         # dp_masks: coarse parts at the centres of a 256 x 256 grid over the box.
         step_x, step_y = w / DP_GRID, h / DP_GRID
-        grid_hits = scene.grid(
+        hit, grid_hits = scene.grid(
             x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
         )
         own = grid_hits.person == k
         coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
-        coarse[own] = COARSE_PART[body.face_part[grid_hits.face[own]]]
+        coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
         coarse = coarse.reshape(DP_GRID, DP_GRID)
         dp_masks: list[Any] = []
         for c in range(1, NUM_COARSE + 1):
