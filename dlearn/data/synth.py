@@ -654,11 +654,13 @@ def _shade(
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) unit vertex normals: the sum of the area-weighted normals of the faces around."""
     tri = vertices[faces]
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
+    # One bincount per coordinate over the corners (first corners of all faces, then second,
+    # third) adds in the order np.add.at per corner would, several times faster.
+    corner = faces.T.ravel()
+    vn = np.column_stack([np.bincount(corner, np.tile(fn[:, d], 3), len(vertices)) for d in range(3)])
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
