@@ -110,12 +110,13 @@ def test_degenerate_faces_are_never_hit_and_empty_scenes_miss() -> None:
     assert np.isinf(far.depth).all()
 
 
-def test_grid_and_cast_agree_on_a_random_soup() -> None:
+@pytest.mark.parametrize("scale", [1.0, 16.0])  # 16: over 65536 one-pixel cells, partly outside
+def test_grid_and_cast_agree_with_brute_force_on_a_random_soup(scale: float) -> None:
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 20, size=(300, 1, 3))
-    triangles = centres + rng.normal(scale=2.0, size=(300, 3, 3))
+    triangles = (centres + rng.normal(scale=2.0, size=(300, 3, 3))) * scale - [4 * scale, 0, 0]
     scene = _scene(triangles.tolist())
-    grid = _grid(scene, 0.3, 0.7, 0.37, 0.41, 50, 45)
+    grid = _grid(scene, 0.3 * scale, 0.7 * scale, 0.37 * scale, 0.41 * scale, 50, 45)
     cast = scene.cast(grid.xy)
     np.testing.assert_array_equal(grid.face, cast.face)
     np.testing.assert_array_equal(grid.face, _brute_force(triangles, grid.xy))

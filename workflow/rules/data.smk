@@ -32,7 +32,12 @@ rule synth:
         # The folder that holds every output of the rule.
         out=lambda wildcards, output: os.path.dirname(output.train),
         options=cli_flags(DATASET["synthetic"]),
-        code=code_version("dlearn/data/synth.py", "dlearn/body", "dlearn/densepose"),
+        code=code_version(
+            "dlearn/data/synth.py",
+            "dlearn/data/raster.py",
+            "dlearn/body",
+            "dlearn/densepose",
+        ),
     shell:
         "dlearn synth --body-model {input.model:q} --uv {input.uv:q} --out {params.out:q} "
         "{params.options} --workers {threads} > {log:q} 2>&1"
