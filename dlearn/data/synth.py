@@ -4,7 +4,8 @@ Real DensePose-COCO cannot be downloaded here, so the default pipeline runs on a
 this module writes in exactly the DensePose-COCO format (images, ``densepose_{split}.json``),
 plus the 3D truth the real data lacks (``gt_{split}.zarr``). One image holds
 ``persons_per_image`` bodies of the given SMPL-format model, each in a random plausible pose,
-with random segment scales and a random weak-perspective camera, ray cast with embree.
+with random segment scales and a random weak-perspective camera, rasterised
+(:mod:`dlearn.data.raster`).
 
 Conventions (fixed; the registration, the regressor and the evaluation rely on them)
 -------------------------------------------------------------------------------------
@@ -45,9 +46,15 @@ Output (in ``out_dir``)
   rounding, and its chart (U, V) is the barycentric mix of the chart vertices of that face.
 * ``contact_sheet.png``: image, IUV overlay and keypoints of a few samples.
 
-Exactness: embree (float32) only says which face a ray hits; the barycentric coordinates are
-then solved in float64 in the image plane, clipped into the triangle, and the point's image
-position recomputed from them, so a dense point and its surface point agree to rounding.
+Exactness: visibility is the first surface hit along the camera's z at an image position, found
+by a float64 z-buffer rasteriser (:class:`dlearn.data.raster.RasterScene`): pixel centres,
+sub-pixel samples and the 256 x 256 DensePose grid are regular lattices scan-converted face by
+face, scattered positions (dense points, keypoints) are tested against the faces of their
+pixel. A hit's barycentric coordinates are solved in float64 in the image plane, clipped into
+the triangle, and the point's image position recomputed from them, so a dense point and its
+surface point agree to rounding. (The former embree ray caster, float32, gives the same faces
+but at a few edge samples; it remains as :class:`~dlearn.data.raster.RayCastScene`, the
+reference of the tests and ``benchmarks/bench_render.py``.)
 All parameters are rounded to float32 (what the store holds) before they are used.
 
 Noise (:class:`NoiseOptions`, all zero = exact): Gaussian pixel jitter of the dense points and
@@ -61,7 +68,7 @@ segment scales (:func:`sample_scales`) are log-normal, smoothed over the tree, t
 factor; the camera (:func:`sample_camera`) has the full range of yaw (back views included) and
 tilt/roll within +-15 degrees; the weak-perspective scale makes a person 40-90 % of the image
 height (35-75 % with several persons), at most ~5 % of the box outside the image. Several
-persons are spread horizontally and depth-ordered (one ray caster over the union of meshes), so
+persons are spread horizontally and depth-ordered (one z-buffer over the union of meshes), so
 they occlude each other; a person with fewer than 20 visible pixels gets no annotation. The body
 is Lambert-shaded with clothing-like colours per part group (shirt, sleeves, trousers, shoes,
 skin, hair at the back of the head, dark eyes) over a random textured background (gradient,
@@ -95,6 +102,7 @@ from pycocotools import mask as mask_utils
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
 from dlearn.body.keypoints import LIMB_JOINTS, coco_keypoints, keypoint_vertex_ids
 from dlearn.body.symmetry import JOINT_FLIP
+from dlearn.data.raster import Hits, RasterScene, RayCastScene
 from dlearn.data.store import csr_offsets, write_store
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES, DP_GRID, NUM_KEYPOINTS
 from dlearn.densepose.uv import (
@@ -471,72 +479,6 @@ def _init_worker(model_path: str, uv_path: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Ray casting
-
-
-@dataclass
-class _Hits:
-    person: np.ndarray  # (M,) person index, -1 for a miss
-    face: np.ndarray  # (M,) face of that person's mesh (-1 for a miss)
-    bary: np.ndarray  # (M, 3) barycentric coordinates in the image plane, clipped into the face
-    depth: np.ndarray  # (M,) depth of the hit (pixels, scene z)
-    xy: np.ndarray  # (M, 2) image position recomputed from bary (exact point of the hit)
-    exact: np.ndarray  # (M,) the float64 solve agreed with embree's face (no clipping beyond 1e-4)
-
-
-class _Scene:
-    """The union of the persons' meshes in pixel space: (x, y) image position, z depth."""
-
-    def __init__(self, vertices_px: list[np.ndarray], faces: np.ndarray):
-        import trimesh
-        from trimesh.ray.ray_pyembree import RayMeshIntersector
-
-        self.num_faces = len(faces)
-        self.vertices = np.concatenate(vertices_px)
-        offsets = np.arange(len(vertices_px)) * len(vertices_px[0])
-        all_faces = np.concatenate([faces + o for o in offsets])
-        self.faces = all_faces
-        mesh = trimesh.Trimesh(self.vertices, all_faces, process=False, validate=False)
-        self.intersector = RayMeshIntersector(mesh)
-        self.z0 = float(self.vertices[:, 2].min()) - 10.0
-
-    def cast(self, xy: np.ndarray, need_bary: bool = True) -> _Hits:
-        """First hits of rays along +z through image positions ``xy`` (M, 2); without
-        ``need_bary`` only ``person`` and ``face`` are filled in."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        m = len(xy)
-        origins = np.column_stack([xy, np.full(m, self.z0)])
-        directions = np.tile(np.array([0.0, 0.0, 1.0]), (m, 1))
-        tri = self.intersector.intersects_first(origins, directions) if m else np.zeros(0, np.int64)
-        tri = np.asarray(tri, dtype=np.int64)
-        hit = tri >= 0
-        person = np.where(hit, tri // self.num_faces, -1)
-        face = np.where(hit, tri % self.num_faces, -1)
-        bary = np.zeros((m, 3))
-        depth = np.full(m, np.inf)
-        out_xy = xy.copy()
-        exact = np.zeros(m, dtype=bool)
-        if hit.any() and need_bary:
-            corners = self.vertices[self.faces[tri[hit]]]  # (H, 3, 3)
-            a, b, c = corners[:, 0, :2], corners[:, 1, :2], corners[:, 2, :2]
-            v0, v1, v2 = b - a, c - a, xy[hit] - a
-            den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-            ok = np.abs(den) > 1e-12
-            den = np.where(ok, den, 1.0)
-            l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-            l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-            lam = np.column_stack([1.0 - l1 - l2, l1, l2])
-            lam = np.where(ok[:, None], lam, 1.0 / 3.0)
-            exact[hit] = ok & (lam.min(axis=1) > -1e-4)
-            lam = np.clip(lam, 0.0, None)
-            lam /= lam.sum(axis=1, keepdims=True)
-            bary[hit] = lam
-            depth[hit] = np.einsum("hk,hk->h", lam, corners[:, :, 2])
-            out_xy[hit] = np.einsum("hk,hkd->hd", lam, corners[:, :, :2])
-        return _Hits(person=person, face=face, bary=bary, depth=depth, xy=out_xy, exact=exact)
-
-
-# --------------------------------------------------------------------------------------------
 # Appearance
 
 _SKIN_TONES = np.array(
@@ -699,7 +641,7 @@ def _rle(mask: np.ndarray) -> dict[str, Any]:
 def _shade(
     body: _Body,
     persons: list[_Person],
-    hits: _Hits,
+    hits: Hits,
     normals: np.ndarray,
     light: np.ndarray,
     ambient: float,
@@ -721,11 +663,13 @@ def _shade(
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) unit vertex normals: the sum of the area-weighted normals of the faces around."""
     tri = vertices[faces]
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
+    # One bincount per coordinate over the corners (first corners of all faces, then second,
+    # third) adds in the order np.add.at per corner would, several times faster.
+    corner = faces.T.ravel()
+    vn = np.column_stack([np.bincount(corner, np.tile(fn[:, d], 3), len(vertices)) for d in range(3)])
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
@@ -740,9 +684,18 @@ def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 
 def _render_image(
-    body: _Body, options: SynthOptions, split_index: int, image_index: int, out_dir: Path, keep_preview: bool
+    body: _Body,
+    options: SynthOptions,
+    split_index: int,
+    image_index: int,
+    out_dir: Path,
+    keep_preview: bool,
+    scene_type: type[RasterScene | RayCastScene] = RasterScene,
 ) -> dict[str, Any]:
-    """Generate, render and annotate one image; write its PNG; return its records."""
+    """Generate, render and annotate one image; write its PNG; return its records.
+
+    ``scene_type`` answers the visibility queries: the rasteriser, or the former ray caster
+    that tests and benchmarks compare it with (same interface, :mod:`dlearn.data.raster`)."""
     from PIL import Image
 
     started = time.perf_counter()
@@ -755,33 +708,33 @@ def _render_image(
 
     persons = _sample_persons(rng, body, options)
     pixel_vertices = [_to_pixels(p.vertices, p) for p in persons]
-    scene = _Scene(pixel_vertices, body.faces)
+    scene = scene_type(pixel_vertices, body.faces)
     normals = _vertex_normals(scene.vertices, scene.faces)
 
-    # Pixel-centre rays: person mask, IUV image.
-    jj, ii = np.meshgrid(np.arange(size), np.arange(size))
-    centres = np.column_stack([jj.ravel() + 0.5, ii.ravel() + 0.5])
-    centre_hits = scene.cast(centres)
-    person_map = centre_hits.person.reshape(size, size)
+    # Pixel centres (row-major): person mask, IUV image.
+    hit, centre_hits = scene.grid(0.5, 0.5, 1.0, 1.0, size, size)
+    person_map = np.full(size * size, -1, dtype=np.int64)
+    person_map[hit] = centre_hits.person
+    person_map = person_map.reshape(size, size)
     iuv = np.zeros((size, size, 3), dtype=np.float32)
-    hit = centre_hits.person >= 0
-    if hit.any():
-        part = body.face_part[centre_hits.face[hit]]
-        uv = _uv_of(body, centre_hits.face[hit], centre_hits.bary[hit])
+    if len(hit):
         flat = iuv.reshape(-1, 3)
-        flat[hit, 0] = part
-        flat[hit, 1:] = uv
+        flat[hit, 0] = body.face_part[centre_hits.face]
+        flat[hit, 1:] = _uv_of(body, centre_hits.face, centre_hits.bary)
 
     # Colour: 2 x 2 supersampled Lambert shading over the textured background.
     background = _background(rng, size)
     light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.8, 0.3), -1.0])
     light /= np.linalg.norm(light)
     ambient = float(rng.uniform(0.3, 0.5))
+    # The sub-pixel samples (pixel + 0.25 / 0.75) of all pixels form one lattice twice as fine.
+    hit, sub = scene.grid(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
+    samples = np.repeat(np.repeat(background, 2, axis=0), 2, axis=1).reshape(-1, 3)
+    samples[hit] = _shade(body, persons, sub, normals, light, ambient)
+    samples = samples.reshape(size, 2, size, 2, 3)
     rgb = np.zeros((size * size, 3))
-    for dx, dy in ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)):
-        sub = scene.cast(centres + np.array([dx - 0.5, dy - 0.5]))
-        colour = _shade(body, persons, sub, normals, light, ambient)
-        rgb += np.where((sub.person >= 0)[:, None], colour, background.reshape(-1, 3))
+    for sx, sy in ((0, 0), (1, 0), (0, 1), (1, 1)):  # (x, y) offsets 0.25 / 0.75, summed in order
+        rgb += samples[:, sy, :, sx].reshape(-1, 3)
     rgb = rgb / 4.0 * rng.uniform(0.8, 1.15) + rng.normal(scale=0.01, size=rgb.shape)
     image = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
     path = out_dir / file_name
@@ -845,12 +798,13 @@ def _render_image(
         dp_y = np.clip((ann_xy[:, 1] - y0) * _DP_SCALE / h, 0.0, _DP_SCALE)
 
         # dp_masks: coarse parts at the centres of a 256 x 256 grid over the box.
-        g = (np.arange(DP_GRID) + 0.5) / DP_GRID
-        gx, gy = np.meshgrid(x0 + g * w, y0 + g * h)
-        grid_hits = scene.cast(np.column_stack([gx.ravel(), gy.ravel()]), need_bary=False)
+        step_x, step_y = w / DP_GRID, h / DP_GRID
+        hit, grid_hits = scene.grid(
+            x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
+        )
         own = grid_hits.person == k
         coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
-        coarse[own] = COARSE_PART[body.face_part[grid_hits.face[own]]]
+        coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
         coarse = coarse.reshape(DP_GRID, DP_GRID)
         dp_masks: list[Any] = []
         for c in range(1, NUM_COARSE + 1):
