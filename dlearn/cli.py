@@ -399,7 +399,7 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
         "per problem naming the file and record, then a summary; exit status 1 on any problem.",
     )
     p.add_argument("--config", type=Path, help="workflow config file (config.yaml)")
-    p.add_argument("--config-json", help="the config's body and dataset blocks as JSON (the workflow's rule)")
+    p.add_argument("--config-json", help="the config's body, dataset and crops blocks as JSON (the workflow's rule)")
     p.add_argument("--out", type=Path, help="write the list of checked inputs here when all is well")
     p.set_defaults(handler=_check_data)
 

@@ -24,10 +24,14 @@ import numpy as np
 from PIL import Image
 
 from dlearn.data.store import StoreWriter
-from dlearn.densepose.coco import PersonSample, read_densepose_coco
+from dlearn.densepose.coco import PersonSample, apply_image_rules, read_densepose_coco
 from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
+
+# Grey images with 16 bits per pixel: PIL's convert("RGB") clips them at 255 instead of scaling.
+# PNG opens them as I;16 (or I, 32-bit, in older Pillow), so "I" is read as 16-bit too.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 class ImageError(InputError):
@@ -44,6 +48,8 @@ class CropOptions:
         min_box_size: persons whose longer box side is smaller (pixels) are skipped.
         workers: processes that read and resize images.
         chunk_rows: crops per zarr chunk.
+        allow_absolute_paths: accept image file_name entries that are absolute or lead out of
+            the image root with '..' (refused by default: the annotation file decides which files are read).
     """
 
     image_size: int = 64
@@ -51,6 +57,7 @@ class CropOptions:
     min_box_size: float = 0.0
     workers: int = 2
     chunk_rows: int = 64
+    allow_absolute_paths: bool = False
 
 
 def square_boxes(bbox: np.ndarray, box_scale: float) -> np.ndarray:
@@ -95,14 +102,53 @@ def crop_image(image: Image.Image, box: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def to_rgb8(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel; 16-bit grey is scaled by 255 / 65535, not clipped at 255."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = np.asarray(image, dtype=np.float64) / 257.0  # 65535 / 257 = 255
+        return Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def _image_error(path: Path, owner: str, exc: BaseException) -> ImageError:
+    """The one-line error of an image that does not open or decode."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageError(f"{path}: image of sample {owner} does not exist")
+    if isinstance(exc, Image.DecompressionBombError):
+        return ImageError(
+            f"{path}: image of sample {owner} is refused as a decompression bomb ({exc}; PIL's limit is "
+            f"Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} pixels, errors above twice that)"
+        )
+    return ImageError(f"{path}: image of sample {owner} is unreadable ({type(exc).__name__}: {exc})")
+
+
+def image_size(path: Path, owner: str, decode: bool = False) -> tuple[int, int]:
+    """(height, width) of an image file, from its header or, with ``decode``, after decoding it all.
+
+    Args:
+        path: the image file.
+        owner: the sample id(s) that use it, for the message.
+        decode: decode every pixel (finds truncated and corrupt files; check-data does this).
+
+    Raises:
+        ImageError: the file is missing, is not an image, does not decode, or exceeds PIL's
+            decompression-bomb limit.
+    """
+    try:
+        with Image.open(path) as img:
+            if decode:
+                img.load()
+            return img.height, img.width
+    except Exception as exc:  # PIL's plugins raise OSError, SyntaxError, ValueError, EOFError, ...
+        raise _image_error(path, owner, exc) from exc
+
+
 def _load_rgb(path: Path, sample_id: str) -> Image.Image:
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: image of sample {sample_id} does not exist") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: image of sample {sample_id} is unreadable ({exc})") from exc
+            return to_rgb8(img)
+    except Exception as exc:  # PIL's plugins raise OSError, SyntaxError, ValueError, EOFError, ...
+        raise _image_error(path, sample_id, exc) from exc
 
 
 def crop_task(task: tuple[str, Path, np.ndarray, int]) -> np.ndarray:
@@ -126,14 +172,28 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
     Samples are the persons :func:`read_densepose_coco` keeps (the same list the match stage
     reads), in its order.
 
+    Persons whose box lies off their image are skipped and counted (the store's ``skipped``
+    attribute), by the rule check-data applies too (:func:`apply_image_rules`).
+
     Returns:
         A summary: samples, skipped counts, seconds, images per second.
 
     Raises:
+        AnnotationError: an annotation is malformed (see :func:`read_densepose_coco`) or a
+            keypoint lies far outside its image (nothing is written).
         ImageError: an image is missing or unreadable (nothing is written).
     """
     start = time.perf_counter()
-    samples, report = read_densepose_coco(json_path, image_root, min_box_size=options.min_box_size)
+    samples, report = read_densepose_coco(
+        json_path, image_root, min_box_size=options.min_box_size, allow_absolute_paths=options.allow_absolute_paths
+    )
+    # Image headers only: the sizes the box and keypoint rules need, and a missing file found
+    # before anything is written.
+    owners: dict[Path, str] = {}
+    for sample in samples:
+        owners.setdefault(sample.image_path, sample.sample_id)
+    sizes = {path: image_size(path, owner) for path, owner in owners.items()}
+    samples = apply_image_rules(samples, sizes, report, json_path)
     boxes = square_boxes(np.array([s.bbox for s in samples]).reshape(-1, 4), options.box_scale)
     size = options.image_size
     tasks = [(s.sample_id, s.image_path, box, size) for s, box in zip(samples, boxes)]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,10 @@ NUM_KEYPOINTS = 17
 NUM_PARTS = 24
 DP_GRID = 256  # dp_x, dp_y and dp_masks live on a 256 x 256 grid over the person box
 DENSE_KEYS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
+COCO_PERSON_ID = 1  # COCO's person category, used when a file names no "person" category
+# A labelled keypoint may lie this fraction of the image's longer side outside the image
+# (annotators click slightly past the border); further out it is an error, not a body part.
+KEYPOINT_MARGIN = 0.1
 
 COCO_KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -48,6 +54,8 @@ class PersonSample:
     Attributes:
         sample_id: ``"{image_id}_{annotation_id}"``, stable across runs and stages.
         image_path: the image file (image root joined with the JSON's ``file_name``).
+        image_size: (height, width) as the JSON states them, or None where it does not (unused:
+            the image rules take the size from the image file itself).
         bbox: (4,) x0, y0, width, height.
         keypoints: (17, 3) x, y, visibility (0 not labelled, 1 labelled but hidden, 2 visible).
         dense_xy: (P, 2) dense point positions.
@@ -60,7 +68,7 @@ class PersonSample:
     image_id: int
     annotation_id: int
     image_path: Path
-    image_size: tuple[int, int]  # (height, width)
+    image_size: tuple[int, int] | None  # (height, width)
     bbox: np.ndarray
     keypoints: np.ndarray
     dense_xy: np.ndarray
@@ -82,10 +90,16 @@ class ReadReport:
 
 
 def _array(ann: dict, key: str, where: str, dtype: type) -> np.ndarray:
+    """Field ``key`` as a flat array of finite numbers (Python's json reads NaN and Infinity)."""
     try:
-        return np.asarray(ann[key], dtype=dtype).reshape(-1)
+        values = np.asarray(ann[key], dtype=dtype).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise AnnotationError(f"{where}: field '{key}' is not a list of numbers ({exc})") from exc
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        # One non-finite number trains every later stage to NaN: refuse it here.
+        raise AnnotationError(f"{where}: field '{key}' holds {values[bad[0]]} at index {bad[0]} (numbers must be finite)")
+    return values
 
 
 def _parse_dense(ann: dict, bbox: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,6 +120,174 @@ def _parse_dense(ann: dict, bbox: np.ndarray, where: str) -> tuple[np.ndarray, n
     return xy, part.astype(np.int64), np.stack([u, v], axis=1)
 
 
+def box_skip_reason(bbox: np.ndarray, image_size: tuple[int, int] | None = None, min_box_size: float = 0.0) -> str | None:
+    """Why a person box is skipped, or None to keep it: the one rule of the reader, crops and check-data.
+
+    Args:
+        bbox: (4,) finite x0, y0, width, height in pixels.
+        image_size: (height, width) of the image file; None checks the box alone.
+        min_box_size: smallest longer box side to keep, in pixels.
+
+    Returns:
+        "empty box" (a side <= 0), "small box" (longer side < ``min_box_size``), "box off image"
+        (no pixel of the box inside the image), or None.
+    """
+    x0, y0, w, h = (float(v) for v in bbox)
+    if w <= 0 or h <= 0:
+        return "empty box"
+    if max(w, h) < min_box_size:
+        return "small box"
+    if image_size is not None:
+        height, width = image_size
+        if x0 >= width or y0 >= height or x0 + w <= 0 or y0 + h <= 0:
+            return "box off image"
+    return None
+
+
+def check_keypoints_in_image(sample: PersonSample, image_size: tuple[int, int], json_path: Path) -> None:
+    """Refuse labelled keypoints further than :data:`KEYPOINT_MARGIN` outside the image.
+
+    Args:
+        sample: the person (keypoints (17, 3) in pixels).
+        image_size: (height, width) of the image file.
+        json_path: the annotation file, for the message.
+
+    Raises:
+        AnnotationError: naming the sample, the keypoint, its position and the image size.
+    """
+    height, width = image_size
+    margin = KEYPOINT_MARGIN * max(height, width)
+    xy = sample.keypoints[:, :2]
+    labelled = sample.keypoints[:, 2] > 0
+    outside = labelled & (
+        (xy[:, 0] < -margin) | (xy[:, 0] > width + margin) | (xy[:, 1] < -margin) | (xy[:, 1] > height + margin)
+    )
+    if outside.any():
+        k = int(np.flatnonzero(outside)[0])
+        raise AnnotationError(
+            f"{json_path}: annotation {sample.annotation_id}: keypoint '{COCO_KEYPOINT_NAMES[k]}' at "
+            f"({xy[k, 0]:g}, {xy[k, 1]:g}) lies outside the {width} x {height} image {sample.image_path} "
+            f"by more than {margin:g} px"
+        )
+
+
+def apply_image_rules(
+    samples: Iterable[PersonSample],
+    image_sizes: dict[Path, tuple[int, int]],
+    report: ReadReport,
+    json_path: Path,
+    problems: list[str] | None = None,
+) -> list[PersonSample]:
+    """The samples whose box and keypoints fit their image file: what crops and check-data keep.
+
+    Boxes that :func:`box_skip_reason` rejects are skipped and counted in ``report``; keypoints
+    far outside the image are errors. Samples whose image is not in ``image_sizes`` (unreadable,
+    already reported) are dropped without a count.
+
+    Args:
+        samples: persons from :func:`read_densepose_coco`.
+        image_sizes: image path -> (height, width) of the decoded file.
+        report: the read's report; skips are added and ``kept`` updated.
+        json_path: the annotation file, for messages.
+        problems: when given, keypoint errors are appended here and the sample is counted as
+            "malformed" instead of raising.
+
+    Raises:
+        AnnotationError: a labelled keypoint lies outside the image (without ``problems``).
+    """
+    kept = []
+    for sample in samples:
+        size = image_sizes.get(sample.image_path)
+        if size is None:
+            continue
+        reason = box_skip_reason(sample.bbox, size)
+        if reason is not None:
+            report.skipped[reason] += 1
+            continue
+        try:
+            check_keypoints_in_image(sample, size, json_path)
+        except AnnotationError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            report.skipped["malformed"] += 1
+            continue
+        kept.append(sample)
+    report.kept = len(kept)
+    return kept
+
+
+def _duplicate_ids(dataset: dict, json_path: Path) -> list[str]:
+    """One message per kind of record whose ids repeat (pycocotools keeps the last silently)."""
+    messages = []
+    for kind in ("images", "annotations"):
+        counts = Counter(record.get("id") for record in dataset.get(kind, []) if isinstance(record, dict))
+        repeated = sorted((i for i, n in counts.items() if n > 1), key=str)
+        if repeated:
+            shown = ", ".join(f"{i} ({counts[i]} times)" for i in repeated[:5])
+            messages.append(
+                f"{json_path}: {len(repeated)} {kind[:-1]} id(s) appear more than once: {shown}"
+                f"{', ...' if len(repeated) > 5 else ''}; each id must be unique"
+            )
+    return messages
+
+
+def _person_categories(dataset: dict) -> set[Any]:
+    """Ids of the categories named "person"; COCO's id 1 when the file names none."""
+    ids = {c.get("id") for c in dataset.get("categories", []) if isinstance(c, dict) and c.get("name") == "person"}
+    return ids or {COCO_PERSON_ID}
+
+
+def _check_keypoints(keypoints: np.ndarray, where: str) -> np.ndarray:
+    """(51,) finite numbers -> (17, 3), with visibility 0, 1 or 2."""
+    if keypoints.size != 3 * NUM_KEYPOINTS:
+        raise AnnotationError(f"{where}: field 'keypoints' has {keypoints.size} numbers, expected 51")
+    keypoints = keypoints.reshape(NUM_KEYPOINTS, 3)
+    bad = np.flatnonzero(~np.isin(keypoints[:, 2], (0, 1, 2)))
+    if bad.size:
+        k = int(bad[0])
+        raise AnnotationError(
+            f"{where}: keypoint '{COCO_KEYPOINT_NAMES[k]}' has visibility {keypoints[k, 2]:g}, expected 0, 1 or 2"
+        )
+    return keypoints
+
+
+def _image_path(image: dict, image_root: Path, where: str, allow_absolute_paths: bool) -> Path:
+    """The image file of an annotation, refusing ``file_name`` entries that leave ``image_root``."""
+    name = image.get("file_name")
+    if not isinstance(name, str) or not name:
+        raise AnnotationError(f"{where}: image {image.get('id')} has no 'file_name' (found {name!r})")
+    if not allow_absolute_paths:
+        # A file name is data, not a licence to read anywhere: absolute names and '..' that
+        # climbs out of image_root need the user's explicit consent.
+        if PurePath(name).is_absolute():
+            problem = "is an absolute path"
+        elif os.path.normpath(name).split(os.sep)[0] == os.pardir:
+            problem = f"leads out of the image root {image_root}"
+        else:
+            problem = None
+        if problem is not None:
+            raise AnnotationError(
+                f"{where}: image {image.get('id')}: file_name {name!r} {problem}; "
+                "set crops.allow_absolute_paths (--allow-absolute-paths) to accept such paths"
+            )
+    return image_root / name
+
+
+def _image_size(image: dict, where: str) -> tuple[int, int] | None:
+    """(height, width) as the JSON states them, or None; only a stated, malformed size is an error."""
+    if "height" not in image or "width" not in image:
+        return None
+    try:
+        size = (int(image["height"]), int(image["width"]))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise AnnotationError(
+            f"{where}: image {image.get('id')}: 'height'/'width' {image['height']!r}/{image['width']!r} "
+            f"are not integers ({exc})"
+        ) from exc
+    return size
+
+
 def _read_person(
     coco: COCO,
     ann_id: int,
@@ -113,6 +295,8 @@ def _read_person(
     image_root: Path,
     min_box_size: float,
     require_dense: bool,
+    person_ids: set[Any],
+    allow_absolute_paths: bool,
     report: ReadReport,
 ) -> PersonSample | None:
     """One annotation as a sample, or None (counted in ``report``) when the rules skip it."""
@@ -121,21 +305,25 @@ def _read_person(
     if ann.get("iscrowd", 0):
         report.skipped["crowd"] += 1
         return None
-    try:
-        bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(4)
-        image = coco.imgs[ann["image_id"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnnotationError(f"{where}: missing or malformed 'bbox'/'image_id' ({exc})") from exc
-    if max(bbox[2], bbox[3]) < max(min_box_size, 1e-9):
-        report.skipped["small box"] += 1
+    if ann.get("category_id", COCO_PERSON_ID) not in person_ids:
+        report.skipped["not a person"] += 1
+        return None
+    bbox = _array(ann, "bbox", where, float) if "bbox" in ann else None
+    if bbox is None or bbox.size != 4:
+        raise AnnotationError(f"{where}: missing or malformed 'bbox' (found {ann.get('bbox')!r})")
+    if ann.get("image_id") not in coco.imgs:
+        raise AnnotationError(f"{where}: 'image_id' {ann.get('image_id')!r} names no image of the file")
+    image = coco.imgs[ann["image_id"]]
+    reason = box_skip_reason(bbox, min_box_size=max(min_box_size, 1e-9))
+    if reason is not None:
+        report.skipped[reason] += 1
         return None
     has_dense = all(k in ann for k in DENSE_KEYS)
     if not has_dense and require_dense:
         report.skipped["no dense points"] += 1
         return None
     keypoints = _array(ann, "keypoints", where, float) if "keypoints" in ann else np.zeros(3 * NUM_KEYPOINTS)
-    if keypoints.size != 3 * NUM_KEYPOINTS:
-        raise AnnotationError(f"{where}: field 'keypoints' has {keypoints.size} numbers, expected 51")
+    keypoints = _check_keypoints(keypoints, where)
     if has_dense:
         xy, part, uv = _parse_dense(ann, bbox, where)
     else:
@@ -144,10 +332,10 @@ def _read_person(
         sample_id=f"{ann['image_id']}_{ann_id}",
         image_id=int(ann["image_id"]),
         annotation_id=int(ann_id),
-        image_path=image_root / image["file_name"],
-        image_size=(int(image["height"]), int(image["width"])),
+        image_path=_image_path(image, image_root, where, allow_absolute_paths),
+        image_size=_image_size(image, where),
         bbox=bbox,
-        keypoints=keypoints.reshape(NUM_KEYPOINTS, 3),
+        keypoints=keypoints,
         dense_xy=xy,
         dense_part=part,
         dense_uv=uv,
@@ -161,25 +349,33 @@ def read_densepose_coco(
     *,
     min_box_size: float = 0.0,
     require_dense: bool = True,
+    allow_absolute_paths: bool = False,
     problems: list[str] | None = None,
 ) -> tuple[list[PersonSample], ReadReport]:
     """Read the person annotations of a DensePose-COCO JSON file.
 
-    Skipped and counted (see the returned report): crowd annotations, persons whose box is
-    smaller than ``min_box_size`` pixels on its longer side, and, with ``require_dense``,
-    persons without dense points.
+    Skipped and counted (see the returned report): crowd annotations, annotations of other
+    categories than "person", boxes with a side <= 0 or smaller than ``min_box_size`` pixels
+    on their longer side, and, with ``require_dense``, persons without dense points. Rules that
+    need the image's size (boxes off the image, keypoints far outside it) are
+    :func:`apply_image_rules`, applied by the stages that open the images.
 
     Args:
         json_path: the annotation file.
         image_root: folder the images' ``file_name`` entries are relative to.
         min_box_size: smallest longer box side to keep, in pixels.
         require_dense: skip persons without ``dp_*`` fields (otherwise they get empty arrays).
+        allow_absolute_paths: accept ``file_name`` entries that are absolute or lead out of
+            ``image_root`` with '..' (refused by default).
         problems: when given, a malformed annotation is appended here (its message) and
-            skipped, counted as "malformed", instead of raising (``dlearn check-data``).
+            skipped, counted as "malformed", instead of raising (``dlearn check-data``); so are
+            repeated ids, after which the read goes on with pycocotools' last record of each.
 
     Raises:
-        AnnotationError: the file is not COCO JSON, or a field of an annotation is malformed;
-            the message names the file and the annotation id.
+        AnnotationError: the file is not COCO JSON, an image or annotation id repeats, or a
+            field of an annotation is malformed or not finite, a keypoint visibility is not 0, 1
+            or 2, or a ``file_name`` leaves ``image_root``; the message names the file and the
+            annotation id.
     """
     json_path, image_root = Path(json_path), Path(image_root)
     try:
@@ -188,11 +384,20 @@ def read_densepose_coco(
     except Exception as exc:  # json, key and type errors from a malformed file
         raise AnnotationError(f"{json_path}: not a readable COCO annotation file ({exc})") from exc
 
+    duplicates = _duplicate_ids(coco.dataset, json_path)
+    if duplicates:
+        if problems is None:
+            raise AnnotationError(duplicates[0])
+        problems.extend(duplicates)
+    person_ids = _person_categories(coco.dataset)
     report = ReadReport()
     samples: list[PersonSample] = []
     for ann_id in sorted(coco.anns):
         try:
-            sample = _read_person(coco, ann_id, json_path, image_root, min_box_size, require_dense, report)
+            sample = _read_person(
+                coco, ann_id, json_path, image_root, min_box_size, require_dense, person_ids, allow_absolute_paths,
+                report,
+            )  # fmt: skip
         except AnnotationError as exc:
             if problems is None:
                 raise
@@ -202,7 +407,8 @@ def read_densepose_coco(
         if sample is not None:
             samples.append(sample)
     report.kept = len(samples)
-    log.info("%s: %s", json_path, report.summary())
+    skipped_people = sum(n for reason, n in report.skipped.items() if reason != "malformed")
+    (log.warning if skipped_people else log.info)("%s: %s", json_path, report.summary())
     return samples, report
 
 

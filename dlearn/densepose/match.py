@@ -101,7 +101,8 @@ def _aligned_samples(json_path: Path, crops_path: Path) -> tuple[list[PersonSamp
     """The JSON's persons in the crops store's order, with their crop boxes."""
     crops = open_store(crops_path, stage="crops", required=["box"])
     ids = read_sample_ids(crops)
-    samples, _ = read_densepose_coco(json_path, json_path.parent, require_dense=True)
+    # Images are never opened here (crops did, under its path rule): any file_name is fine.
+    samples, _ = read_densepose_coco(json_path, json_path.parent, require_dense=True, allow_absolute_paths=True)
     by_id = {s.sample_id: s for s in samples}
     missing = [i for i in ids if i not in by_id]
     if missing:
