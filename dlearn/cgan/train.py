@@ -43,6 +43,7 @@ from dlearn.checkpoint import atomic_save, load_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
+from dlearn.options import option
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +98,22 @@ class CganOptions:
         device: auto (CUDA when present, else CPU), cpu or cuda.
     """
 
-    epochs: int = 20
-    min_steps_per_epoch: int = 100
-    batch_size: int = 16
-    hidden_size: int = 1024
-    num_blocks: int = 2
+    epochs: int = option(20, minimum=1)
+    min_steps_per_epoch: int = option(100, minimum=1)
+    batch_size: int = option(16, minimum=1)
+    hidden_size: int = option(1024, minimum=1)
+    num_blocks: int = option(2, minimum=0)
     symmetric: bool = True
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    rotation_deg: float = 180.0
+    lr: float = option(2e-4, exclusive_minimum=0)
+    beta1: float = option(0.5, minimum=0, maximum=1)
+    beta2: float = option(0.999, minimum=0, maximum=1)
+    rotation_deg: float = option(180.0, minimum=0, maximum=180)
     flip: bool = True
-    jitter_deg: float = 10.0
-    input_noise: float = 0.0
-    ema_decay: float = 0.999
-    chirality_weight: float = 1.0
-    min_keypoints: int = 8
+    jitter_deg: float = option(10.0, minimum=0)
+    input_noise: float = option(0.0, minimum=0)
+    ema_decay: float = option(0.999, minimum=0, maximum=1)
+    chirality_weight: float = option(1.0, minimum=0)
+    min_keypoints: int = option(8, minimum=1, maximum=NUM_KEYPOINTS)
     seed: int = 0
     device: str = "auto"
 
