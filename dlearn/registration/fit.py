@@ -69,6 +69,9 @@ class RegistrationOptions:
             last patience steps.
         scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
         weights: loss term weights (the rule passes round 0's stiff ones for round 0).
+        max_failed_fraction: the stage fails when more than this fraction of a shard's samples
+            went non-finite (a NaN or inf loss: bad input, or too high an lr), rather than hand
+            them on frozen at their last finite fit.
     """
 
     batch_size: int = option(2048, minimum=1)
@@ -82,6 +85,7 @@ class RegistrationOptions:
     tolerance: float = option(1e-4, minimum=0)
     scale_anchor: float = option(0.1, minimum=0)
     weights: LossWeights = LossWeights()
+    max_failed_fraction: float = option(0.05, minimum=0, maximum=1)
 
 
 @dataclass
