@@ -12,6 +12,8 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# What the schema cannot express: finite numbers, a results folder that is not a file.
+include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/body.smk"
 include: "workflow/rules/data.smk"
