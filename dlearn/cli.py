@@ -573,9 +573,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler(args)
     except (ValueError, OSError) as exc:
         # Input errors (bad files, keys, shapes) already name what is wrong: no traceback.
-        log.error("%s", exc)
+        log.error("%s", _describe(exc))
         return 1
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error; a path blocked by a file says so (the OS's own words, "File
+    exists" or "Not a directory", do not)."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        return f"{exc.filename}: a file stands where this path needs a folder ({exc.strerror})"
+    return str(exc)
 
 
 if __name__ == "__main__":
