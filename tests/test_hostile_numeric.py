@@ -290,3 +290,29 @@ def test_an_output_folder_blocked_by_a_file_is_named(tmp_path: Path, caplog: pyt
         assert main(argv) == 1
     assert "a file stands where this path needs a folder" in caplog.text
     assert str(blocked) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["predict", "--model", "m", "--crops", "k", "--body-model", "b", "--out", "o", "--batch-size", "0"],
+         "argument --batch-size: 0 is below the minimum 1"),
+        ([*REGISTER, "--num-shards", "0"], "argument --num-shards: 0 is below the minimum 1"),
+    ],
+)  # fmt: skip
+def test_stage_flags_outside_the_options_reject_zero(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_missing_model_file_is_not_called_unreadable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    missing = tmp_path / "model.pt"
+    argv = ["cgan-predict", "--model", str(missing), "--crops", "k", "--out", str(tmp_path / "d.zarr")]
+    with caplog.at_level(logging.ERROR, logger="dlearn"):
+        assert main(argv) == 1
+    assert f"{missing}: model file does not exist" in caplog.text
+    assert "delete it" not in caplog.text
