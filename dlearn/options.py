@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import inspect
 import math
+import operator
 import re
 import typing
 from typing import Any, TypeVar
@@ -25,8 +26,13 @@ from dlearn.errors import InputError
 
 T = TypeVar("T")
 
-#: Bound keywords of :func:`option`, as JSON-schema names them (the config schema uses the same).
-_BOUNDS = {"minimum": ">=", "exclusive_minimum": ">", "maximum": "<="}
+#: Bound keywords of :func:`option`, as JSON-schema names them (the config schema uses the same),
+#: with their sign and test.
+_BOUNDS = {
+    "minimum": (">=", operator.ge),
+    "exclusive_minimum": (">", operator.gt),
+    "maximum": ("<=", operator.le),
+}
 
 
 class OptionError(InputError):
@@ -68,11 +74,9 @@ def check_options(options: Any, prefix: str = "") -> None:
         # NaN passes every comparison below, so finiteness is checked on its own.
         if isinstance(value, float) and not math.isfinite(value):
             raise OptionError(f"{where} is {value}, expected a finite number")
-        for key, sign in _BOUNDS.items():
-            bound = field.metadata.get(key)
-            ok = bound is None or {">=": value >= bound, ">": value > bound, "<=": value <= bound}[sign]
-            if not ok:
-                raise OptionError(f"{where} is {value}, expected {sign} {bound}")
+        for key, (sign, holds) in _BOUNDS.items():
+            if key in field.metadata and not holds(value, field.metadata[key]):
+                raise OptionError(f"{where} is {value}, expected {sign} {field.metadata[key]}")
 
 
 def _attribute_help(cls: type) -> dict[str, str]:
@@ -105,7 +109,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         flag = _flag(name)
-        bounds = "".join(f", {s} {field.metadata[k]}" for k, s in _BOUNDS.items() if k in field.metadata)
+        bounds = "".join(f", {s} {field.metadata[k]}" for k, (s, _) in _BOUNDS.items() if k in field.metadata)
         text = f"{helps.get(field.name, '')} (default: {default}{bounds})".strip()
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
