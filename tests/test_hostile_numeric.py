@@ -43,7 +43,9 @@ from dlearn.regressor.train import RegressorOptions
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY_CGAN = CganOptions(epochs=1, min_steps_per_epoch=3, batch_size=8, hidden_size=32, num_blocks=1, device="cpu")
+TINY_CGAN = CganOptions(
+    epochs=1, min_steps_per_epoch=3, batch_size=8, hidden_size=32, num_blocks=1, device="cpu"
+)
 FAST_REG = RegistrationOptions(steps=10, patience=5, batch_size=6, chunk_size=6, device="cpu")
 
 
@@ -53,7 +55,12 @@ def crops(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     keypoints = np.concatenate([rng.uniform(-0.8, 0.8, (24, 17, 2)), np.full((24, 17, 1), 2.0)], axis=2)
     path = tmp_path / "crops.zarr"
-    write_store(path, {"keypoints": keypoints.astype(np.float32)}, stage="crops", sample_id=[f"{i}_{i}" for i in range(24)])
+    write_store(
+        path,
+        {"keypoints": keypoints.astype(np.float32)},
+        stage="crops",
+        sample_id=[f"{i}_{i}" for i in range(24)],
+    )
     return path
 
 
@@ -78,11 +85,19 @@ REGRESS = ["regress", "--crops", "k", "--correspondences", "c", "--registration"
     ("argv", "flag", "expected"),
     [
         (REGISTER, ["--steps", "0"], "--steps (RegistrationOptions.steps) is 0, expected >= 1"),
-        (REGISTER, ["--chunk-size", "0"], "--chunk-size (RegistrationOptions.chunk_size) is 0, expected >= 1"),
+        (
+            REGISTER,
+            ["--chunk-size", "0"],
+            "--chunk-size (RegistrationOptions.chunk_size) is 0, expected >= 1",
+        ),
         (REGISTER, ["--batch-size", "0"], "--batch-size (RegistrationOptions.batch_size) is 0"),
         (REGISTER, ["--lr", "nan"], "--lr (RegistrationOptions.lr) is nan, expected a finite number"),
         (REGISTER, ["--weights-dense", "inf"], "--weights-dense (LossWeights.dense) is inf"),
-        (REGISTER, ["--max-failed-fraction", "2"], "--max-failed-fraction (RegistrationOptions.max_failed_fraction) is 2"),
+        (
+            REGISTER,
+            ["--max-failed-fraction", "2"],
+            "--max-failed-fraction (RegistrationOptions.max_failed_fraction) is 2",
+        ),
         (CGAN, ["--epochs", "0"], "--epochs (CganOptions.epochs) is 0, expected >= 1"),
         (CGAN, ["--batch-size", "0"], "--batch-size (CganOptions.batch_size) is 0"),
         (CGAN, ["--lr=-inf"], "--lr (CganOptions.lr) is -inf"),
@@ -100,7 +115,8 @@ def test_out_of_range_or_non_finite_flags_fail_naming_the_flag(
 
 
 @pytest.mark.parametrize(
-    "options", [CganOptions(), RegistrationOptions(), RegressorOptions(), CropOptions(), SynthOptions(), MatchOptions()]
+    "options",
+    [CganOptions(), RegistrationOptions(), RegressorOptions(), CropOptions(), SynthOptions(), MatchOptions()],
 )
 def test_default_options_pass_their_own_checks(options: object) -> None:
     check_options(options)
@@ -116,7 +132,7 @@ def _dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", "-n"]
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, check=False, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +175,9 @@ def test_register_fails_naming_shard_count_and_option_when_too_many_samples_dive
     out = tmp_path / "shard_0.zarr"
     args = (exact_data["corr"], exact_data["crops"], exact_data["model"], out)
     checkpoint = tmp_path / "ck"
-    with pytest.raises(RegistrationFailedError, match=r"shard 0 of 1\): 6 of 6 samples went non-finite") as err:
+    with pytest.raises(
+        RegistrationFailedError, match=r"shard 0 of 1\): 6 of 6 samples went non-finite"
+    ) as err:
         register(*args, diverging, depths=exact_data["depths"], checkpoint_dir=checkpoint)
     assert "max_failed_fraction = 0.05 (--max-failed-fraction)" in str(err.value)
     assert not out.exists()
@@ -216,7 +234,9 @@ def test_cgan_model_with_non_finite_weights_is_refused(crops: Path, tmp_path: Pa
     model = torch.load(tmp_path / "model.pt", weights_only=True)
     next(iter(model["generator"].values())).fill_(float("nan"))
     torch.save(model, tmp_path / "nan.pt")
-    with pytest.raises(CheckpointError, match=rf"{tmp_path / 'nan.pt'}: the generator's weights are not finite"):
+    with pytest.raises(
+        CheckpointError, match=rf"{tmp_path / 'nan.pt'}: the generator's weights are not finite"
+    ):
         predict_depths(tmp_path / "nan.pt", crops, tmp_path / "depths.zarr", device="cpu")
     assert not (tmp_path / "depths.zarr").exists()
 
@@ -279,7 +299,9 @@ def test_truncated_cgan_checkpoint_is_one_line_through_the_cli(
     assert f"{ckpt}: unreadable checkpoint" in caplog.text and "delete it" in caplog.text
 
 
-def test_an_output_folder_blocked_by_a_file_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_output_folder_blocked_by_a_file_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocked = tmp_path / "results"
     blocked.write_text("a file")
     x = str(tmp_path / "x")
@@ -309,7 +331,9 @@ def test_stage_flags_outside_the_options_reject_zero(
     assert expected in capsys.readouterr().err
 
 
-def test_a_missing_model_file_is_not_called_unreadable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_missing_model_file_is_not_called_unreadable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     missing = tmp_path / "model.pt"
     argv = ["cgan-predict", "--model", str(missing), "--crops", "k", "--out", str(tmp_path / "d.zarr")]
     with caplog.at_level(logging.ERROR, logger="dlearn"):
