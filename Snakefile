@@ -21,6 +21,8 @@ coerce_overrides(
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# What the schema cannot express: finite numbers, a results folder that is not a file.
+include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/body.smk"
 include: "workflow/rules/data.smk"

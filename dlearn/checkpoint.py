@@ -57,6 +57,8 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def load_tagged(path: Path, file_format: str, what: str, error: type[Exception]) -> dict[str, Any]:
     """A dict saved with ``{"format": file_format, ...}``; ``error`` names the file otherwise."""
+    if not Path(path).is_file():  # not "unreadable, delete it": there is nothing to delete
+        raise error(f"{path}: {what} file does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files

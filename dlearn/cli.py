@@ -20,6 +20,20 @@ log = logging.getLogger("dlearn")
 Handler = Callable[[argparse.Namespace], None]
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for the flags outside the options dataclasses: an integer >= ``minimum``
+    (argparse's error names the flag)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        return value
+
+    parse.__name__ = "int"  # argparse's "invalid int value" for a non-integer
+    return parse
+
+
 def _make_body(args: argparse.Namespace) -> None:
     from dlearn.body.standin import write_standin
 
@@ -192,8 +206,8 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (the key-point loss's z term)")
     p.add_argument("--init", type=Path, help="round k >= 1: the previous round's predictions_train.zarr")
     p.add_argument("--previous", type=Path, help="round k >= 1: the previous round's registration.zarr (keep-best)")
-    p.add_argument("--shard", type=int, default=0, help="shard index (default: 0)")
-    p.add_argument("--num-shards", type=int, default=1, help="number of shards (default: 1)")
+    p.add_argument("--shard", type=_int_at_least(0), default=0, help="shard index (default: 0)")
+    p.add_argument("--num-shards", type=_int_at_least(1), default=1, help="number of shards (default: 1)")
     p.add_argument("--checkpoint-dir", type=Path, help="finished chunks, kept until the output is written")
     add_options(p, RegistrationOptions)
     p.set_defaults(handler=_register)
@@ -276,8 +290,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file (joints)")
     p.add_argument("--out", type=Path, required=True, help="output predictions_{split}.zarr")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default: 64)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument(
+        "--batch-size", type=_int_at_least(1), default=64, help="crops per forward pass (default: 64)"
+    )
+    p.add_argument(
+        "--workers", type=_int_at_least(0), default=0, help="DataLoader worker processes (default: 0)"
+    )
     p.set_defaults(handler=_predict)
 
 
@@ -365,8 +383,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlays", type=Path, nargs="+", required=True, help="output overlay PNG per round")
     p.add_argument("--losses", type=Path, required=True, help="output loss curves PNG")
     p.add_argument("--meshes", type=Path, required=True, help="output folder of .obj meshes")
-    p.add_argument("--overlay-samples", type=int, default=8, help="samples per overlay (default: 8)")
-    p.add_argument("--meshes-per-round", type=int, default=4, help="test meshes per round (default: 4)")
+    p.add_argument(
+        "--overlay-samples", type=_int_at_least(1), default=8, help="samples per overlay (default: 8)"
+    )
+    p.add_argument(
+        "--meshes-per-round", type=_int_at_least(0), default=4, help="test meshes per round (default: 4)"
+    )
     p.set_defaults(handler=_report)
 
 
@@ -621,9 +643,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler(args)
     except (ValueError, OSError) as exc:
         # Input errors (bad files, keys, shapes) already name what is wrong: no traceback.
-        log.error("%s", exc)
+        log.error("%s", _describe(exc))
         return 1
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error; a path blocked by a file says so (the OS's own words, "File
+    exists" or "Not a directory", do not)."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        return f"{exc.filename}: a file stands where this path needs a folder ({exc.strerror})"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ field ``dense_jitter_px`` becomes ``--noise-dense-jitter-px``. Help texts come f
 ``Attributes:`` section of the dataclass docstring, so the options are documented once. The
 Snakemake rules build the same flags from the config (``cli_flags`` in common.smk), so a config
 key, a flag and a field always share one name.
+
+A field's bounds live in its metadata (:func:`option`) and are checked, with every float's
+finiteness, when the dataclass is built from flags (:func:`options_from_args`): ``--steps 0`` or
+``--lr nan`` is an :class:`OptionError` naming the flag, not a silently empty or NaN run.
 """
 
 from __future__ import annotations
@@ -12,11 +16,67 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import math
+import operator
 import re
 import typing
 from typing import Any, TypeVar
 
+from dlearn.errors import InputError
+
 T = TypeVar("T")
+
+#: Bound keywords of :func:`option`, as JSON-schema names them (the config schema uses the same),
+#: with their sign and test.
+_BOUNDS = {
+    "minimum": (">=", operator.ge),
+    "exclusive_minimum": (">", operator.gt),
+    "maximum": ("<=", operator.le),
+}
+
+
+class OptionError(InputError):
+    """A stage option is out of its range or not a finite number; the message names the flag."""
+
+
+def option(
+    default: Any,
+    *,
+    minimum: float | None = None,
+    exclusive_minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    """A dataclass field with ``default`` and bounds that :func:`check_options` enforces."""
+    bounds = {"minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum}
+    return dataclasses.field(default=default, metadata={k: v for k, v in bounds.items() if v is not None})
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(options: Any, prefix: str = "") -> None:
+    """Check every field of an options dataclass (recursing into nested ones): floats must be
+    finite, and numbers within the bounds of their :func:`option` metadata.
+
+    Raises:
+        OptionError: naming the flag (``--steps``), the field and the value found.
+    """
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        name = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(value):
+            check_options(value, prefix=f"{name}_")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        where = f"{_flag(name)} ({type(options).__name__}.{field.name})"
+        # NaN passes every comparison below, so finiteness is checked on its own.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(f"{where} is {value}, expected a finite number")
+        for key, (sign, holds) in _BOUNDS.items():
+            if key in field.metadata and not holds(value, field.metadata[key]):
+                raise OptionError(f"{where} is {value}, expected {sign} {field.metadata[key]}")
 
 
 def _attribute_help(cls: type) -> dict[str, str]:
@@ -48,8 +108,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
             add_options(parser, kind, prefix=f"{name}_")
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        flag = "--" + name.replace("_", "-")
-        text = f"{helps.get(field.name, '')} (default: {default})".strip()
+        flag = _flag(name)
+        bounds = "".join(f", {s} {field.metadata[k]}" for k, (s, _) in _BOUNDS.items() if k in field.metadata)
+        text = f"{helps.get(field.name, '')} (default: {default}{bounds})".strip()
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
         else:
@@ -57,7 +118,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
 
 
 def options_from_args(args: argparse.Namespace, cls: type[T], prefix: str = "") -> T:
-    """Build the options dataclass ``cls`` from parsed flags (see :func:`add_options`)."""
+    """Build the options dataclass ``cls`` from parsed flags (see :func:`add_options`).
+
+    Raises:
+        OptionError: a value is not finite or out of its field's bounds (:func:`check_options`).
+    """
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -66,4 +131,7 @@ def options_from_args(args: argparse.Namespace, cls: type[T], prefix: str = "") 
         values[field.name] = (
             options_from_args(args, kind, prefix=f"{name}_") if dataclasses.is_dataclass(kind) else getattr(args, name)
         )
-    return cls(**values)
+    options = cls(**values)
+    if not prefix:  # nested dataclasses are checked with their parent, under the full flag name
+        check_options(options)
+    return options

@@ -43,6 +43,7 @@ from dlearn.checkpoint import atomic_save, load_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
+from dlearn.options import option
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ DEPTH_FRAME = (
 
 class CheckpointError(InputError):
     """A checkpoint or model file is unreadable or not a dlearn cGAN file; the message names it."""
+
+
+class TrainingDivergedError(InputError):
+    """The cGAN's loss went non-finite; names the epoch and step and the likely causes."""
 
 
 @dataclass(frozen=True)
@@ -97,22 +102,22 @@ class CganOptions:
         device: auto (CUDA when present, else CPU), cpu or cuda.
     """
 
-    epochs: int = 20
-    min_steps_per_epoch: int = 100
-    batch_size: int = 16
-    hidden_size: int = 1024
-    num_blocks: int = 2
+    epochs: int = option(20, minimum=1)
+    min_steps_per_epoch: int = option(100, minimum=1)
+    batch_size: int = option(16, minimum=1)
+    hidden_size: int = option(1024, minimum=1)
+    num_blocks: int = option(2, minimum=0)
     symmetric: bool = True
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    rotation_deg: float = 180.0
+    lr: float = option(2e-4, exclusive_minimum=0)
+    beta1: float = option(0.5, minimum=0, maximum=1)
+    beta2: float = option(0.999, minimum=0, maximum=1)
+    rotation_deg: float = option(180.0, minimum=0, maximum=180)
     flip: bool = True
-    jitter_deg: float = 10.0
-    input_noise: float = 0.0
-    ema_decay: float = 0.999
-    chirality_weight: float = 1.0
-    min_keypoints: int = 8
+    jitter_deg: float = option(10.0, minimum=0)
+    input_noise: float = option(0.0, minimum=0)
+    ema_decay: float = option(0.999, minimum=0, maximum=1)
+    chirality_weight: float = option(1.0, minimum=0)
+    min_keypoints: int = option(8, minimum=1, maximum=NUM_KEYPOINTS)
     seed: int = 0
     device: str = "auto"
 
@@ -127,7 +132,16 @@ def read_keypoints(crops_path: Path) -> tuple[list[str], np.ndarray]:
     keypoints = np.asarray(group["keypoints"][...], dtype=np.float32)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_KEYPOINTS, 3):
         raise ValueError(f"{crops_path}: keypoints have shape {keypoints.shape}, expected (N, 17, 3)")
-    return read_sample_ids(group), keypoints
+    ids = read_sample_ids(group)
+    # A NaN key point would turn the whole batch's loss, and so every weight, into NaN.
+    bad = ~np.isfinite(keypoints).all(axis=(1, 2))
+    if bad.any():
+        first = [ids[i] for i in np.flatnonzero(bad)[:5]]
+        raise InputError(
+            f"{crops_path}: keypoints of {int(bad.sum())} sample(s) are not finite "
+            f"(e.g. {', '.join(first)}): rebuild the crops store"
+        )
+    return ids, keypoints
 
 
 def trainable(keypoints: np.ndarray, min_keypoints: int) -> np.ndarray:
@@ -280,6 +294,22 @@ def train_step(state: CganState, xy: Tensor, mask: Tensor, options: CganOptions)
     return {"loss_d": loss_d.item(), "loss_g": adversarial.item(), "loss_prior": (total - adversarial).item()}
 
 
+def _check_finite(
+    losses: dict[str, float], epoch: int, step: int, crops_path: Path, options: CganOptions
+) -> None:
+    """Stop before a NaN network is checkpointed or saved (the last checkpoint stays as it was).
+
+    Raises:
+        TrainingDivergedError: naming the epoch, the step, the losses and what to check.
+    """
+    if all(math.isfinite(v) for v in losses.values()):
+        return
+    raise TrainingDivergedError(
+        f"cGAN training diverged at epoch {epoch}, step {step}: losses {losses}; no model written. "
+        f"Check {crops_path}'s key points for outliers (huge coordinates) or lower cgan.lr ({options.lr})"
+    )
+
+
 def _fingerprint(options: CganOptions, keypoints: np.ndarray) -> str:
     """Hash of the options that shape training and of the training data: a checkpoint of another
     configuration or data set is not resumed. ``epochs`` is left out, so that more epochs extend a run."""
@@ -381,8 +411,10 @@ def train_cgan(crops_path: Path, out_model: Path, checkpoint_dir: Path, options:
     quiet = not sys.stderr.isatty()
     while state.epoch < options.epochs:
         sums: dict[str, float] = {}
-        for _ in tqdm(range(steps), desc=f"cgan epoch {state.epoch + 1}", disable=quiet, leave=False):
-            for key, value in train_step(state, xy, mask, options).items():
+        for step in tqdm(range(steps), desc=f"cgan epoch {state.epoch + 1}", disable=quiet, leave=False):
+            losses = train_step(state, xy, mask, options)
+            _check_finite(losses, state.epoch + 1, step + 1, crops_path, options)
+            for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
         state.epoch += 1
         state.history.append({"epoch": state.epoch, **{k: round(v / steps, 5) for k, v in sums.items()}})
@@ -432,6 +464,12 @@ def load_generator(model_path: Path, device: torch.device) -> tuple[Generator, d
         generator.load_state_dict(model["generator"])
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{model_path}: corrupted model ({exc})") from exc
+    if not all(
+        bool(torch.isfinite(p).all()) for p in generator.state_dict().values() if p.is_floating_point()
+    ):
+        raise CheckpointError(
+            f"{model_path}: the generator's weights are not finite (a diverged training); retrain it"
+        )
     return generator.to(device).eval(), opts
 
 
@@ -447,7 +485,7 @@ def lift_keypoints(
     Returns:
         depth (N, 17) float32 root-relative in crop units; valid (N, 17) bool; scale (N,) and
         root (N, 2) float32 of the normalisation; usable (N,) bool (at least 2 labelled key
-        points: depth and valid are 0/False otherwise).
+        points and finite depths: depth and valid are 0/False otherwise).
     """
     n = len(keypoints)
     depth = np.zeros((n, NUM_KEYPOINTS), np.float32)
@@ -463,7 +501,11 @@ def lift_keypoints(
         depth[first : first + len(xy)] = (d * s[:, None]).cpu().numpy()
         scale[first : first + len(xy)] = s.cpu().numpy()
         root[first : first + len(xy)] = r.cpu().numpy()
+    # A depth that is not finite (degenerate key points) must never reach the registration as valid.
+    usable &= np.isfinite(depth).all(1) & np.isfinite(scale) & np.isfinite(root).all(1)
     depth[~usable] = 0.0
+    scale[~usable] = 0.0
+    root[~usable] = 0.0
     return {
         "depth": depth,
         "valid": mask_all & usable[:, None],

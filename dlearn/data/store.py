@@ -6,7 +6,9 @@ store always has a ``sample_id`` array (stable string ids, ``"{image_id}_{annota
 every per-sample array is aligned with. Ragged data is CSR: flat arrays plus ``offsets`` (N + 1).
 
 Stores are written to a temporary sibling and renamed into place, so a killed job never leaves
-a half-written store under the output name.
+a half-written store under the output name. Every chunk is written, even one of zeros (zarr skips
+those by default), and the attribute ``complete_chunks`` says so: a chunk file lost later would
+otherwise read back as zeros, so :func:`open_store` refuses such a store.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is n
 
 
 class StoreError(InputError):
-    """A store is missing, of another format version or stage, or lacks an array."""
+    """A store is missing, of another format version or stage, or lacks an array or a chunk."""
+
+
+#: Store attribute: every chunk of every array was written (:func:`open_store` checks they exist).
+COMPLETE_CHUNKS = "complete_chunks"
 
 
 def is_dlearn_store(path: str | Path) -> bool:
@@ -98,6 +104,7 @@ class StoreWriter:
             "stage": stage,
             "num_samples": len(self._ids),
             "options": dict(options or {}),
+            COMPLETE_CHUNKS: True,
             **dict(attrs or {}),
         }
         self.group: zarr.Group | None = None
@@ -114,7 +121,11 @@ class StoreWriter:
     def create(self, name: str, shape: tuple[int, ...], dtype: Any, chunk_rows: int = 1024) -> zarr.Array:
         """An empty array chunked along axis 0, to be filled slice by slice."""
         assert self.group is not None, "use StoreWriter as a context manager"
-        return self.group.create_array(name, shape=shape, dtype=dtype, chunks=_chunks(shape, chunk_rows))
+        # Chunks of zeros are written too, so that a missing chunk file always means a lost one.
+        chunks = _chunks(shape, chunk_rows)
+        return self.group.create_array(
+            name, shape=shape, dtype=dtype, chunks=chunks, config={"write_empty_chunks": True}
+        )
 
     def write(self, name: str, value: np.ndarray, chunk_rows: int = 1024) -> zarr.Array:
         """Write a whole array (strings become variable-length UTF-8)."""
@@ -196,7 +207,24 @@ def open_store(path: str | Path, *, stage: str | None = None, required: Sequence
     missing = [name for name in (SAMPLE_ID, *required) if name not in group]
     if missing:
         raise StoreError(f"{path}: missing array(s) {', '.join(missing)}")
+    if group.attrs.get(COMPLETE_CHUNKS):  # stores of older dlearn versions skip chunks of zeros
+        _check_chunks(group, path)
     return group
+
+
+def _check_chunks(group: zarr.Group, path: Path) -> None:
+    """Every chunk of every array of ``group`` exists (zarr reads a missing one as zeros).
+
+    Raises:
+        StoreError: naming the store, the array and how many chunks are missing.
+    """
+    for name, array in group.arrays():
+        found, expected = array.nchunks_initialized, array.nchunks
+        if found < expected:
+            raise StoreError(
+                f"{path}: array {name!r} lacks {expected - found} of its {expected} chunk files "
+                "(deleted or lost); delete the store and rerun the stage that wrote it"
+            )
 
 
 def read_sample_ids(group: zarr.Group) -> list[str]:

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 
 from dlearn.body.model import BodyModel
+from dlearn.checkpoint import load_tagged
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.evaluate import CSV_COLUMNS, write_csv
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS
+from dlearn.regressor.train import MODEL_FORMAT, CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,8 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6), dpi=120)
     offset = 0
     for k, path in enumerate(regressor_models):
-        curve = torch.load(path, map_location="cpu", weights_only=True)["curve"]
+        # A truncated model.pt is an error that names it, not torch's traceback.
+        curve = load_tagged(path, MODEL_FORMAT, "regressor model", CheckpointError).get("curve", [])
         epochs = [offset + row["epoch"] for row in curve]
         left.plot(epochs, [row["total"] for row in curve], label=f"round {k}")
         offset = epochs[-1] if epochs else offset

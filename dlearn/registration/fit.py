@@ -24,6 +24,7 @@ from torch import Tensor
 from dlearn.body.camera import camera_points, rotation_from_9d
 from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints
 from dlearn.body.model import BodyModel, VertexSelection
+from dlearn.options import option
 from dlearn.registration import losses
 
 #: Camera rotation of an upright person facing the camera (image y down, camera z away).
@@ -44,11 +45,11 @@ class LossWeights:
         det: weight of the rotation determinant penalty.
     """
 
-    dense: float = 1000.0
-    kp: float = 1.0
-    scale: float = 10.0
-    joint: float = 0.001
-    det: float = 1.0
+    dense: float = option(1000.0, minimum=0)
+    kp: float = option(1.0, minimum=0)
+    scale: float = option(10.0, minimum=0)
+    joint: float = option(0.001, minimum=0)
+    det: float = option(1.0, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -68,19 +69,23 @@ class RegistrationOptions:
             last patience steps.
         scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
         weights: loss term weights (the rule passes round 0's stiff ones for round 0).
+        max_failed_fraction: the stage fails when more than this fraction of a shard's samples
+            went non-finite (a NaN or inf loss: bad input, or too high an lr), rather than hand
+            them on frozen at their last finite fit.
     """
 
-    batch_size: int = 2048
-    chunk_size: int = 2048
+    batch_size: int = option(2048, minimum=1)
+    chunk_size: int = option(2048, minimum=1)
     keep_best: bool = True
     use_depth: bool = True
     device: str = "auto"
-    lr: float = 0.1
-    steps: int = 400
-    patience: int = 25
-    tolerance: float = 1e-4
-    scale_anchor: float = 0.1
+    lr: float = option(0.1, exclusive_minimum=0)
+    steps: int = option(400, minimum=1)
+    patience: int = option(25, minimum=1)
+    tolerance: float = option(1e-4, minimum=0)
+    scale_anchor: float = option(0.1, minimum=0)
     weights: LossWeights = LossWeights()
+    max_failed_fraction: float = option(0.05, minimum=0, maximum=1)
 
 
 @dataclass

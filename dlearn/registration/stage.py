@@ -30,6 +30,7 @@ from dlearn.body.model import BodyModel
 from dlearn.checkpoint import inputs_fingerprint
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
+from dlearn.errors import InputError
 from dlearn.outputs import (
     claim_checkpoint_dir,
     clean_stale_siblings,
@@ -55,6 +56,34 @@ log = logging.getLogger(__name__)
 #: Status codes of the output store.
 STATUS = {"ok": 0, "kept_previous": 1, "no_correspondences": 2, "non_finite": 3}
 TORSO_PARTS = (1, 2)
+
+
+class RegistrationFailedError(InputError):
+    """Too many samples of a shard went non-finite; names the shard, the count and the option."""
+
+
+def check_failed_fraction(status: np.ndarray, max_failed_fraction: float, what: str) -> None:
+    """Raise when more than ``max_failed_fraction`` of the samples ended ``non_finite``.
+
+    A few diverged samples are frozen at their last finite fit and marked in ``status``; many
+    mean broken inputs (NaN or huge coordinates or depths) or too high an lr, and a store of
+    mostly frozen fits would quietly train the next regressor on T-poses.
+
+    Args:
+        status: (N,) status codes (:data:`STATUS`).
+        max_failed_fraction: the registration option of that name.
+        what: the shard or store, named in the message.
+
+    Raises:
+        RegistrationFailedError: naming ``what``, the count and the option.
+    """
+    failed = int((status == STATUS["non_finite"]).sum())
+    if failed > max_failed_fraction * len(status):
+        raise RegistrationFailedError(
+            f"{what}: {failed} of {len(status)} samples went non-finite during the fit, more than "
+            f"registration.max_failed_fraction = {max_failed_fraction} (--max-failed-fraction): check the "
+            "correspondences, key points and depths for NaN or huge values, or lower registration.lr"
+        )
 
 
 @dataclass
@@ -206,6 +235,10 @@ def register(
 
     Returns:
         A summary: samples, status counts, seconds, sample-steps per second.
+
+    Raises:
+        RegistrationFailedError: more than ``options.max_failed_fraction`` of the shard's
+            samples went non-finite (no store is written).
     """
     device = resolve_device(options.device)
     inputs = _load_inputs(correspondences, crops, depths if options.use_depth else None, init, previous)
@@ -215,8 +248,10 @@ def register(
     rows = shard_rows(len(inputs.data.ids), shard, num_shards)
 
     checkpoint_dir = checkpoint_dir or out_path.with_name(f".{out_path.name}.checkpoint")
+    # The failure threshold does not change the fits: raising it reuses the finished chunks.
+    fit_options = {k: v for k, v in asdict(options).items() if k != "max_failed_fraction"}
     fingerprint = inputs_fingerprint(
-        asdict(options), [correspondences, crops, depths, init, previous, body_model], f"{shard}/{num_shards}"
+        fit_options, [correspondences, crops, depths, init, previous, body_model], f"{shard}/{num_shards}"
     )
     meta = checkpoint_dir / "fingerprint.txt"
     claim_checkpoint_dir(checkpoint_dir)  # a user's non-empty folder is an error, never emptied
@@ -252,6 +287,9 @@ def register(
         if chunks
         else _fit_chunk(model, kp_ids, inputs, rows, options)
     )
+    # Before the store is written: a failed shard leaves no output (its chunks stay for a rerun).
+    shard_name = f"{out_path} (shard {shard} of {num_shards})"
+    check_failed_fraction(merged["status"], options.max_failed_fraction, shard_name)
     counts = status_counts(merged["status"])
     write_store(
         out_path,
@@ -286,6 +324,8 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
 
     Raises:
         StoreError: the shards do not cover the samples of ``correspondences`` exactly once.
+        RegistrationFailedError: a shard has more non-finite samples than its
+            ``max_failed_fraction`` allows.
     """
     ids = read_sample_ids(open_store(correspondences, stage="match"))
     parts = [open_store(p, stage="register") for p in shards]
@@ -297,6 +337,11 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
         )
     keys = [k for k in parts[0].array_keys() if k != "sample_id"]
     merged = {k: np.concatenate([np.asarray(g[k][...]) for g in parts]) for k in keys}
+    for path, group in zip(shards, parts):
+        # Each shard's own option: a shard written by hand or by an older dlearn is checked too.
+        options = dict(group.attrs.get("options", {}))
+        limit = options.get("max_failed_fraction", RegistrationOptions.max_failed_fraction)
+        check_failed_fraction(np.asarray(group["status"][...]), limit, str(path))
     attrs = dict(parts[0].attrs)
     counts = status_counts(merged["status"])
     write_store(

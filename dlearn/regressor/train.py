@@ -34,6 +34,7 @@ from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
+from dlearn.options import option
 from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
@@ -111,17 +112,17 @@ class RegressorOptions:
     """
 
     backbone: str = "resnet50"
-    head_hidden: int = 512
+    head_hidden: int = option(512, minimum=1)
     pretrained: str = "none"
-    epochs: int = 30
-    batch_size: int = 30
-    lr: float = 1e-4
-    weight_decay: float = 0.0
+    epochs: int = option(30, minimum=1)
+    batch_size: int = option(30, minimum=2)
+    lr: float = option(1e-4, exclusive_minimum=0)
+    weight_decay: float = option(0.0, minimum=0)
     lr_schedule: str = "constant"
     use_depth: bool = True
-    max_points: int = 256
-    workers: int = 2
-    shuffle_chunks: int = 8
+    max_points: int = option(256, minimum=1)
+    workers: int = option(2, minimum=0)
+    shuffle_chunks: int = option(8, minimum=1)
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
