@@ -307,7 +307,8 @@ def test_an_output_folder_blocked_by_a_file_is_named(
     x = str(tmp_path / "x")
     argv = ["report", "--summary", str(blocked / "evaluation" / "summary.csv"), "--history", str(blocked / "h.png"),
             "--registrations", x, "--predictions", x, "--test-predictions", x, "--regressors", x, "--crops", x,
-            "--body-model", x, "--uv", x, "--overlays", x, "--losses", x, "--meshes", x]  # fmt: skip
+            "--body-model", x, "--uv", x, "--overlays", str(tmp_path / "overlays"),
+            "--losses", str(tmp_path / "losses.png"), "--meshes", str(tmp_path / "meshes")]  # fmt: skip
     with caplog.at_level(logging.ERROR, logger="dlearn"):
         assert main(argv) == 1
     assert "a file stands where this path needs a folder" in caplog.text
