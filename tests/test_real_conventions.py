@@ -153,7 +153,7 @@ def test_evaluation_scales_to_the_training_splits_mean_skeleton_and_says_so(exac
             0, exact_data["model"], {"train": exact_data["crops"], "test": exact_data["crops"]},
             {"train": exact_data["gt"], "test": exact_data["gt"]}, exact_data["truth"],
             {"train": tmp_path / "p.zarr", "test": tmp_path / "p.zarr"}, bone_scaling=mode,
-        )  # fmt: skip
+        )
         for mode in ("canonical_average", "both_to_rest", "ground_truth")
     }
     gt = open_store(exact_data["gt"])
@@ -198,3 +198,138 @@ def test_human36m_canonical_skeleton_comes_from_the_training_npz(h36m_set: dict,
     assert "rest skeleton" in fallback["protocol"]["canonical_source"]
     assert fallback["protocol"]["canonical_bone_sum_mm"] != report["protocol"]["canonical_bone_sum_mm"]
     json.dumps(report)  # the protocol block is JSON
+
+
+# --- 5. segment scales stay positive ----------------------------------------------------------
+
+
+def _fit_inputs(exact_data: dict) -> tuple:
+    import torch
+
+    from dlearn.body.io import load_body_model
+    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.model import BodyModel
+    from dlearn.registration.data import fit_batch, load_fit_data, read_params
+    from dlearn.registration.stage import _params_from
+
+    data = load_fit_data(exact_data["corr"], exact_data["crops"], exact_data["depths"])
+    body = load_body_model(exact_data["model"])
+    model = BodyModel(body, dtype=torch.float32)
+    rows = np.arange(len(data.ids))
+    batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
+    truth = _params_from(read_params(exact_data["truth"], data.ids), torch.device("cpu"), torch.float32)
+    return model, batch, truth, torch.as_tensor(keypoint_vertex_ids(body))
+
+
+def test_segment_scales_stay_positive_from_an_adversarial_start(exact_data: dict) -> None:
+    import torch
+
+    from dlearn.registration.fit import LossWeights, RegistrationOptions, fit
+
+    model, batch, truth, kp_ids = _fit_inputs(exact_data)
+    start = truth.detach()
+    start.scales[0] = 1e-7  # collapsed segments
+    start.scales[1] = -0.5  # mirrored segments (e.g. a regressor's prediction)
+    start.scales[2, ::2] = -2.0
+    start.scales[3] = 1e-3
+    # Big gradients: data terms weighted 1000x, a large learning rate.
+    options = RegistrationOptions(steps=40, patience=40, lr=0.5, device="cpu",
+                                  weights=LossWeights(dense=1e6, kp=1e3, scale=10.0, joint=0.001, det=1.0))  # fmt: skip
+    result = fit(model, start, batch, kp_ids, options)
+    scales = result.params.scales
+    assert torch.isfinite(scales).all() and bool((scales > 0).all()), scales.min()
+    assert torch.isfinite(result.total).all()
+
+
+# --- 6. predicted rotations are proper ---------------------------------------------------------
+
+
+def _constant_regressor(path: Path, theta: np.ndarray) -> Path:
+    """A model.pt whose network predicts ``theta`` (105,) for every crop."""
+    import torch
+
+    from dlearn.checkpoint import atomic_save
+    from dlearn.regressor.model import Regressor, RegressorSpec
+    from dlearn.regressor.train import MODEL_FORMAT, MODEL_VERSION
+
+    spec = RegressorSpec("resnet18", 8)
+    model = Regressor(spec, torch.as_tensor(theta, dtype=torch.float32))
+    torch.nn.init.zeros_(model.head[-1].weight)
+    atomic_save({"format": MODEL_FORMAT, "version": MODEL_VERSION, "spec": {"backbone": "resnet18", "head_hidden": 8},
+                 "options": {}, "state_dict": model.state_dict(), "curve": []}, path)  # fmt: skip
+    return path
+
+
+def test_a_reflection_predicted_by_the_regressor_becomes_a_rotation(exact_data: dict, tmp_path: Path) -> None:
+    from dlearn.data.store import open_store
+    from dlearn.regressor.model import THETA_SIZE, THETA_SLICES
+    from dlearn.regressor.train import predict
+
+    theta = np.zeros(THETA_SIZE, np.float32)
+    theta[THETA_SLICES["scales"]] = 1.0
+    theta[THETA_SLICES["cam_scale"]] = 0.9
+    reflection = np.diag([1.0, -1.0, 1.0])  # Gram-Schmidt keeps it: det -1
+    theta[THETA_SLICES["rotation"]] = reflection.reshape(9)
+    model = _constant_regressor(tmp_path / "model.pt", theta)
+    summary = predict(model, exact_data["crops"], exact_data["model"], tmp_path / "pred.zarr", device="cpu", batch_size=4)
+    store = open_store(tmp_path / "pred.zarr", stage="predict")
+    rotation = np.asarray(store["rotation"][...], np.float64)
+    n = len(rotation)
+    np.testing.assert_allclose(np.linalg.det(rotation), 1.0, atol=1e-6)
+    # c1, c2 are Gram-Schmidt's; c3 = c1 x c2 replaces the mirrored column.
+    np.testing.assert_allclose(rotation, np.broadcast_to(np.diag([1.0, -1.0, -1.0]), (n, 3, 3)), atol=1e-6)
+    assert summary["reflections_corrected"] == n and store.attrs["reflections_corrected"] == n
+
+
+def test_registration_counts_reflections_it_started_from(exact_data: dict, tmp_path: Path) -> None:
+    from dlearn.data.store import open_store, read_sample_ids, write_store
+    from dlearn.registration.data import PARAM_KEYS
+    from dlearn.registration.stage import RegistrationOptions, merge_registration, register
+
+    truth = open_store(exact_data["truth"])
+    arrays = {k: np.asarray(truth[k][...]) for k in PARAM_KEYS}
+    arrays["rotation"][0] = arrays["rotation"][0] @ np.diag([1.0, 1.0, -1.0])  # an old store's reflection
+    write_store(tmp_path / "old_pred.zarr", {**arrays, "status": np.zeros(len(arrays["pose"]), np.uint8)},
+                stage="predict", sample_id=read_sample_ids(truth))  # fmt: skip
+    options = RegistrationOptions(steps=30, patience=30, keep_best=False, device="cpu")
+    shards = [tmp_path / f"shard_{i}.zarr" for i in range(2)]
+    for i, shard in enumerate(shards):
+        register(exact_data["corr"], exact_data["crops"], exact_data["model"], shard, options,
+                 depths=exact_data["depths"], init=tmp_path / "old_pred.zarr", shard=i, num_shards=2)  # fmt: skip
+    summary = merge_registration(shards, exact_data["corr"], tmp_path / "reg.zarr")
+    store = open_store(tmp_path / "reg.zarr", stage="merge_registration")
+    final = int((np.linalg.det(np.asarray(store["rotation"][...], np.float64)) < 0).sum())
+    assert store.attrs["reflections"] == {"initial": 1, "final": final} == summary["reflections"]
+
+
+# --- 7. dense points: a random subset per epoch -----------------------------------------------
+
+
+def test_dense_points_are_a_random_subset_spread_over_the_parts_and_drawn_per_epoch(exact_data: dict) -> None:
+    from dlearn.registration.data import FitData
+    from dlearn.regressor.data import RegressorBatches
+
+    # As DensePose predictions come: 40 points per part, parts 1..24 in order; a second
+    # sample with fewer points than the cut.
+    part = np.concatenate([np.repeat(np.arange(1, 25), 40), np.full(10, 3)])
+    m = len(part)
+    data = FitData(
+        ids=["a", "b"], offsets=np.array([0, 960, m]), vertex=np.arange(m), part=part,
+        point=np.stack([np.arange(m), part], axis=1).astype(np.float64),
+        keypoints=np.zeros((2, 17, 3)), depth=np.zeros((2, 17)), depth_mask=np.zeros((2, 17)),
+    )  # fmt: skip
+    dataset = RegressorBatches(exact_data["crops"], np.array([0, 1]), np.zeros((2, 105), np.float32), data,
+                               np.array([0, 1]), num_points=64, seed=7)  # fmt: skip
+
+    def chosen(epoch: int) -> np.ndarray:
+        dataset.set_epoch(epoch)
+        item = dataset[np.array([0, 1])]
+        assert np.array_equal(item["point"][..., 0], item["vertex"])  # points and vertices stay paired
+        assert item["point_mask"][1].sum() == 10 and set(item["vertex"][1, :10]) == set(range(960, m))
+        return item["vertex"][0]
+
+    first, again, second = chosen(0), chosen(0), chosen(1)
+    assert len(set(first)) == 64
+    assert len(set(part[first])) >= 18  # a prefix would hold parts 1 and 2 only
+    assert np.array_equal(first, again)  # deterministic given seed and epoch: a resumed run sees the same
+    assert not np.array_equal(first, second)

@@ -99,7 +99,8 @@ class RegressorOptions:
         weight_decay: Adam weight decay.
         lr_schedule: constant, or cosine (decays to 0 over the epochs).
         use_depth: use the cGAN depths in L_KP.
-        max_points: dense points per sample are cut to this many (padding cost).
+        max_points: dense points per sample: a sample with more uses a random subset of this
+            many, drawn anew each epoch (padding cost).
         workers: DataLoader worker processes.
         shuffle_chunks: batches mix samples of this many store chunks (see regressor.data).
         device: auto (CUDA when present), cpu or cuda.
@@ -229,7 +230,7 @@ def train_regressor(
     image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
     targets = theta_from_arrays(reg)[fit_rows]
     num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
-    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points)
+    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed)
     chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
 
     spec = RegressorSpec(options.backbone, options.head_hidden)
@@ -278,6 +279,7 @@ def train_regressor(
     while epoch < options.epochs:
         model.train()
         batches = epoch_batches(image_rows, chunk_rows, options.batch_size, options.shuffle_chunks, generator)
+        dataset.set_epoch(epoch)
         sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0}
         seen, wait, t_epoch = 0, 0.0, time.perf_counter()
         t_data = time.perf_counter()
