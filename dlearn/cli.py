@@ -342,6 +342,14 @@ def _report(args: argparse.Namespace) -> None:
     args.meshes.mkdir(parents=True, exist_ok=True)
 
 
+def _add_bone_scaling(p: argparse.ArgumentParser, average_of: str) -> None:
+    p.add_argument("--bone-scaling", default="canonical_average",
+                   choices=["canonical_average", "both_to_rest", "ground_truth"],
+                   help="bone-scaled MPJPE: canonical_average (the paper's: only the prediction, to the mean "
+                   f"bone-length sum of {average_of}), both_to_rest (prediction and ground truth to the body "
+                   "model's rest skeleton) or ground_truth (the prediction to each ground truth)")  # fmt: skip
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -357,8 +365,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--predictions-{split}", type=Path, required=True, help=f"predictions_{split}.zarr")
     p.add_argument("--registration", type=Path, required=True, help="the round's registration.zarr")
     p.add_argument("--cgan-depths", type=Path, help="cGAN depths_test.zarr (adds the cGAN's rows)")
-    p.add_argument("--bone-scaling", default="canonical", choices=["canonical", "ground_truth"],
-                   help="bone-scaled MPJPE: to the model's rest skeleton (paper) or each ground truth")  # fmt: skip
+    _add_bone_scaling(p, "the train split's ground truth")
     p.add_argument("--out-json", type=Path, required=True, help="output evaluation.json")
     p.add_argument("--out-csv", type=Path, required=True, help="output evaluation.csv")
     p.set_defaults(handler=_evaluate)
@@ -438,8 +445,9 @@ def _evaluate_h36m(args: argparse.Namespace) -> None:
     from dlearn.evaluation.h36m import evaluate_h36m
 
     report = evaluate_h36m(
-        args.round, args.predictions, args.npz, args.joint_regressor, args.body_model, bone_scaling=args.bone_scaling
-    )
+        args.round, args.predictions, args.npz, args.joint_regressor, args.body_model, bone_scaling=args.bone_scaling,
+        train_npz=args.train_npz, max_skipped=args.max_skipped,
+    )  # fmt: skip
     write_evaluation(report, args.out_json, args.out_csv)
     shown = {m: round(v["mean"], 1) for m, v in report["results"]["h36m"]["convnet"].items()}
     log.info("round %d Human3.6M ConvNet: %s mm", args.round, shown)
@@ -467,8 +475,11 @@ def _add_h36m(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--npz", type=Path, required=True, help="SPIN-style evaluation .npz")
     p.add_argument("--joint-regressor", type=Path, required=True, help="J_regressor_h36m.npy (17 x vertices)")
     p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
-    p.add_argument("--bone-scaling", default="canonical", choices=["canonical", "ground_truth"],
-                   help="bone-scaled MPJPE: to the model's rest skeleton (paper) or each ground truth")  # fmt: skip
+    _add_bone_scaling(p, "the --train-npz frames (without one: the rest skeleton's)")
+    p.add_argument("--train-npz", type=Path, help="SPIN-style training npz (h36m_train.npz, S1, S5-S8): its S "
+                   "gives the canonical average skeleton")  # fmt: skip
+    p.add_argument("--max-skipped", type=float, default=0.01,
+                   help="fraction of frames that may lack a joint before the evaluation fails (default: 0.01)")  # fmt: skip
     p.add_argument("--out-json", type=Path, required=True, help="output evaluation_h36m.json")
     p.add_argument("--out-csv", type=Path, required=True, help="output evaluation_h36m.csv")
     p.set_defaults(handler=_evaluate_h36m)

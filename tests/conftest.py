@@ -107,7 +107,7 @@ def h36m_set(exact_data: dict, tmp_path: Path) -> dict[str, Path]:
 
     from dlearn.body.io import load_body_model
     from dlearn.data.store import open_store, read_sample_ids, write_store
-    from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer
+    from dlearn.evaluation.evaluate import PoseComputer
     from dlearn.registration.data import PARAM_KEYS
 
     crops = open_store(exact_data["crops"])
@@ -121,9 +121,12 @@ def h36m_set(exact_data: dict, tmp_path: Path) -> dict[str, Path]:
     truth = {k: np.asarray(open_store(exact_data["truth"])[k][...]) for k in PARAM_KEYS}
     poses = PoseComputer(exact_data["model"])
     with torch.no_grad():
-        lsp = poses.regressed_joints(truth, regressor)[:, H36M_TO_LSP14]
+        h36m17 = poses.regressed_joints(truth, regressor)
+    # SPIN's layout (datasets/preprocess/h36m.py): the 17 joints, root-centred, at its global_idx,
+    # confidence 1; slot 13 (LSP head top) stays empty, the head is slot 18.
+    global_idx = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]
     s = np.zeros((len(ids), 24, 4))
-    s[:, :14, :3], s[:, :14, 3] = lsp, 1.0
+    s[:, global_idx, :3], s[:, global_idx, 3] = h36m17 - h36m17[:, :1], 1.0
     box = np.asarray(crops["box"][...], np.float64)
     np.savez(tmp_path / "h36m.npz", imgname=np.array([file_name[int(i.split("_")[0])] for i in ids]),
              center=box[:, :2], scale=box[:, 2] / 200.0, S=s)  # fmt: skip

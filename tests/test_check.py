@@ -79,9 +79,10 @@ def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Pa
     mine = yaml.safe_load((user_data / "config.yaml").read_text())
     paper["body"], paper["dataset"]["densepose_coco"] = mine["body"], mine["dataset"]["densepose_coco"]
     paper["device"] = "cpu"
-    for name in ("h36m.npz", "J_regressor_h36m.npy"):  # a dry run only needs them to exist
+    for name in ("h36m.npz", "J_regressor_h36m.npy", "h36m_train.npz"):  # a dry run only needs them to exist
         (tmp_path / name).write_bytes(b"")
-    paper["evaluation"]["h36m"].update(npz=str(tmp_path / "h36m.npz"), joint_regressor=str(tmp_path / "J_regressor_h36m.npy"))
+    paper["evaluation"]["h36m"].update(npz=str(tmp_path / "h36m.npz"), joint_regressor=str(tmp_path / "J_regressor_h36m.npy"),
+                                       train_npz=str(tmp_path / "h36m_train.npz"))  # fmt: skip
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(paper))

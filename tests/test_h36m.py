@@ -10,12 +10,22 @@ import pytest
 from dlearn.data.h36m import EvaluationFileError, read_spin_npz
 
 
+def _spin_s(n: int) -> np.ndarray:
+    """S as SPIN's datasets/preprocess/h36m.py writes it: the 17 Human3.6M joints (root-centred,
+    metres) at global_idx of 24 slots, confidence 1; slot 13 and the other slots 0."""
+    global_idx = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]
+    h36m17 = np.random.default_rng(0).normal(scale=0.3, size=(n, 17, 3))
+    s = np.zeros((n, 24, 4))
+    s[:, global_idx, :3], s[:, global_idx, 3] = h36m17 - h36m17[:, :1], 1.0
+    return s
+
+
 def _write(path: Path, **overrides: np.ndarray) -> Path:
     arrays = {
         "imgname": np.array(["images/S9_Directions_1.54138969_000001.jpg", "images/S11_Eating.55011271_000006.jpg"]),
         "center": np.array([[500.0, 520.0], [480.0, 500.0]]),
         "scale": np.array([2.0, 1.5]),
-        "S": np.concatenate([np.random.default_rng(0).normal(size=(2, 24, 3)), np.ones((2, 24, 1))], axis=2),
+        "S": _spin_s(2),
     }
     arrays.update(overrides)
     np.savez(path, **arrays)
@@ -24,7 +34,10 @@ def _write(path: Path, **overrides: np.ndarray) -> Path:
 
 def test_reads_frames_and_boxes(tmp_path: Path) -> None:
     frames = read_spin_npz(_write(tmp_path / "h36m_p1.npz"))
-    assert frames.joints3d.shape == (2, 24, 3) and np.all(frames.confidence == 1)
+    assert frames.joints3d.shape == (2, 24, 3)
+    joints, confidence = frames.lsp14()  # SPIN's J24_TO_J14: slots 0-12 and 18 (the head)
+    assert joints.shape == (2, 14, 3) and np.all(confidence == 1)
+    np.testing.assert_array_equal(joints[:, 13], frames.joints3d[:, 18])
     np.testing.assert_allclose(frames.boxes[0], [300.0, 320.0, 400.0, 400.0])
     assert frames.imgname[1].startswith("images/S11")
 

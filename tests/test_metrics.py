@@ -36,7 +36,8 @@ def test_bone_scaling_removes_a_global_scale_only() -> None:
     assert np.all(mpjpe_bone_scaled(gt + 0.1 * _poses(seed=1), gt, SMPL_PARENTS).mean(1) > 0.01)
     pred = 3.0 * gt
     canonical = 10.0
-    err = mpjpe_bone_scaled(pred, gt, SMPL_PARENTS, canonical_bone_sum=canonical)
+    # both_to_rest: prediction and ground truth scaled to the same sum.
+    err = mpjpe_bone_scaled(pred, gt, SMPL_PARENTS, canonical_bone_sum=canonical, scale_ground_truth=True)
     np.testing.assert_allclose(err, 0.0, atol=1e-12)
     np.testing.assert_allclose(bone_lengths(gt, SMPL_PARENTS).shape, (5, 23))
 

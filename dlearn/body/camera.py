@@ -41,6 +41,22 @@ def rotation_from_9d(x: Tensor) -> Tensor:
     return torch.stack([c1, c2, c3], dim=-1)
 
 
+def proper_rotation_from_9d(x: Tensor) -> Tensor:
+    """Like :func:`rotation_from_9d`, but the third column is the cross product c3 = c1 x c2, so
+    the result is always a rotation (det +1). Predictions use it: the regressor's loss has no
+    L_det, and a reflection would mirror the evaluated joints and start the next round mirrored.
+
+    Args:
+        x: (..., 9) row-major or (..., 3, 3).
+
+    Returns:
+        (..., 3, 3) rotations.
+    """
+    r = rotation_from_9d(x)
+    c3 = torch.linalg.cross(r[..., :, 0], r[..., :, 1], dim=-1)
+    return torch.stack([r[..., :, 0], r[..., :, 1], c3], dim=-1)
+
+
 def rotation_determinant(rotation: Tensor) -> Tensor:
     """(..., 3, 3) -> (...) determinants (+1 for a rotation, -1 for a reflection)."""
     return torch.linalg.det(rotation)

@@ -5,6 +5,12 @@ SPIN (Kolotouros et al. 2019) ships its evaluation sets as ``.npz`` archives wit
 pixels, ``scale`` such that the person box side is ``scale * 200`` pixels, and ``S`` (J, 4) 3D
 joints in metres (camera frame) with a confidence column; J = 24 in SPIN's files. dlearn reads
 them for evaluation on Human3.6M (the paper's "Protocol #1": subjects S9 and S11).
+
+SPIN's ``datasets/preprocess/h36m.py`` writes the 17 Human3.6M joints, root-centred, into the
+24 slots of ``S`` at :data:`SPIN_H36M_TO_J24` with confidence 1; the other slots stay 0. Slot 13
+("Top of Head (LSP)") is therefore empty and the head is slot 18: the 14 LSP joints of the
+evaluation are the slots :data:`SPIN_J24_TO_LSP14` (SPIN's ``constants.J24_TO_J14``), not the
+first 14.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ import numpy as np
 from dlearn.errors import InputError
 
 SPIN_BOX_UNIT = 200.0  # box side in pixels = scale * 200
+#: Slot of ``S`` (24) of each of the 17 Human3.6M joints (SPIN's ``global_idx``).
+SPIN_H36M_TO_J24 = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]
+#: Slots of ``S`` of the 14 LSP joints (SPIN's ``J24_TO_J14``): slot 13, LSP's head top, is
+#: never filled from Human3.6M; the head is slot 18.
+SPIN_J24_TO_LSP14 = [*range(13), 18]
 
 
 class EvaluationFileError(InputError):
@@ -42,6 +53,14 @@ class SpinEvaluationSet:
     joints3d: np.ndarray
     confidence: np.ndarray
     source: str
+
+    def lsp14(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 14, 3) LSP joints in metres and their (N, 14) confidences (SPIN's J24_TO_J14).
+
+        Raises:
+            EvaluationFileError: ``S`` has fewer than SPIN's 24 joints.
+        """
+        return lsp14_joints(self.joints3d, self.confidence, self.source)
 
     @property
     def boxes(self) -> np.ndarray:
@@ -83,3 +102,40 @@ def read_spin_npz(path: str | Path) -> SpinEvaluationSet:
         confidence=joints[..., 3].astype(np.float64),
         source=str(path),
     )
+
+
+def lsp14_joints(joints3d: np.ndarray, confidence: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 24, 3) joints and (N, 24) confidences of SPIN's layout -> the 14 LSP joints' (N, 14, 3)
+    and (N, 14), at :data:`SPIN_J24_TO_LSP14`.
+
+    Raises:
+        EvaluationFileError: fewer than 24 joints (``source`` names the file).
+    """
+    if joints3d.shape[1] != 24:
+        raise EvaluationFileError(
+            f"{source}: key 'S' has {joints3d.shape[1]} joints, expected SPIN's 24 (the 17 Human3.6M joints at "
+            "SPIN's global_idx, LSP joints at J24_TO_J14)"
+        )
+    return joints3d[:, SPIN_J24_TO_LSP14], confidence[:, SPIN_J24_TO_LSP14]
+
+
+def read_spin_joints(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 14 LSP joints (N, 14, 3), metres, and confidences (N, 14) of a SPIN-style npz's ``S``
+    alone (SPIN's h36m_train.npz: only ``S`` is read, the other keys stay on disk).
+
+    Raises:
+        EvaluationFileError: missing file or key ``S``, or ``S`` not (N, 24, 4); names the file.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "S" not in npz.files:
+                raise EvaluationFileError(f"{path}: key 'S' is missing")
+            joints = npz["S"]
+    except FileNotFoundError as exc:
+        raise EvaluationFileError(f"{path}: file does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise EvaluationFileError(f"{path}: not a readable .npz file ({exc})") from exc
+    if joints.ndim != 3 or joints.shape[2] != 4:
+        raise EvaluationFileError(f"{path}: key 'S' has shape {joints.shape}, expected (N, 24, 4)")
+    return lsp14_joints(joints[..., :3].astype(np.float64), joints[..., 3].astype(np.float64), str(path))

@@ -5,7 +5,7 @@ Poses are compared in the camera's orientation (joints rotated by the camera rot
 translation): a body seen from the back when it faces the camera is an error. Joint sets:
 
 - ``joints24``: the body model's 24 joints (metric names ``mpjpe``, ``mpjpe_bone_scaled``,
-  ``pa_mpjpe``), root = pelvis. Canonical skeleton: the body model's rest skeleton.
+  ``pa_mpjpe``), root = pelvis.
 - ``coco12``: the 12 COCO limb keypoints and their mid-hip root (metric names prefixed
   ``coco12_``), the joints the cGAN lifts, so that all three sources of Fig. 2 are compared on
   the same points. Only samples whose 12 limb keypoints are all labelled count. The cGAN's
@@ -15,6 +15,12 @@ translation): a body seen from the back when it faces the camera is an error. Jo
 Sources with a camera rotation (registration, ConvNet) also get ``rotation_error_deg`` (with the
 count of bodies seen from the wrong side) and ``flipped_limbs`` (limb bones whose depth sign is
 reversed), the failures that mean errors hide.
+
+Bone scaling (``bone_scaling``, :data:`~dlearn.evaluation.metrics.BONE_SCALING`): the paper's
+``canonical_average`` scales only the prediction, to the mean bone-length sum of the training
+split's ground truth (the canonical average skeleton, per joint set); ``both_to_rest`` scales
+prediction and ground truth to the body model's rest skeleton; ``ground_truth`` scales the
+prediction to each ground truth.
 
 Metric definitions in :mod:`dlearn.evaluation.metrics`; values in millimetres unless the metric
 name says otherwise.
@@ -38,6 +44,7 @@ from dlearn.body.model import BodyModel
 from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
 from dlearn.evaluation.metrics import (
+    BONE_SCALING,
     bone_lengths,
     limb_depth_flips,
     mpjpe,
@@ -167,19 +174,48 @@ def limb_mask(keypoints: np.ndarray) -> np.ndarray:
     return (keypoints[:, LIMB_KEYPOINTS, 2] > 0).all(axis=1)
 
 
+def check_bone_scaling(bone_scaling: str) -> None:
+    if bone_scaling not in BONE_SCALING:
+        raise ValueError(f"bone_scaling must be one of {', '.join(BONE_SCALING)}, got {bone_scaling!r}")
+
+
+def canonical_bone_sums(bone_scaling: str, poses: PoseComputer, train_truth: PoseSet) -> dict[str, float | None]:
+    """Per joint set, the bone-length sum (mm) ``mpjpe_bone_scaled`` scales to (None: each
+    ground truth's): the training split's mean (``canonical_average``), the rest skeleton's
+    (``both_to_rest``)."""
+    check_bone_scaling(bone_scaling)
+    if bone_scaling == "ground_truth":
+        return {"joints24": None, "coco12": None}
+    if bone_scaling == "both_to_rest":
+        return {name: value * 1000.0 for name, value in poses.canonical_bone_sum.items()}
+    parents = {"joints24": poses.parents, "coco12": COCO12_PARENTS}
+    return {
+        name: float(bone_lengths(getattr(train_truth, name), parents[name]).sum(-1).mean()) * 1000.0
+        for name in ("joints24", "coco12")
+    }
+
+
 def pose_metrics(
-    pred: PoseSet, gt: PoseSet, limbs: np.ndarray, poses: PoseComputer, bone_scaling: str = "canonical"
+    pred: PoseSet,
+    gt: PoseSet,
+    limbs: np.ndarray,
+    poses: PoseComputer,
+    bone_scaling: str = "canonical_average",
+    canonical: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """Per metric: mean, median, 90th percentile and per-joint means (mm), and the sample count;
     with a camera rotation, ``rotation_error_deg`` (and the count of samples off by more than
     90 deg, ``flipped``); with the 24 joints, ``flipped_limbs`` (per sample, the limb bones of
     :data:`LIMB_BONES` whose depth sign is wrong; see :func:`limb_depth_flips`).
 
-    ``bone_scaling``: ``canonical`` scales prediction and ground truth to the body model's rest
-    skeleton (the paper's protocol); ``ground_truth`` scales the prediction to each ground truth.
+    ``bone_scaling``: see the module docstring; ``canonical``: per joint set the bone-length sum
+    in mm of :func:`canonical_bone_sums` (needed unless ``ground_truth``).
     """
-    if bone_scaling not in ("canonical", "ground_truth"):
-        raise ValueError(f"bone_scaling must be canonical or ground_truth, got {bone_scaling!r}")
+    check_bone_scaling(bone_scaling)
+    if canonical is None:
+        if bone_scaling == "canonical_average":
+            raise ValueError("bone_scaling canonical_average needs the canonical bone-length sums")
+        canonical = canonical_bone_sums(bone_scaling, poses, gt)
     out: dict[str, Any] = {}
     sets = [("coco12", "coco12_", COCO12_PARENTS, COCO12_NAMES, limbs)]
     if pred.joints24 is not None and gt.joints24 is not None:
@@ -189,9 +225,9 @@ def pose_metrics(
         root = len(parents) - 1 if name == "coco12" else 0
         errors = {
             f"{prefix}mpjpe_bone_scaled": mpjpe_bone_scaled(
-                p, g, parents, root=root,
-                canonical_bone_sum=poses.canonical_bone_sum[name] * 1000.0 if bone_scaling == "canonical" else None,
-            ),  # fmt: skip
+                p, g, parents, root=root, canonical_bone_sum=canonical[name],
+                scale_ground_truth=bone_scaling == "both_to_rest",
+            ),
             f"{prefix}pa_mpjpe": pa_mpjpe(p, g),
         }
         if pred.joints24 is not None:  # metric units: plain root-aligned MPJPE is defined
@@ -244,7 +280,7 @@ def evaluate_round(
     registration: Path,
     predictions: dict[str, Path],
     cgan_depths: Path | None = None,
-    bone_scaling: str = "canonical",
+    bone_scaling: str = "canonical_average",
 ) -> dict[str, Any]:
     """Every source's metrics for round k (synthetic ground truth).
 
@@ -252,11 +288,13 @@ def evaluate_round(
         crops, gt, predictions: per split ("train", "test") the crops, ground-truth and
             prediction stores; registration: the round's (train split) registration store.
         cgan_depths: the cGAN's test depths (None: no cGAN rows).
-        bone_scaling: see :func:`pose_metrics`.
+        bone_scaling: see the module docstring (``canonical_average`` averages the train split's
+            ground truth).
 
     Returns:
         {"round", "protocol", "results": {split: {source: metrics}}} (see :func:`pose_metrics`).
     """
+    check_bone_scaling(bone_scaling)
     poses = PoseComputer(body_model)
     results: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, str, Path]] = [("train", "registration", registration)]
@@ -267,28 +305,33 @@ def evaluate_round(
         ids = read_sample_ids(store)
         keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
         cache[split] = (ids, ground_truth(gt[split], ids, poses), keypoints)
+    canonical = canonical_bone_sums(bone_scaling, poses, cache["train"][1])
     for split, source, path in sources:
         ids, truth, keypoints = cache[split]
         limbs = limb_mask(keypoints)
         stage = "merge_registration" if source == "registration" else "predict"
         pred = poses.pose_set(_params(path, ids, stage))
-        results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling)
+        results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]
         cgan = cgan_poses(cgan_depths, keypoints, ids)
-        results["test"]["cgan"] = pose_metrics(cgan, truth, limb_mask(keypoints), poses, bone_scaling)
+        results["test"]["cgan"] = pose_metrics(cgan, truth, limb_mask(keypoints), poses, bone_scaling, canonical)
     bone_scaling_text = {
-        "canonical": "the canonical (rest) skeleton's, prediction and ground truth",
-        "ground_truth": "the ground truth's, prediction only",
+        "canonical_average": "the canonical average skeleton's (mean over the train split's ground truth), "
+        "prediction only; the ground truth stays in mm (the paper's protocol)",
+        "both_to_rest": "the body model's rest skeleton's, prediction and ground truth",
+        "ground_truth": "each ground truth's own, prediction only",
     }
     return {
         "round": round_k,
         "units": "mm",
         "protocol": {
             "frame": "camera orientation (joints rotated by the camera rotation), root-aligned",
-            "joints24": "body model joints, root pelvis; canonical skeleton = the model's rest skeleton",
+            "joints24": "body model joints, root pelvis",
             "coco12": "COCO limb keypoints + mid-hip root (samples with all 12 labelled)",
             "mpjpe_bone_scaled": f"bone-length sums scaled to {bone_scaling_text[bone_scaling]} (Zhou et al.)",
+            "bone_scaling": bone_scaling,
+            "canonical_bone_sum_mm": {k: None if v is None else round(v, 3) for k, v in canonical.items()},
             "pa_mpjpe": "after similarity Procrustes alignment",
             "mpjpe": "root-aligned, no scaling",
             "rotation_error_deg": "geodesic angle between predicted and true camera rotations, degrees; "

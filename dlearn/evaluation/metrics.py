@@ -4,8 +4,11 @@ Three alignments, named explicitly because the literature's protocol names are c
 
 - ``mpjpe``: root-aligned (both poses translated so their root joints coincide).
 - ``mpjpe_bone_scaled``: root-aligned after scaling the prediction so that the sum of its
-  bone lengths equals the reference skeleton's (the paper's protocol, after Zhou et al. 2016);
-  the reference is the ground truth's own skeleton unless a canonical bone-length sum is given.
+  bone lengths equals a reference sum. The paper's protocol (after Zhou et al. 2016) scales
+  only the prediction, to a canonical average skeleton's sum, and leaves the ground truth in
+  millimetres (:data:`BONE_SCALING` ``canonical_average``); ``both_to_rest`` scales the
+  ground truth to the same sum too; ``ground_truth`` scales the prediction to each ground
+  truth's own sum.
 - ``pa_mpjpe``: after the similarity transform (rotation, scale, translation) that best aligns
   the prediction to the ground truth (Procrustes).
 
@@ -17,6 +20,9 @@ ambiguity that dense correspondences and depths must resolve).
 from __future__ import annotations
 
 import numpy as np
+
+#: The bone-length scalings of ``mpjpe_bone_scaled`` (see the module docstring).
+BONE_SCALING = ("canonical_average", "both_to_rest", "ground_truth")
 
 
 def bone_lengths(joints: np.ndarray, parents: np.ndarray) -> np.ndarray:
@@ -37,13 +43,28 @@ def bone_scaled(pred: np.ndarray, parents: np.ndarray, target_bone_sum: np.ndarr
 
 
 def mpjpe_bone_scaled(
-    pred: np.ndarray, gt: np.ndarray, parents: np.ndarray, root: int = 0, canonical_bone_sum: float | None = None
+    pred: np.ndarray,
+    gt: np.ndarray,
+    parents: np.ndarray,
+    root: int = 0,
+    canonical_bone_sum: float | None = None,
+    scale_ground_truth: bool = False,
 ) -> np.ndarray:
-    """(N, J) per-joint errors of the paper's protocol (see module docstring)."""
-    gt_sum = bone_lengths(gt, parents).sum(axis=-1)
-    target = gt_sum if canonical_bone_sum is None else np.full(len(gt), canonical_bone_sum)
-    if canonical_bone_sum is not None:
-        gt = bone_scaled(gt, parents, target)
+    """(N, J) per-joint errors after bone-length scaling (see the module docstring).
+
+    Args:
+        pred, gt: (N, J, 3) joints.
+        parents: (J,) parent of each joint (-1 for the root), the tree whose bones are summed.
+        canonical_bone_sum: None: the prediction is scaled to each ground truth's bone-length
+            sum; else to this sum (the paper's protocol), the ground truth unchanged.
+        scale_ground_truth: with a canonical sum, scale the ground truth to it too.
+    """
+    if canonical_bone_sum is None:
+        target = bone_lengths(gt, parents).sum(axis=-1)
+    else:
+        target = np.full(len(gt), float(canonical_bone_sum))
+        if scale_ground_truth:
+            gt = bone_scaled(gt, parents, target)
     return mpjpe(bone_scaled(pred, parents, target), gt, root)
 
 

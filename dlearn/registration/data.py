@@ -77,9 +77,16 @@ def load_fit_data(correspondences: Path, crops: Path, depths: Path | None) -> Fi
     )
 
 
-def padded_arrays(data: FitData, rows: np.ndarray, num_points: int | None = None) -> dict[str, np.ndarray]:
+def padded_arrays(
+    data: FitData, rows: np.ndarray, num_points: int | None = None, subset_key: tuple[int, ...] | None = None
+) -> dict[str, np.ndarray]:
     """The numpy arrays of :class:`FitBatch` for ``rows``, points padded to ``num_points``
-    (default: the largest count among the rows)."""
+    (default: the largest count among the rows).
+
+    A sample with more points than ``num_points`` keeps its first ones, or, with a
+    ``subset_key`` (e.g. (seed, epoch)), a random subset drawn from ``default_rng((*subset_key,
+    row))``: DensePose gives its points in part order, so a prefix would cover a few parts only.
+    """
     counts = data.counts(rows)
     p = max(int(counts.max()) if len(rows) else 0, 1) if num_points is None else num_points
     b = len(rows)
@@ -88,7 +95,11 @@ def padded_arrays(data: FitData, rows: np.ndarray, num_points: int | None = None
     mask = np.zeros((b, p), np.float32)
     for i, r in enumerate(rows):
         c = min(int(counts[i]), p)
-        span = slice(data.offsets[r], data.offsets[r] + c)
+        if subset_key is not None and counts[i] > p:
+            # Sorted: the points keep their order, only which ones varies with the key.
+            span = data.offsets[r] + np.sort(np.random.default_rng((*subset_key, int(r))).choice(int(counts[i]), c, replace=False))
+        else:
+            span = slice(data.offsets[r], data.offsets[r] + c)
         vertex[i, :c], point[i, :c], mask[i, :c] = data.vertex[span], data.point[span], 1.0
     kp = data.keypoints[rows]
     return {

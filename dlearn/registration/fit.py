@@ -8,6 +8,12 @@ and its own loss, so a batch is many independent problems solved in one vectoris
 Only the vertices that have correspondences (plus the five face keypoint vertices) are
 skinned, per sample.
 
+Segment scales are optimised as log-scales, so they stay positive whatever the steps (a
+negative scale would mirror its segment; a raw scale driven below the loss's clamp has no
+gradient). Adam's step in log-scale is about ``lr`` in relative terms, the same step as on
+raw scales near s = 1. A start scale <= :data:`MIN_START_SCALE` (e.g. a regressor's negative
+prediction) starts at that value.
+
 Robustness: each sample keeps the best (lowest-loss, finite) parameters it reached; a sample
 whose loss becomes non-finite is reset to them, frozen and flagged, without touching the
 others.
@@ -31,6 +37,8 @@ from dlearn.registration import losses
 UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
 
 LOSS_TERMS = ("dense", "kp", "scale", "joint", "det")
+#: Start scales below this (zero, negative, tiny) start here: the log-scale needs s > 0.
+MIN_START_SCALE = 1e-2
 
 
 @dataclass(frozen=True)
@@ -213,45 +221,58 @@ def _rows(mask: Tensor, like: Tensor) -> Tensor:
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def _optimised(params: Params) -> list[Tensor]:
+    """The tensors Adam moves: the parameters with the segment scales as log-scales."""
+    log_scales = params.scales.clamp_min(MIN_START_SCALE).log()
+    return [params.pose, log_scales, params.rotation, params.cam_scale, params.translation]
+
+
+def _params_of(optimised: list[Tensor]) -> Params:
+    """:class:`Params` of :func:`_optimised` tensors (scales = exp(log-scales) > 0)."""
+    pose, log_scales, rotation, cam_scale, translation = optimised
+    return Params(pose, log_scales.exp(), rotation, cam_scale, translation)
+
+
 def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: RegistrationOptions) -> FitResult:
     """Minimise the registration loss for every sample of the batch from ``init``."""
-    params = init.detach()
-    for t in params.tensors():
+    leaves = [t.detach().clone() for t in _optimised(init)]
+    for t in leaves:
         t.requires_grad_(True)
-    optimiser = torch.optim.Adam(params.tensors(), lr=options.lr)
+    optimiser = torch.optim.Adam(leaves, lr=options.lr)
     vertices = evaluated_vertices(model, batch, kp_vertex_ids)
-    best = params.detach()
+    best = [t.detach().clone() for t in leaves]
     best_loss = torch.full((batch.vertex.shape[0],), float("inf"), dtype=batch.point.dtype, device=batch.point.device)
     frozen = torch.zeros_like(best_loss, dtype=torch.bool)
     history: list[float] = []
     step = 0
     for step in range(1, options.steps + 1):
         optimiser.zero_grad(set_to_none=True)
-        terms, _ = loss_terms(model, params, batch, vertices, options.scale_anchor)
+        terms, _ = loss_terms(model, _params_of(leaves), batch, vertices, options.scale_anchor)
         total = weighted_total(terms, options.weights)
         finite = torch.isfinite(total)
         with torch.no_grad():
             frozen |= ~finite
             improved = finite & ~frozen & (total < best_loss)
             best_loss = torch.where(improved, total, best_loss)
-            for keep, current in zip(best.tensors(), params.tensors()):
+            for keep, current in zip(best, leaves):
                 keep.copy_(torch.where(_rows(improved, keep), current, keep))
         # A diverged sample contributes nothing (torch.where keeps NaN out of the sum).
         torch.where(finite & ~frozen, total, torch.zeros_like(total)).sum().backward()
         optimiser.step()
         if bool(frozen.any()):
             with torch.no_grad():
-                for keep, current in zip(best.tensors(), params.tensors()):
+                for keep, current in zip(best, leaves):
                     current.copy_(torch.where(_rows(frozen, keep), keep, current))  # Adam's momentum must not move it
         history.append(float(best_loss[~frozen].sum()) if bool((~frozen).any()) else 0.0)
         if step >= 2 * options.patience and step % options.patience == 0:
             before, now = history[-options.patience - 1], history[-1]
             if before - now <= options.tolerance * max(abs(before), 1e-12):
                 break
+    best_params = _params_of(best)
     with torch.no_grad():
-        terms, pred = loss_terms(model, best, batch, vertices, options.scale_anchor)
+        terms, pred = loss_terms(model, best_params, batch, vertices, options.scale_anchor)
         total = weighted_total(terms, options.weights)
-    return FitResult(best, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
+    return FitResult(best_params, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
 
 
 def initial_params(

@@ -10,7 +10,9 @@ aligned with the crops store's sample ids: ``pose`` (N, 23, 3), ``scales`` (N, 2
 ``rotation`` (N, 3, 3) (Gram-Schmidt of the fitted 9 numbers), ``cam_scale`` (N,),
 ``cam_translation`` (N, 2) (normalised crop coordinates), ``joints`` (N, 24, 3) in the body
 frame, ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``total`` (N,),
-``status`` (N,) uint8 (codes in :data:`STATUS`).
+``status`` (N,) uint8 (codes in :data:`STATUS`). Attribute ``reflections``: samples whose start
+rotation was a reflection (det < 0, e.g. from an older regressor's predictions) and whose fit
+still is one (L_det corrects them).
 """
 
 from __future__ import annotations
@@ -185,6 +187,16 @@ def _fit_chunk(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def reflection_counts(init: dict[str, np.ndarray] | None, rows: np.ndarray, fitted: np.ndarray) -> dict[str, int]:
+    """Start rotations (of ``rows`` of ``init``; None: round 0's, proper) and fitted (N, 3, 3)
+    rotations with a negative determinant."""
+    start = 0
+    if init is not None and len(rows):
+        start = int((np.linalg.det(np.asarray(init["rotation"], np.float64)[rows].reshape(-1, 3, 3)) < 0).sum())
+    final = int((np.linalg.det(np.asarray(fitted, np.float64).reshape(-1, 3, 3)) < 0).sum()) if len(fitted) else 0
+    return {"initial": start, "final": final}
+
+
 def status_counts(status: np.ndarray) -> dict[str, int]:
     return {name: int((status == code).sum()) for name, code in STATUS.items()}
 
@@ -291,6 +303,9 @@ def register(
     shard_name = f"{out_path} (shard {shard} of {num_shards})"
     check_failed_fraction(merged["status"], options.max_failed_fraction, shard_name)
     counts = status_counts(merged["status"])
+    reflections = reflection_counts(inputs.init, rows, merged["rotation"])
+    if reflections["initial"] or reflections["final"]:
+        log.warning("reflections (det < 0): %d start rotations, %d after the fit", reflections["initial"], reflections["final"])
     write_store(
         out_path,
         merged,
@@ -304,6 +319,7 @@ def register(
             "shard": shard,
             "num_shards": num_shards,
             "status_counts": counts,
+            "reflections": reflections,
         },
     )
     release_checkpoint_dir(checkpoint_dir)
@@ -313,6 +329,7 @@ def register(
         "status": counts,
         "seconds": round(seconds, 2),
         "resumed_chunks": resumed,
+        "reflections": reflections,
         "max_sample_steps_per_second": round(len(rows) * steps / max(seconds, 1e-9), 1),
     }
     log.info("%s: %s", out_path, summary)
@@ -344,6 +361,7 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
         check_failed_fraction(np.asarray(group["status"][...]), limit, str(path))
     attrs = dict(parts[0].attrs)
     counts = status_counts(merged["status"])
+    reflections = {k: sum(int(g.attrs.get("reflections", {}).get(k, 0)) for g in parts) for k in ("initial", "final")}
     write_store(
         out_path,
         merged,
@@ -355,7 +373,8 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
             "loss_terms": list(LOSS_TERMS),
             "frame": attrs.get("frame", ""),
             "status_counts": counts,
+            "reflections": reflections,
             "shards": [str(p) for p in shards],
         },
     )
-    return {"samples": len(ids), "status": counts}
+    return {"samples": len(ids), "status": counts, "reflections": reflections}

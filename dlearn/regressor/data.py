@@ -81,7 +81,10 @@ class RegressorBatches(torch.utils.data.Dataset):
         targets: (N, 105) registration theta of each sample (None for prediction).
         fit_data: loss targets, rows aligned with the samples (None for prediction).
         fit_rows: (N,) row of each sample in ``fit_data``.
-        num_points: dense points are padded (or cut) to this many per sample.
+        num_points: dense points are padded to this many per sample; a sample with more keeps
+            a random subset, drawn anew each epoch from (seed, epoch, sample) (deterministic,
+            so a resumed run sees the same points; see :meth:`set_epoch`).
+        seed: seed of the point subsets.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class RegressorBatches(torch.utils.data.Dataset):
         fit_data: FitData | None = None,
         fit_rows: np.ndarray | None = None,
         num_points: int = 1,
+        seed: int = 0,
     ):
         self.crops_path = Path(crops_path)
         self.image_rows = image_rows
@@ -99,11 +103,17 @@ class RegressorBatches(torch.utils.data.Dataset):
         self.fit_data = fit_data
         self.fit_rows = fit_rows
         self.num_points = num_points
+        self.seed = seed
+        self.epoch = 0
         self._array: zarr.Array | None = None
         self._pid = -1
 
     def __len__(self) -> int:
         return len(self.image_rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the dense point subsets of ``epoch`` (call before the epoch's DataLoader)."""
+        self.epoch = int(epoch)
 
     def _images(self) -> zarr.Array:
         if self._array is None or self._pid != os.getpid():
@@ -117,7 +127,8 @@ class RegressorBatches(torch.utils.data.Dataset):
         if self.targets is not None:
             item["theta"] = self.targets[positions]
         if self.fit_data is not None and self.fit_rows is not None:
-            item.update(padded_arrays(self.fit_data, self.fit_rows[positions], self.num_points))
+            rows = self.fit_rows[positions]
+            item.update(padded_arrays(self.fit_data, rows, self.num_points, subset_key=(self.seed, self.epoch)))
         return item
 
 

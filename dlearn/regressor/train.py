@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dlearn.body.camera import rotation_from_9d
+from dlearn.body.camera import proper_rotation_from_9d, rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import keypoint_vertex_ids
 from dlearn.body.model import BodyModel
@@ -100,7 +100,8 @@ class RegressorOptions:
         weight_decay: Adam weight decay.
         lr_schedule: constant, or cosine (decays to 0 over the epochs).
         use_depth: use the cGAN depths in L_KP.
-        max_points: dense points per sample are cut to this many (padding cost).
+        max_points: dense points per sample: a sample with more uses a random subset of this
+            many, drawn anew each epoch (padding cost).
         workers: DataLoader worker processes.
         shuffle_chunks: batches mix samples of this many store chunks (see regressor.data).
         device: auto (CUDA when present), cpu or cuda.
@@ -230,7 +231,7 @@ def train_regressor(
     image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
     targets = theta_from_arrays(reg)[fit_rows]
     num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
-    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points)
+    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed)
     chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
 
     spec = RegressorSpec(options.backbone, options.head_hidden)
@@ -279,6 +280,7 @@ def train_regressor(
     while epoch < options.epochs:
         model.train()
         batches = epoch_batches(image_rows, chunk_rows, options.batch_size, options.shuffle_chunks, generator)
+        dataset.set_epoch(epoch)
         sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0}
         seen, wait, t_epoch = 0, 0.0, time.perf_counter()
         t_data = time.perf_counter()
@@ -366,7 +368,9 @@ def predict(
     """theta for every crop of a split, written in the registration store's layout.
 
     Store (stage ``predict``), aligned with the crops store's sample ids: ``pose`` (N, 23, 3),
-    ``scales`` (N, 24), ``rotation`` (N, 3, 3) (Gram-Schmidt), ``cam_scale`` (N,),
+    ``scales`` (N, 24), ``rotation`` (N, 3, 3) (Gram-Schmidt with c3 = c1 x c2: always a rotation;
+    the attribute ``reflections_corrected`` counts predictions whose plain Gram-Schmidt was a
+    reflection), ``cam_scale`` (N,),
     ``cam_translation`` (N, 2) normalised crop coordinates, ``joints`` (N, 24, 3) body frame,
     ``status`` (N,) (all ``ok``).
     """
@@ -379,6 +383,7 @@ def predict(
     body = BodyModel(load_body_model(body_model), dtype=torch.float32).to(dev)
     no_vertices = torch.zeros(0, dtype=torch.long, device=dev)
     out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints")}
+    reflections = 0
     start = time.perf_counter()
     with torch.no_grad():
         for item in _loader(dataset, batches, workers, dev.type == "cuda"):
@@ -386,7 +391,9 @@ def predict(
             joints = body(params.pose, params.scales, vertex_ids=no_vertices).joints
             out["pose"].append(params.pose.cpu().numpy())
             out["scales"].append(params.scales.cpu().numpy())
-            out["rotation"].append(rotation_from_9d(params.rotation).cpu().numpy())
+            # No L_det in the regressor's loss: its 9 numbers can be a reflection (det -1).
+            reflections += int((torch.linalg.det(rotation_from_9d(params.rotation)) < 0).sum())
+            out["rotation"].append(proper_rotation_from_9d(params.rotation).cpu().numpy())
             out["cam_scale"].append(params.cam_scale.cpu().numpy())
             out["cam_translation"].append(params.translation.cpu().numpy())
             out["joints"].append(joints.cpu().numpy())
@@ -402,9 +409,11 @@ def predict(
         stage="predict",
         sample_id=ids,
         options={"model": str(model_path), "spec": saved["spec"]},
-        attrs={"status_codes": STATUS, "frame": "camera in normalised crop coordinates; joints in the body frame"},
+        attrs={"status_codes": STATUS, "frame": "camera in normalised crop coordinates; joints in the body frame",
+               "reflections_corrected": reflections},
     )
-    summary = {"samples": len(ids), "seconds": round(seconds, 2), "images_per_second": round(len(ids) / max(seconds, 1e-9), 1)}
+    summary = {"samples": len(ids), "seconds": round(seconds, 2), "images_per_second": round(len(ids) / max(seconds, 1e-9), 1),
+               "reflections_corrected": reflections}  # fmt: skip
     log.info("%s: %s", out_path, summary)
     return summary
 

@@ -69,6 +69,8 @@ rule evaluate_h36m:
         npz=H36M["npz"],
         regressor=H36M["joint_regressor"],
         model=result("body/model.pkl"),
+        # The canonical average skeleton's frames (training subjects), when given.
+        train=[] if H36M["train_npz"] == "none" else [H36M["train_npz"]],
     output:
         json=result("round_{round}/evaluation_h36m.json"),
         csv=result("round_{round}/evaluation_h36m.csv"),
@@ -84,12 +86,16 @@ rule evaluate_h36m:
         runtime=rule_resources("evaluate")["runtime"],
     params:
         bone_scaling=config["evaluation"]["bone_scaling"],
+        max_skipped=H36M["max_skipped"],
+        train=lambda wildcards, input: (
+            f"--train-npz {shlex.quote(input.train[0])}" if input.train else ""
+        ),
         code=code_version("evaluate-h36m"),
     shell:
         "dlearn evaluate-h36m --round {wildcards.round} --predictions {input.predictions:q} "
         "--npz {input.npz:q} --joint-regressor {input.regressor:q} --body-model {input.model:q} "
-        "--bone-scaling {params.bone_scaling} --out-json {output.json:q} --out-csv {output.csv:q} "
-        "> {log:q} 2>&1"
+        "--bone-scaling {params.bone_scaling} --max-skipped {params.max_skipped} {params.train} "
+        "--out-json {output.json:q} --out-csv {output.csv:q} > {log:q} 2>&1"
 
 
 rule report:
