@@ -61,7 +61,9 @@ def checked_inputs():
     blocks = {"body": config["body"], "dataset": {"kind": DATASET["kind"]}}
     if DATASET["kind"] == "densepose_coco":
         blocks["dataset"]["densepose_coco"] = DATASET["densepose_coco"]
-        blocks["crops"] = {"allow_absolute_paths": config["crops"]["allow_absolute_paths"]}
+        blocks["crops"] = {
+            "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
+        }
     return json.dumps(blocks, sort_keys=True)
 
 
