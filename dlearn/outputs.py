@@ -7,7 +7,9 @@ dlearn therefore replaces or deletes only
 * a checkpoint folder carrying the marker file :data:`CHECKPOINT_MARKER` (written when dlearn
   creates the folder, or adopts a missing or empty one: :func:`claim_checkpoint_dir`);
 * a model or checkpoint file with dlearn's ``format`` tag (:func:`dlearn.checkpoint.atomic_save`);
-* a plain file where a file output goes (a figure, a JSON, a CSV); never a folder there;
+* a plain file where a file output goes (a figure, a JSON, a CSV); never a folder there; a body
+  model or UV file only when its header carries dlearn's signature (``make-body`` into a folder
+  that holds the user's real SMPL files is an error);
 * its own temporary siblings ``.NAME.tmp-PID`` (and ``.NAME.old-PID``) of an output, which a
   killed job leaves behind and the next run removes (:func:`clean_stale_siblings`).
 
@@ -29,6 +31,8 @@ CHECKPOINT_MARKER = ".dlearn-checkpoint"
 # The marker's text says whether dlearn made the folder (removed when the stage finishes) or
 # adopted an empty one the user made (emptied, but left in place).
 _CREATED, _ADOPTED = "created by dlearn\n", "adopted by dlearn (was empty)\n"
+#: How far into a file :func:`check_file_output` looks for a writer's signature.
+_SIGNATURE_BYTES = 256
 
 
 class OutputError(InputError):
@@ -64,15 +68,25 @@ def clean_stale_siblings(path: Path) -> list[Path]:
     return removed
 
 
-def check_file_output(path: Path) -> None:
-    """A file output may replace a file (or a link), never a folder of the user's.
+def check_file_output(path: Path, signature: bytes | None = None) -> None:
+    """A file output may replace a file (or a link), never a folder of the user's; with
+    ``signature``, an existing regular file only when its first bytes carry it (a file of that
+    format that dlearn wrote: a user's real model in the output folder must survive).
 
     Raises:
-        OutputError: ``path`` is a folder.
+        OutputError: ``path`` is a folder, or a file without ``signature``.
     """
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         raise OutputError(f"{path}: is a folder; dlearn writes a file here and does not replace folders")
+    if signature is not None and path.is_file() and not path.is_symlink():
+        with path.open("rb") as fh:
+            head = fh.read(_SIGNATURE_BYTES)
+        if signature not in head:
+            raise OutputError(
+                f"{path}: exists and was not written by dlearn (its header lacks {signature.decode()!r}); "
+                "dlearn does not replace it: move it away or choose another output folder"
+            )
 
 
 def check_folder_output(path: Path) -> None:

@@ -284,3 +284,26 @@ def test_every_stage_declares_outputs_that_exist_as_flags() -> None:
         # Every flag whose name says it is written is declared as an output.
         written = {d for d in dests if d.startswith("out") or d == "checkpoint_dir"}
         assert written <= set(OUTPUTS[name]), name
+
+
+def test_make_body_keeps_a_users_real_model_files(tmp_path: Path) -> None:
+    import pickle
+
+    from dlearn.body.standin import write_standin
+
+    user_model = tmp_path / "SMPL_NEUTRAL.pkl"  # a real SMPL file as its authors pickled it
+    with user_model.open("wb") as fh:
+        pickle.dump({"v_template": np.zeros((3, 3)), "f": np.zeros((1, 3), np.uint32)}, fh, protocol=2)
+    before = user_model.read_bytes()
+    with pytest.raises(OutputError, match="SMPL_NEUTRAL.pkl: exists and was not written by dlearn"):
+        write_standin(tmp_path)
+    assert user_model.read_bytes() == before
+    user_model.unlink()
+    (tmp_path / "UV_Processed.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: 2017")
+    with pytest.raises(OutputError, match="UV_Processed.mat: exists and was not written by dlearn"):
+        write_standin(tmp_path)
+    (tmp_path / "UV_Processed.mat").unlink()
+    model, uv = write_standin(tmp_path)
+    written = model.read_bytes(), uv.read_bytes()
+    assert write_standin(tmp_path) == (model, uv)  # its own files are replaced, with the same bytes
+    assert (model.read_bytes(), uv.read_bytes()) == written

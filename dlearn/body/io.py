@@ -29,6 +29,8 @@ from dlearn.errors import InputError
 from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
 
 NUM_JOINTS = 24
+#: Key that marks a model pickle dlearn wrote (only such a file is replaced by a later write).
+WRITER_KEY = "dlearn_writer"
 NUM_POSE_BLEND = (NUM_JOINTS - 1) * 9  # 207 pose blend shape coefficients
 
 #: SMPL's kinematic tree: parent of each of the 24 joints (-1 for the root).
@@ -418,10 +420,11 @@ def write_smpl_pickle(data: BodyModelData, path: str | Path) -> Path:
     data.validate()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    check_file_output(path)
+    check_file_output(path, signature=WRITER_KEY.encode())
     clean_stale_siblings(path)
     tmp = tmp_sibling(path)
     with tmp.open("wb") as fh:
-        pickle.dump(to_smpl_dict(data), fh, protocol=4)
+        # The marker key comes first, so that its bytes sit in the file's header (smplx ignores it).
+        pickle.dump({WRITER_KEY: "dlearn", **to_smpl_dict(data)}, fh, protocol=4)
     tmp.replace(path)
     return path

@@ -252,7 +252,7 @@ def write_uv_charts(charts: UVCharts, path: str | Path) -> Path:
     scipy.io.savemat(buffer, mdict, format="5", do_compression=False, oned_as="column")
     data = bytearray(buffer.getvalue())
     data[:_MAT_HEADER_TEXT_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_TEXT_BYTES, b" ")
-    check_file_output(path)
+    check_file_output(path, signature=_MAT_HEADER)
     clean_stale_siblings(path)
     tmp = tmp_sibling(path)
     tmp.write_bytes(bytes(data))
