@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlearn import __version__
-from dlearn.options import add_options, options_from_args
+from dlearn.options import add_options, check_options, options_from_args
 
 log = logging.getLogger("dlearn")
 
@@ -437,7 +437,9 @@ def _h36m_crops(args: argparse.Namespace) -> None:
     from dlearn.data.crops import CropOptions
     from dlearn.evaluation.h36m import make_h36m_crops
 
-    make_h36m_crops(args.npz, args.image_root, args.out, CropOptions(image_size=args.image_size, workers=1))
+    options = CropOptions(image_size=args.image_size, box_scale=args.box_scale, workers=1)
+    check_options(options)
+    make_h36m_crops(args.npz, args.image_root, args.out, options)
 
 
 def _evaluate_h36m(args: argparse.Namespace) -> None:
@@ -454,15 +456,21 @@ def _evaluate_h36m(args: argparse.Namespace) -> None:
 
 
 def _add_h36m(sub: argparse._SubParsersAction) -> None:
+    from dlearn.data.crops import CropOptions
+
     p = sub.add_parser(
         "h36m-crops",
         help="stage h36m_crops: crops of the Human3.6M evaluation frames of a SPIN-style npz",
-        description="Square crops (side = scale x 200 around center) of every frame of the npz.",
+        description="Square crops of every frame of the npz, framed like the training crops: side = box_scale x "
+        "the person's box (scale x 200 / 0.9: SPIN's boxes are 0.9 x the person's mask box) around center.",
     )
     p.add_argument("--npz", type=Path, required=True, help="SPIN-style evaluation .npz (imgname, center, scale, S)")
     p.add_argument("--image-root", type=Path, required=True, help="folder the npz's imgname entries are relative to")
     p.add_argument("--out", type=Path, required=True, help="output crops_h36m.zarr")
     p.add_argument("--image-size", type=int, default=64, help="crop side in pixels (the regressor's input)")
+    p.add_argument("--box-scale", type=float, default=CropOptions.box_scale,
+                   help="crop side relative to the person's box: the training crops' crops.box_scale "
+                   f"(default: {CropOptions.box_scale})")  # fmt: skip
     p.set_defaults(handler=_h36m_crops)
     p = sub.add_parser(
         "evaluate-h36m",

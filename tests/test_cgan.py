@@ -23,6 +23,7 @@ from dlearn.cgan.train import (
     lift_keypoints,
     predict_depths,
     train_cgan,
+    trainable,
 )
 from dlearn.data.store import open_store, read_sample_ids, write_store
 
@@ -188,7 +189,10 @@ def test_predict_writes_the_depth_store(toy: Path, tmp_path: Path) -> None:
     assert read_sample_ids(store) == read_sample_ids(crops) and summary["samples"] == 32
     depth, valid = store["depth"][...], store["valid"][...]
     assert depth.shape == (32, 17) and depth.dtype == np.float32 and valid.dtype == bool
-    np.testing.assert_array_equal(valid, crops["keypoints"][...][..., 2] > 0)
+    keypoints = crops["keypoints"][...]
+    # Valid: labelled, in a pose the cGAN was trained on (both hips, min_keypoints labelled).
+    np.testing.assert_array_equal(valid, (keypoints[..., 2] > 0) & trainable(keypoints, TINY.min_keypoints)[:, None])
+    assert store.attrs["outside_training_criteria"] == int((~trainable(keypoints, TINY.min_keypoints)).sum())
     assert np.allclose(depth[:, list(ROOT_KEYPOINTS)].mean(1), 0, atol=1e-5)
     assert "root-relative" in store.attrs["frame"] and store.attrs["options"]["hidden_size"] == 32
 

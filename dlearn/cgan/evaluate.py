@@ -1,6 +1,7 @@
 """Accuracy of the cGAN's depths where 3D ground truth is known (the cGAN line of paper Fig. 2).
 
-Protocol (per sample, root = mid-hip, only samples with both hips labelled):
+Protocol (per sample, root = mid-hip, only samples with both hips labelled and valid depths,
+i.e. inside the cGAN's training criteria):
 
 - ground truth: R @ keypoints3d (camera orientation, metres), root-relative;
 - prediction: (2D key point offsets from the 2D root in crop units, depth) converted to metres
@@ -118,6 +119,8 @@ def evaluate_depths(
     ids = read_sample_ids(dgroup)
     depth = np.asarray(dgroup["depth"][...], np.float64)
     scale = np.asarray(dgroup["scale"][...], np.float64)
+    # Samples outside the cGAN's training criteria have no valid depth: not the cGAN's to score.
+    has_depth = np.asarray(dgroup["valid"][...], bool).any(1)
     cgroup = open_store(crops_path, stage="crops", required=("keypoints", "box"))
     crops = read_aligned(cgroup, ids, ("keypoints", "box"), crops_path)
     keypoints = crops["keypoints"].astype(np.float64)
@@ -128,7 +131,7 @@ def evaluate_depths(
     kp3d, rotation, cam_scale = (gt_arrays[k].astype(np.float64) for k in gt_keys)
 
     labelled = keypoints[..., 2] > 0
-    keep = labelled[:, _HIPS].all(1)
+    keep = labelled[:, _HIPS].all(1) & has_depth
     gt = _camera_keypoints(kp3d, rotation)
     offsets = keypoints[..., :2] - keypoints[:, _HIPS, :2].mean(1, keepdims=True)
     metres = metres_per_crop_unit(side, cam_scale)[:, None, None]

@@ -55,7 +55,9 @@ DEPTH_FRAME = (
     "depth: (N, 17) per COCO key point, normalised crop units (same scale as the crops store's 2D "
     "key points: square box side/2 = 1), root-relative (root = mid-hip, z_i - z_root), camera "
     "convention: z points away from the viewer (smaller = closer), x right, y down. "
-    "valid: key point labelled (v > 0) in the crops store and the sample usable. "
+    "valid: key point labelled (v > 0) in the crops store and the sample usable: inside the cGAN's "
+    "training criteria (both hips and min_keypoints labelled, see trainable()) with finite depths; "
+    "every valid of any other sample is False and its depths are 0 (consumers mask its depth term). "
     "scale: RMS distance (crop units) of the labelled 2D key points from the root, the "
     "normalisation the cGAN uses (depth / scale = the network's normalised depth). "
     "root: (N, 2) crop coordinates of the 2D root."
@@ -145,7 +147,16 @@ def read_keypoints(crops_path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def trainable(keypoints: np.ndarray, min_keypoints: int) -> np.ndarray:
-    """(N,) bool: both hips labelled and at least ``min_keypoints`` labelled key points."""
+    """(N,) bool: both hips labelled and at least ``min_keypoints`` labelled key points.
+
+    The cGAN's domain, shared by training (the poses it learns from) and prediction (the samples
+    whose depths are valid): without both hips the generator centres its depths on its own
+    guess of the root, while the registration subtracts the body's real mid-hip, so such depths
+    would pull the fit by an unknown offset.
+
+    Args:
+        keypoints: (N, 17, 3) x, y and visibility v (labelled: v > 0).
+    """
     labelled = keypoints[..., 2] > 0
     return labelled[:, list(ROOT_KEYPOINTS)].all(1) & (labelled.sum(1) >= min_keypoints)
 
@@ -475,23 +486,31 @@ def load_generator(model_path: Path, device: torch.device) -> tuple[Generator, d
 
 @torch.no_grad()
 def lift_keypoints(
-    generator: Generator, keypoints: np.ndarray, device: torch.device, batch_size: int = 4096
+    generator: Generator,
+    keypoints: np.ndarray,
+    device: torch.device,
+    batch_size: int = 4096,
+    min_keypoints: int = CganOptions.min_keypoints,
 ) -> dict[str, np.ndarray]:
     """Depths of 2D key points in crop units.
 
     Args:
         keypoints: (N, 17, 3) x, y in normalised crop coordinates and visibility v.
+        min_keypoints: the ``min_keypoints`` the generator was trained with (its domain, see
+            :func:`trainable`).
 
     Returns:
         depth (N, 17) float32 root-relative in crop units; valid (N, 17) bool; scale (N,) and
-        root (N, 2) float32 of the normalisation; usable (N,) bool (at least 2 labelled key
-        points and finite depths: depth and valid are 0/False otherwise).
+        root (N, 2) float32 of the normalisation; usable (N,) bool (inside the training
+        criteria and finite depths: depth and valid are 0/False otherwise); outside (N,) bool
+        (outside the training criteria).
     """
     n = len(keypoints)
     depth = np.zeros((n, NUM_KEYPOINTS), np.float32)
     scale = np.zeros(n, np.float32)
     root = np.zeros((n, 2), np.float32)
     mask_all = keypoints[..., 2] > 0
+    outside = ~trainable(keypoints, min_keypoints)
     usable = mask_all.sum(1) >= 2
     for first in range(0, n, batch_size):
         xy = torch.as_tensor(keypoints[first : first + batch_size, :, :2], device=device)
@@ -506,12 +525,17 @@ def lift_keypoints(
     depth[~usable] = 0.0
     scale[~usable] = 0.0
     root[~usable] = 0.0
+    # Outside the domain the 2D normalisation (scale, root) is still that of the key points;
+    # only the depths are unusable.
+    usable &= ~outside
+    depth[~usable] = 0.0
     return {
         "depth": depth,
         "valid": mask_all & usable[:, None],
         "scale": scale,
         "root": root,
         "usable": usable,
+        "outside": outside,
     }
 
 
@@ -520,16 +544,21 @@ def predict_depths(model_path: Path, crops_path: Path, out_path: Path, device: s
 
     Arrays: sample_id (N,), depth (N, 17) float32, valid (N, 17) bool, scale (N,) float32,
     root (N, 2) float32; the frame is in the store attribute ``frame`` (:data:`DEPTH_FRAME`).
+    Samples outside the cGAN's training criteria (:func:`trainable` with the model's
+    ``min_keypoints``) get valid False throughout, counted in the attribute
+    ``outside_training_criteria`` (and in ``unusable``, with the non-finite ones).
 
     Returns:
-        A summary: samples, usable samples, seconds.
+        A summary: samples, usable samples, samples outside the training criteria, seconds.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
     generator, train_options = load_generator(Path(model_path), dev)
     ids, keypoints = read_keypoints(Path(crops_path))
-    out = lift_keypoints(generator, keypoints, dev)
+    min_keypoints = int(train_options.get("min_keypoints", CganOptions.min_keypoints))
+    out = lift_keypoints(generator, keypoints, dev, min_keypoints=min_keypoints)
     usable = out.pop("usable")
+    outside = int(out.pop("outside").sum())
     write_store(
         out_path,
         out,
@@ -541,10 +570,14 @@ def predict_depths(model_path: Path, crops_path: Path, out_path: Path, device: s
             "model": str(model_path),
             "crops": str(crops_path),
             "unusable": int((~usable).sum()),
+            "outside_training_criteria": outside,
+            "min_keypoints": min_keypoints,
         },
     )
     seconds = time.perf_counter() - start
     log.info(
-        "%s: depths of %d samples (%d unusable), %.2f s", out_path, len(ids), int((~usable).sum()), seconds
-    )
-    return {"samples": len(ids), "usable": int(usable.sum()), "seconds": round(seconds, 3)}
+        "%s: depths of %d samples (%d unusable: %d outside the cGAN's training criteria, both hips and "
+        "%d labelled key points; their depths are marked invalid), %.2f s",
+        out_path, len(ids), int((~usable).sum()), outside, min_keypoints, seconds,
+    )  # fmt: skip
+    return {"samples": len(ids), "usable": int(usable.sum()), "outside": outside, "seconds": round(seconds, 3)}

@@ -11,6 +11,12 @@ SPIN's ``datasets/preprocess/h36m.py`` writes the 17 Human3.6M joints, root-cent
 ("Top of Head (LSP)") is therefore empty and the head is slot 18: the 14 LSP joints of the
 evaluation are the slots :data:`SPIN_J24_TO_LSP14` (SPIN's ``constants.J24_TO_J14``), not the
 first 14.
+
+SPIN's boxes are tighter than dlearn's training crops: its h36m.py sets ``scale = 0.9 * max(mask
+box side) / 200`` (:data:`SPIN_H36M_BOX_FACTOR`), where the crops stage frames a DensePose-COCO
+person with ``box_scale`` (1.2) times the longer side of its box. :attr:`SpinEvaluationSet.person_boxes`
+recovers the person's box from ``center`` and ``scale`` so that Human3.6M crops can be framed
+like the training crops.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import numpy as np
 from dlearn.errors import InputError
 
 SPIN_BOX_UNIT = 200.0  # box side in pixels = scale * 200
+#: SPIN's datasets/preprocess/h36m.py: box side = 0.9 x the longer side of the person's mask box.
+SPIN_H36M_BOX_FACTOR = 0.9
 #: Slot of ``S`` (24) of each of the 17 Human3.6M joints (SPIN's ``global_idx``).
 SPIN_H36M_TO_J24 = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]
 #: Slots of ``S`` of the 14 LSP joints (SPIN's ``J24_TO_J14``): slot 13, LSP's head top, is
@@ -66,6 +74,14 @@ class SpinEvaluationSet:
     def boxes(self) -> np.ndarray:
         """(N, 4) person boxes x0, y0, w, h in pixels (square, side = scale * 200)."""
         side = self.scale * SPIN_BOX_UNIT
+        return np.stack([self.center[:, 0] - side / 2, self.center[:, 1] - side / 2, side, side], axis=1)
+
+    @property
+    def person_boxes(self) -> np.ndarray:
+        """(N, 4) the person's (mask) boxes x0, y0, w, h in pixels, as far as the file tells:
+        square, side = scale * 200 / :data:`SPIN_H36M_BOX_FACTOR` (the longer side of the mask
+        box; the shorter one is not stored), about ``center``."""
+        side = self.scale * SPIN_BOX_UNIT / SPIN_H36M_BOX_FACTOR
         return np.stack([self.center[:, 0] - side / 2, self.center[:, 1] - side / 2, side, side], axis=1)
 
 

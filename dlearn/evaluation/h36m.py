@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from dlearn.data.crops import CropOptions, crop_task
+from dlearn.data.crops import CropOptions, crop_task, square_boxes
 from dlearn.data.h36m import (
-    SPIN_BOX_UNIT,
     SPIN_J24_TO_LSP14,
     EvaluationFileError,
     read_spin_joints,
@@ -58,7 +57,12 @@ def sample_ids(n: int) -> list[str]:
 
 
 def make_h36m_crops(npz: Path, image_root: Path, out_path: Path, options: CropOptions) -> dict[str, Any]:
-    """Crops of the evaluation frames, boxes from the npz (side = scale x 200, no extra margin).
+    """Crops of the evaluation frames, framed like the training crops: the person's box
+    recovered from the npz (side = scale x 200 / 0.9, SPIN's factor undone, see
+    :attr:`~dlearn.data.h36m.SpinEvaluationSet.person_boxes`) made square with side
+    ``options.box_scale`` x that, as the crops stage does; otherwise the person fills 1.2 / 0.9
+    = 1.33 times more of the crop than in training and the regressor is evaluated out of
+    distribution.
 
     Raises:
         EvaluationFileError: the npz is unreadable; ImageError: an image is missing.
@@ -66,10 +70,14 @@ def make_h36m_crops(npz: Path, image_root: Path, out_path: Path, options: CropOp
     start = time.perf_counter()
     frames = read_spin_npz(npz)
     n = len(frames.imgname)
-    boxes = np.concatenate([frames.center, frames.scale[:, None] * SPIN_BOX_UNIT], axis=1)
+    boxes = square_boxes(frames.person_boxes, options.box_scale)
     ids = sample_ids(n)
-    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options),
-                     attrs={"frame": "normalised crop coordinates", "source": str(npz)}) as w:  # fmt: skip
+    attrs = {
+        "frame": "normalised crop coordinates",
+        "box": "cx, cy, side in image pixels: side = box_scale x scale x 200 / 0.9 (SPIN's box is 0.9 x the person's)",
+        "source": str(npz),
+    }
+    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options), attrs=attrs) as w:
         w.write("box", boxes.astype(np.float32))
         w.write("keypoints", np.zeros((n, 17, 3), np.float32))  # Human3.6M frames carry no 2D labels here
         images = w.create("image", (n, options.image_size, options.image_size, 3), np.uint8, chunk_rows=options.chunk_rows)

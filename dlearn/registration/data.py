@@ -46,6 +46,14 @@ class FitData:
         return self.offsets[rows + 1] - self.offsets[rows]
 
 
+def samples_without_depth(data: FitData, rows: np.ndarray | None = None) -> int:
+    """How many of ``rows`` (default: all) have no depth term at all: every ``valid`` of the
+    depths store False, as cgan-predict writes for samples outside the cGAN's training
+    criteria (a hip unlabelled, too few key points) and for non-finite depths."""
+    mask = data.depth_mask if rows is None else data.depth_mask[rows]
+    return int((mask.sum(1) == 0).sum())
+
+
 def read_params(path: Path, ids: list[str], stage: str | None = None) -> dict[str, np.ndarray]:
     """The registration parameters of a registration or prediction store, reordered to ``ids``."""
     return read_aligned(open_store(path, stage=stage, required=PARAM_KEYS), ids, PARAM_KEYS, path)

@@ -40,7 +40,14 @@ from dlearn.outputs import (
     reset_checkpoint_dir,
     tmp_sibling,
 )
-from dlearn.registration.data import PARAM_KEYS, FitData, fit_batch, load_fit_data, read_params
+from dlearn.registration.data import (
+    PARAM_KEYS,
+    FitData,
+    fit_batch,
+    load_fit_data,
+    read_params,
+    samples_without_depth,
+)
 from dlearn.registration.fit import (
     LOSS_TERMS,
     Params,
@@ -258,6 +265,13 @@ def register(
     model = BodyModel(data, dtype=torch.float32).to(device)
     kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
     rows = shard_rows(len(inputs.data.ids), shard, num_shards)
+    # Without a depths store every sample lacks the depth term; with one, those it marks invalid.
+    without_depth = samples_without_depth(inputs.data, rows)
+    if options.use_depth and depths is not None and without_depth:
+        log.info(
+            "%d of %d samples without a depth term (%s marks them invalid: outside the cGAN's training "
+            "criteria or non-finite)", without_depth, len(rows), depths,
+        )  # fmt: skip
 
     checkpoint_dir = checkpoint_dir or out_path.with_name(f".{out_path.name}.checkpoint")
     # The failure threshold does not change the fits: raising it reuses the finished chunks.
@@ -320,6 +334,7 @@ def register(
             "num_shards": num_shards,
             "status_counts": counts,
             "reflections": reflections,
+            "samples_without_depth": without_depth,
         },
     )
     release_checkpoint_dir(checkpoint_dir)
@@ -330,6 +345,7 @@ def register(
         "seconds": round(seconds, 2),
         "resumed_chunks": resumed,
         "reflections": reflections,
+        "samples_without_depth": without_depth,
         "max_sample_steps_per_second": round(len(rows) * steps / max(seconds, 1e-9), 1),
     }
     log.info("%s: %s", out_path, summary)
@@ -362,6 +378,7 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
     attrs = dict(parts[0].attrs)
     counts = status_counts(merged["status"])
     reflections = {k: sum(int(g.attrs.get("reflections", {}).get(k, 0)) for g in parts) for k in ("initial", "final")}
+    without_depth = sum(int(g.attrs.get("samples_without_depth", 0)) for g in parts)
     write_store(
         out_path,
         merged,
@@ -374,7 +391,8 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
             "frame": attrs.get("frame", ""),
             "status_counts": counts,
             "reflections": reflections,
+            "samples_without_depth": without_depth,
             "shards": [str(p) for p in shards],
         },
     )
-    return {"samples": len(ids), "status": counts, "reflections": reflections}
+    return {"samples": len(ids), "status": counts, "reflections": reflections, "samples_without_depth": without_depth}

@@ -37,7 +37,7 @@ from dlearn.errors import InputError
 from dlearn.options import option
 from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
 from dlearn.plots import pyplot, save_figure
-from dlearn.registration.data import PARAM_KEYS, load_fit_data, to_fit_batch
+from dlearn.registration.data import PARAM_KEYS, load_fit_data, samples_without_depth, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
 from dlearn.registration.stage import STATUS, status_counts
 from dlearn.regressor.data import (
@@ -228,6 +228,9 @@ def train_regressor(
         raise ValueError(f"{registration}: no sample has a usable registration ({excluded})")
     log.info("%d samples to train on, excluded by registration status: %s", int(usable.sum()), excluded or "none")
     fit_rows = np.flatnonzero(usable)
+    without_depth = samples_without_depth(fit_data, fit_rows)
+    if options.use_depth and depths is not None and without_depth:
+        log.info("%d of them without a depth term in L_KP (%s marks them invalid)", without_depth, depths)
     image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
     targets = theta_from_arrays(reg)[fit_rows]
     num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
@@ -355,6 +358,7 @@ def train_regressor(
     summary = {
         "samples": int(usable.sum()),
         "excluded": excluded,
+        "samples_without_depth": without_depth,
         "seconds": round(seconds, 2),
         "curve": curve,
     }

@@ -56,10 +56,12 @@ rule h36m_crops:
     params:
         image_root=H36M["image_root"],
         size=config["crops"]["image_size"],
+        # Framed like the training crops (same margin around the person's box).
+        box_scale=config["crops"]["box_scale"],
         code=code_version("h36m-crops"),
     shell:
         "dlearn h36m-crops --npz {input.npz:q} --image-root {params.image_root:q} "
-        "--out {output:q} --image-size {params.size} > {log:q} 2>&1"
+        "--out {output:q} --image-size {params.size} --box-scale {params.box_scale} > {log:q} 2>&1"
 
 
 rule evaluate_h36m:
