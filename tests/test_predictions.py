@@ -195,3 +195,40 @@ def test_spread_subset_shares_points_evenly_over_parts():
     counts = np.bincount(part[keep]).tolist()
     # Round-robin: the 5 points of part 3 all kept, parts 1 and 2 share the other 55.
     assert counts[3] == 5 and sorted(counts[1:3]) == [27, 28]
+
+
+def _config(files: dict[str, Path]) -> dict:
+    block = {"train_keypoints": str(files["keypoints"]), "test_keypoints": str(files["keypoints"]),
+             "iuv_dir": str(files["iuv_dir"]), "image_root": str(files["images"])}  # fmt: skip
+    return {"dataset": {"kind": "densepose_predictions", "densepose_predictions": block}}
+
+
+def test_check_data_passes_good_predictions(prediction_files):
+    from dlearn.check import check_config
+
+    report = check_config(_config(prediction_files))
+    assert report.problems == []
+    assert any("kept 2 persons" in line for line in report.checked)
+
+
+@pytest.mark.parametrize("how", ["missing IUV", "I out of range", "INDS size", "image size", "IUV not RGB"])
+def test_check_data_names_every_bad_prediction_file(prediction_files, how):
+    from dlearn.check import check_config
+
+    named = _break(prediction_files, how)
+    report = check_config(_config(prediction_files))
+    assert len(report.problems) == 2  # the same file serves both splits here: one line per split
+    assert all(named in line and "frame.0001.jpg" in line for line in report.problems)
+
+
+def test_check_data_names_missing_prediction_inputs(prediction_files, tmp_path):
+    from dlearn.check import check_config
+
+    config = _config(prediction_files)
+    config["dataset"]["densepose_predictions"]["test_keypoints"] = str(tmp_path / "nope.json")
+    config["dataset"]["densepose_predictions"]["iuv_dir"] = str(tmp_path / "no_iuv")
+    report = check_config(config)
+    assert report.problems == [f"dataset.densepose_predictions.iuv_dir: {tmp_path / 'no_iuv'} is not a folder"]
+    config["dataset"]["densepose_predictions"]["iuv_dir"] = str(prediction_files["iuv_dir"])
+    report = check_config(config)
+    assert report.problems == [f"dataset.densepose_predictions.test_keypoints: {tmp_path / 'nope.json'} does not exist"]

@@ -329,10 +329,11 @@ def predictions_to_coco(
             used[iuv_path] = image_path
             iuv = read_iuv(iuv_path, inds_path)
             _check_size(iuv, iuv_path, image_path, persons[0].sample_id)
-        except PredictionError as exc:
+        except InputError as exc:  # the maps, or the image itself (ImageError)
+            message = f"{exc} (keypoints of {image_path} in {keypoints_json})"
             if problems is None:
-                raise PredictionError(f"{exc} (keypoints of {image_path} in {keypoints_json})") from exc
-            problems.append(f"{exc} (keypoints of {image_path} in {keypoints_json})")
+                raise PredictionError(message) from exc
+            problems.append(message)
             report.skipped["malformed"] += len(persons)
             continue
         kept_here = _image_persons(persons, iuv, options, report, annotations)
