@@ -59,6 +59,16 @@ def _crops(args: argparse.Namespace) -> None:
     make_crops(args.annotations, args.image_root, args.out, options_from_args(args, CropOptions))
 
 
+def _densepose_predictions(args: argparse.Namespace) -> None:
+    from dlearn.densepose.predictions import PredictionOptions, write_predictions_dataset
+
+    summary = write_predictions_dataset(
+        args.keypoints, args.iuv_dir, args.image_root, args.out, options_from_args(args, PredictionOptions),
+        allow_absolute_paths=args.allow_absolute_paths,
+    )  # fmt: skip
+    log.info("%s: %s", args.out, summary)
+
+
 def _match(args: argparse.Namespace) -> None:
     from dlearn.body.io import load_body_model
     from dlearn.densepose.match import MatchOptions, match_correspondences
@@ -525,6 +535,26 @@ def _add_crops(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_crops)
 
 
+def _add_densepose_predictions(sub: argparse._SubParsersAction) -> None:
+    from dlearn.densepose.predictions import PredictionOptions
+
+    p = sub.add_parser(
+        "densepose-predictions",
+        help="stage densepose_predictions: DensePose IUV maps + COCO keypoints -> DensePose-COCO JSON",
+        description="Per person of the keypoint file, a seeded subset of the pixels of its IUV instance "
+        "(<image>_IUV.png, <image>_INDS.png as DensePose's infer_simple.py writes them) as dense points, "
+        "written as a DensePose-COCO annotation file that crops and match read.",
+    )
+    p.add_argument("--keypoints", type=Path, required=True, help="COCO-format keypoint file (images, annotations)")
+    p.add_argument("--iuv-dir", type=Path, required=True, help="folder of the _IUV.png and _INDS.png files")
+    p.add_argument("--image-root", type=Path, required=True, help="folder the file_name entries are relative to")
+    p.add_argument("--out", type=Path, required=True, help="output DensePose-COCO JSON")
+    p.add_argument("--allow-absolute-paths", action=argparse.BooleanOptionalAction, default=False,
+                   help="accept file_name entries that are absolute or leave the image root (default: False)")  # fmt: skip
+    add_options(p, PredictionOptions)
+    p.set_defaults(handler=_densepose_predictions)
+
+
 def _add_match(sub: argparse._SubParsersAction) -> None:
     from dlearn.densepose.match import MatchOptions
 
@@ -587,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_body_model,
         _add_synth,
         _add_crops,
+        _add_densepose_predictions,
         _add_match,
         _add_cgan_train,
         _add_cgan_predict,
@@ -612,6 +643,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
     "body-model": {"out_model": "link", "out_uv": "link", "out_preview": "file"},
     "synth": {"out": "folder"},
     "crops": {"out": "store"},
+    "densepose-predictions": {"out": "file"},
     "match": {"out": "store"},
     # The cGAN keeps its checkpoint folder and deletes nothing there (atomic_save checks the file).
     "cgan-train": {"out": "dlearn-cgan", "checkpoint_dir": "folder", "curve": "file"},
@@ -627,7 +659,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
     "h36m-crops": {"out": "store"},
     "evaluate-h36m": {"out_json": "file", "out_csv": "file"},
 }
-ROOTS = ("image_root",)
+ROOTS = ("image_root", "iuv_dir")
 # Inputs given as strings because they may be the word "standin" instead of a file.
 STRING_INPUTS = {"body-model": ("model", "uv")}
 

@@ -196,6 +196,9 @@ class SynthOptions:
         scale_sigma: std of the per-segment log scales (after smoothing over the tree).
         noise: annotation noise (:class:`NoiseOptions`).
         workers: processes (1 = in this process).
+        write_iuv: also write each image's exact IUV map as DensePose's inference output
+            (``iuv/<image id>_IUV.png`` and ``_INDS.png``, person k of the image as instance k),
+            the input of ``dlearn densepose-predictions``.
     """
 
     num_train: int = 64
@@ -207,6 +210,7 @@ class SynthOptions:
     scale_sigma: float = 0.08
     noise: NoiseOptions = field(default_factory=NoiseOptions)
     workers: int = 2
+    write_iuv: bool = False
 
     def validate(self) -> None:
         if self.num_train < 0 or self.num_test < 0:
@@ -740,6 +744,11 @@ def _render_image(
     path = out_dir / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, format="PNG")
+    if options.write_iuv:
+        from dlearn.densepose.predictions import write_iuv
+
+        # What DensePose would predict if it were exact: the rendered parts, charts and persons.
+        write_iuv(out_dir / "iuv" / f"{image_id:07d}", iuv[..., 0].astype(np.int64), iuv[..., 1:], person_map)
 
     annotations: list[dict[str, Any]] = []
     gts: list[dict[str, Any]] = []

@@ -64,6 +64,11 @@ def checked_inputs():
         blocks["crops"] = {
             "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
         }
+    if DATASET["kind"] == "densepose_predictions":
+        blocks["dataset"]["densepose_predictions"] = DATASET["densepose_predictions"]
+        blocks["crops"] = {
+            "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
+        }
     return json.dumps(blocks, sort_keys=True)
 
 
@@ -91,16 +96,25 @@ DATASET = config["dataset"]
 
 
 def annotations(split):
-    """The DensePose-COCO JSON of a split: generated, or the user's."""
+    """The DensePose-COCO JSON of a split: generated, built from predictions, or the user's."""
     if DATASET["kind"] == "synthetic":
         return result(f"data/densepose_{split}.json")
+    if DATASET["kind"] == "densepose_predictions":
+        return result(f"data/predicted_{split}.json")
     return DATASET["densepose_coco"][f"{split}_json"]
 
 
 def image_root(split):
     if DATASET["kind"] == "synthetic":
         return result("data")
-    return DATASET["densepose_coco"]["image_root"]
+    return DATASET[DATASET["kind"]]["image_root"]
+
+
+def prediction_options():
+    """The densepose_predictions block's sampling options (the paths are the rule's inputs)."""
+    paths = ("train_keypoints", "test_keypoints", "iuv_dir", "image_root")
+    block = DATASET["densepose_predictions"]
+    return {k: v for k, v in block.items() if k not in paths}
 
 
 def data_inputs(wildcards):

@@ -38,6 +38,41 @@ rule synth:
         "{params.options} --workers {threads} > {log:q} 2>&1"
 
 
+rule densepose_predictions:
+    """DensePose's predicted IUV maps + 2D keypoints -> DensePose-COCO JSON (dataset.kind:
+    densepose_predictions): a seeded subset of each person's instance pixels as dense points."""
+    input:
+        check=result("check_data.txt"),
+        keypoints=lambda wildcards: DATASET["densepose_predictions"][
+            f"{wildcards.split}_keypoints"
+        ],
+    output:
+        result("data/predicted_{split}.json"),
+    log:
+        f"{LOGS}/densepose_predictions_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/densepose_predictions_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("crops")["mem_mb"],
+        runtime=rule_resources("crops")["runtime"],
+    params:
+        iuv_dir=DATASET["densepose_predictions"].get("iuv_dir", ""),
+        image_root=DATASET["densepose_predictions"].get("image_root", ""),
+        options=cli_flags(
+            {
+                **prediction_options(),
+                "allow_absolute_paths": config["crops"]["allow_absolute_paths"],
+            }
+        ),
+        code=code_version("densepose-predictions"),
+    shell:
+        "dlearn densepose-predictions --keypoints {input.keypoints:q} --iuv-dir {params.iuv_dir:q} "
+        "--image-root {params.image_root:q} --out {output:q} {params.options} > {log:q} 2>&1"
+
+
 rule crops:
     """Square person crops (the regressor's input) and keypoints in normalised crop coordinates."""
     input:
