@@ -37,18 +37,22 @@ class CheckReport:
 
 def check_body(body: dict[str, Any], report: CheckReport) -> None:
     from dlearn.body.io import BodyModelFileError
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import KeypointRegressorError, keypoint_definition
     from dlearn.body.prepare import load_user_body
 
     model, uv = str(body.get("model", STANDIN)), str(body.get("uv", STANDIN))
+    regressor = body.get("keypoint_regressor", "none")
     if model == STANDIN and uv == STANDIN:
         report.checked.append("body: the stand-in (built by the workflow)")
         return
     try:
         data, charts, _ = load_user_body(model, uv)
-        keypoint_vertex_ids(data)
+        keypoint_definition(data, None if regressor == "none" else regressor)
     except BodyModelFileError as exc:  # every problem of both files, one line each
         report.problems.extend(exc.problems)
+        return
+    except KeypointRegressorError as exc:
+        report.problems.append(f"body.keypoint_regressor: {exc}")
         return
     except (OSError, ValueError, KeyError) as exc:
         report.problems.append(str(exc))
