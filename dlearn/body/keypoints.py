@@ -199,8 +199,10 @@ class CocoKeypoints(nn.Module):
         definition: the keypoints' :class:`KeypointDefinition`.
     """
 
-    points: Tensor  # (17, 24, 4) homogeneous sums of the rows per joint
-    blend: Tensor | None  # (17, 24, 3, 207) the same sums of the pose blend shapes
+    points: Tensor  # (P, 4) homogeneous sums of the rows, one per (keypoint, joint) pair
+    blend: Tensor | None  # (207, P * 3) the same sums of the pose blend shapes
+    pair_keypoint: Tensor  # (P,) keypoint of each pair
+    pair_joint: Tensor  # (P,) joint of each pair
 
     def __init__(self, model: BodyModel, definition: KeypointDefinition):
         super().__init__()
@@ -210,33 +212,41 @@ class CocoKeypoints(nn.Module):
         template = model.v_template.detach().cpu().double().numpy()  # (N, 3)
         rows = definition.vertex_weights
         support = np.flatnonzero(np.abs(rows).sum(axis=0))  # the few vertices the rows use
-        r, w = rows[:, support], weights[support]
-        blended = np.einsum("kv,vj->kjv", r, w)  # R_ki w_ij
+        blended = np.einsum("kv,vj->kjv", rows[:, support], weights[support])  # R_ki w_ij
         points = np.concatenate(
             [np.einsum("kjv,vc->kjc", blended, template[support]), blended.sum(-1)[..., None]], axis=-1
         )
         rest_joints = model.rest_joints.detach().cpu().double().numpy()
         for k in np.flatnonzero(definition.joint >= 0):
             j = int(definition.joint[k])
+            blended[k] = 0.0
             points[k] = 0.0
             points[k, j] = [*rest_joints[j], 1.0]
-        self.register_buffer("points", torch.as_tensor(points, dtype=dtype))
+        # Only the (keypoint, joint) pairs that carry weight: a keypoint's vertices are skinned
+        # to a few joints, so this is a few dozen pairs instead of 17 x 24.
+        pair_k, pair_j = np.nonzero(np.abs(points).sum(-1) + np.abs(blended).sum(-1))
+        self.register_buffer("points", torch.as_tensor(points[pair_k, pair_j], dtype=dtype))
+        self.register_buffer("pair_keypoint", torch.as_tensor(pair_k))
+        self.register_buffer("pair_joint", torch.as_tensor(pair_j))
         blend = None
         if model.posedirs is not None:
             posedirs = model.posedirs.detach().cpu().double().numpy()[..., support]  # (207, 3, S)
-            blend = torch.as_tensor(np.einsum("kjv,fcv->kjcf", blended, posedirs), dtype=dtype)
+            sums = np.einsum("pv,fcv->fpc", blended[pair_k, pair_j], posedirs)  # (207, P, 3)
+            blend = torch.as_tensor(sums.reshape(sums.shape[0], -1), dtype=dtype)
         self.register_buffer("blend", blend)
 
     def forward(self, out: BodyModelOutput, pose: Tensor) -> Tensor:
         """Keypoints (B, 17, 3) of ``out`` = ``model(pose, ...)`` (pose (B, 23, 3) or (B, 69))."""
-        transforms = out.transforms[:, :, :3, :]  # (B, 24, 3, 4)
-        keypoints = torch.einsum("bjrc,kjc->bkr", transforms, self.points.to(transforms.dtype))
+        transforms = out.transforms[:, :, :3, :].index_select(1, self.pair_joint)  # (B, P, 3, 4)
+        points = self.points.to(transforms.dtype).expand(transforms.shape[0], -1, -1)
         if self.blend is not None:
             rot = axis_angle_to_matrix(pose.reshape(pose.shape[0], NUM_JOINTS - 1, 3).to(transforms.dtype))
             feature = (rot - torch.eye(3, dtype=rot.dtype, device=rot.device)).reshape(pose.shape[0], -1)
-            offsets = torch.einsum("kjcf,bf->bkjc", self.blend.to(rot.dtype), feature)
-            keypoints = keypoints + torch.einsum("bjrc,bkjc->bkr", transforms[..., :3], offsets)
-        return keypoints
+            offsets = (feature @ self.blend.to(rot.dtype)).reshape(pose.shape[0], -1, 3)  # (B, P, 3)
+            points = points + torch.cat([offsets, torch.zeros_like(offsets[..., :1])], dim=-1)
+        posed = (transforms @ points[..., None])[..., 0]  # (B, P, 3)
+        keypoints = posed.new_zeros(posed.shape[0], NUM_KEYPOINTS, 3)
+        return keypoints.index_add(1, self.pair_keypoint, posed)
 
 
 def coco_keypoint_model(
