@@ -37,18 +37,22 @@ class CheckReport:
 
 def check_body(body: dict[str, Any], report: CheckReport) -> None:
     from dlearn.body.io import BodyModelFileError
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import KeypointRegressorError, keypoint_definition
     from dlearn.body.prepare import load_user_body
 
     model, uv = str(body.get("model", STANDIN)), str(body.get("uv", STANDIN))
+    regressor = body.get("keypoint_regressor", "none")
     if model == STANDIN and uv == STANDIN:
         report.checked.append("body: the stand-in (built by the workflow)")
         return
     try:
         data, charts, _ = load_user_body(model, uv)
-        keypoint_vertex_ids(data)
+        keypoint_definition(data, None if regressor == "none" else regressor)
     except BodyModelFileError as exc:  # every problem of both files, one line each
         report.problems.extend(exc.problems)
+        return
+    except KeypointRegressorError as exc:
+        report.problems.append(f"body.keypoint_regressor: {exc}")
         return
     except (OSError, ValueError, KeyError) as exc:
         report.problems.append(str(exc))
@@ -58,7 +62,11 @@ def check_body(body: dict[str, Any], report: CheckReport) -> None:
 
 
 def check_annotations(
-    json_path: Path, image_root: Path, report: CheckReport, allow_absolute_paths: bool = False
+    json_path: Path,
+    image_root: Path,
+    report: CheckReport,
+    allow_absolute_paths: bool = False,
+    keypoint_names: str = "coco",
 ) -> None:
     """Every annotation of one file and every image its persons use, as the crops stage reads them."""
     from dlearn.data.crops import ImageError, image_size
@@ -70,7 +78,11 @@ def check_annotations(
     problems: list[str] = []
     try:
         samples, read = read_densepose_coco(
-            json_path, image_root, allow_absolute_paths=allow_absolute_paths, problems=problems
+            json_path,
+            image_root,
+            allow_absolute_paths=allow_absolute_paths,
+            problems=problems,
+            keypoint_names=keypoint_names,
         )
     except ValueError as exc:
         report.problems.append(str(exc))
@@ -108,7 +120,10 @@ def check_config(config: Path | dict[str, Any]) -> CheckReport:
         if not root.is_dir():
             report.problems.append(f"dataset.densepose_coco.image_root: {root} is not a folder")
         for split in SPLITS:
-            check_annotations(Path(coco.get(f"{split}_json", "")), root, report, allow_absolute_paths)
+            check_annotations(
+                Path(coco.get(f"{split}_json", "")), root, report, allow_absolute_paths,
+                str(coco.get("keypoint_names", "coco")),
+            )  # fmt: skip
     elif dataset.get("kind") == "densepose_predictions":
         check_predictions(dataset.get("densepose_predictions", {}), report, allow_absolute_paths)
     else:

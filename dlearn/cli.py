@@ -34,6 +34,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _add_keypoint_regressor(p: argparse.ArgumentParser) -> None:
+    """The COCO keypoints' regressor flag of every stage that computes the model's keypoints."""
+    p.add_argument(
+        "--keypoint-regressor", type=Path,
+        help="COCO keypoint regressor .npy of the body model (config body.keypoint_regressor): (17, N) in "
+        "COCO's order or (19, N) in HMR's cocoplus order (default: the model file's, else face vertices "
+        "and skeleton joints, with a warning)",
+    )  # fmt: skip
+
+
 def _make_body(args: argparse.Namespace) -> None:
     from dlearn.body.standin import write_standin
 
@@ -50,7 +60,9 @@ def _body_model(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from dlearn.data.synth import SynthOptions, synthesize
 
-    synthesize(args.body_model, args.uv, args.out, options_from_args(args, SynthOptions))
+    synthesize(
+        args.body_model, args.uv, args.out, options_from_args(args, SynthOptions), keypoint_regressor=args.keypoint_regressor
+    )
 
 
 def _crops(args: argparse.Namespace) -> None:
@@ -94,6 +106,7 @@ def _register(args: argparse.Namespace) -> None:
         shard=args.shard,
         num_shards=args.num_shards,
         checkpoint_dir=args.checkpoint_dir,
+        keypoint_regressor=args.keypoint_regressor,
     )
 
 
@@ -219,6 +232,7 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", type=_int_at_least(0), default=0, help="shard index (default: 0)")
     p.add_argument("--num-shards", type=_int_at_least(1), default=1, help="number of shards (default: 1)")
     p.add_argument("--checkpoint-dir", type=Path, help="finished chunks, kept until the output is written")
+    _add_keypoint_regressor(p)
     add_options(p, RegistrationOptions)
     p.set_defaults(handler=_register)
 
@@ -252,6 +266,7 @@ def _regress(args: argparse.Namespace) -> None:
         options_from_args(args, RegressorOptions),
         depths=args.depths,
         init_model=args.init_model,
+        keypoint_regressor=args.keypoint_regressor,
     )
     if args.curve is not None:
         plot_regressor_curve(summary["curve"], args.curve)
@@ -284,6 +299,7 @@ def _add_regress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (L_KP's depth term)")
     p.add_argument("--init-model", type=Path, help="warm start from this model.pt (the previous round's)")
     p.add_argument("--curve", type=Path, help="also plot the training curve into this PNG")
+    _add_keypoint_regressor(p)
     add_options(p, RegressorOptions)
     p.set_defaults(handler=_regress)
 
@@ -321,6 +337,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         {"train": args.predictions_train, "test": args.predictions_test},
         cgan_depths=args.cgan_depths,
         bone_scaling=args.bone_scaling,
+        keypoint_regressor=args.keypoint_regressor,
     )
     write_evaluation(report, args.out_json, args.out_csv)
     for split, by_source in report["results"].items():
@@ -376,6 +393,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--registration", type=Path, required=True, help="the round's registration.zarr")
     p.add_argument("--cgan-depths", type=Path, help="cGAN depths_test.zarr (adds the cGAN's rows)")
     _add_bone_scaling(p, "the train split's ground truth")
+    _add_keypoint_regressor(p)
     p.add_argument("--out-json", type=Path, required=True, help="output evaluation.json")
     p.add_argument("--out-csv", type=Path, required=True, help="output evaluation.csv")
     p.set_defaults(handler=_evaluate)
@@ -515,6 +533,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
     p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat of the body model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_keypoint_regressor(p)
     add_options(p, SynthOptions)
     p.set_defaults(handler=_synth)
 

@@ -207,7 +207,7 @@ def _fit_inputs(exact_data: dict) -> tuple:
     import torch
 
     from dlearn.body.io import load_body_model
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import coco_keypoint_model
     from dlearn.body.model import BodyModel
     from dlearn.registration.data import fit_batch, load_fit_data, read_params
     from dlearn.registration.stage import _params_from
@@ -218,7 +218,7 @@ def _fit_inputs(exact_data: dict) -> tuple:
     rows = np.arange(len(data.ids))
     batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
     truth = _params_from(read_params(exact_data["truth"], data.ids), torch.device("cpu"), torch.float32)
-    return model, batch, truth, torch.as_tensor(keypoint_vertex_ids(body))
+    return model, batch, truth, coco_keypoint_model(model, body)
 
 
 def test_segment_scales_stay_positive_from_an_adversarial_start(exact_data: dict) -> None:
@@ -226,7 +226,7 @@ def test_segment_scales_stay_positive_from_an_adversarial_start(exact_data: dict
 
     from dlearn.registration.fit import LossWeights, RegistrationOptions, fit
 
-    model, batch, truth, kp_ids = _fit_inputs(exact_data)
+    model, batch, truth, keypoints = _fit_inputs(exact_data)
     start = truth.detach()
     start.scales[0] = 1e-7  # collapsed segments
     start.scales[1] = -0.5  # mirrored segments (e.g. a regressor's prediction)
@@ -235,7 +235,7 @@ def test_segment_scales_stay_positive_from_an_adversarial_start(exact_data: dict
     # Big gradients: data terms weighted 1000x, a large learning rate.
     options = RegistrationOptions(steps=40, patience=40, lr=0.5, device="cpu",
                                   weights=LossWeights(dense=1e6, kp=1e3, scale=10.0, joint=0.001, det=1.0))  # fmt: skip
-    result = fit(model, start, batch, kp_ids, options)
+    result = fit(model, start, batch, keypoints, options)
     scales = result.params.scales
     assert torch.isfinite(scales).all() and bool((scales > 0).all()), scales.min()
     assert torch.isfinite(result.total).all()

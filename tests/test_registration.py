@@ -107,7 +107,7 @@ def test_true_depths_are_the_depths_of_the_true_bodies_in_the_registration_frame
     exact_data: dict, tmp_path: Path
 ) -> None:
     from dlearn.body.io import load_body_model
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import coco_keypoint_model
     from dlearn.body.model import BodyModel
     from dlearn.registration.data import fit_batch, load_fit_data, read_params
     from dlearn.registration.fit import evaluated_vertices, predict
@@ -116,11 +116,11 @@ def test_true_depths_are_the_depths_of_the_true_bodies_in_the_registration_frame
     data = load_fit_data(exact_data["corr"], exact_data["crops"], tmp_path / "depths.zarr")
     body = load_body_model(exact_data["model"])
     model = BodyModel(body, dtype=torch.float64)
-    kp_ids = torch.as_tensor(keypoint_vertex_ids(body))
+    keypoints = coco_keypoint_model(model, body)
     rows = np.arange(len(data.ids))
     batch = fit_batch(data, rows, torch.device("cpu"), torch.float64)
     truth = stage._params_from(read_params(exact_data["truth"], data.ids), torch.device("cpu"), torch.float64)
-    pred = predict(model, truth, batch, evaluated_vertices(model, batch, kp_ids))
+    pred = predict(model, truth, batch, evaluated_vertices(model, batch), keypoints)
     assert float(batch.depth.abs().mean()) > 0.05  # people are not flat
     np.testing.assert_allclose(pred.keypoint_depth.numpy(), batch.depth.numpy(), atol=1e-5)
     assert data.depth_mask.all()

@@ -84,7 +84,7 @@ def test_augmentation_moves_targets_exactly_with_the_image(flip: bool) -> None:
 
 def test_flipped_targets_describe_the_flipped_crop(exact_data: dict) -> None:
     from dlearn.body.io import load_body_model
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import coco_keypoint_model
     from dlearn.body.model import BodyModel
     from dlearn.registration.data import fit_batch, load_fit_data
     from dlearn.registration.fit import data_terms, evaluated_vertices
@@ -95,12 +95,12 @@ def test_flipped_targets_describe_the_flipped_crop(exact_data: dict) -> None:
     truth = torch.as_tensor(theta_from_arrays(read_params(exact_data["truth"], data.ids)))
     body_data = load_body_model(exact_data["model"])
     body = BodyModel(body_data)
-    kp_ids = torch.as_tensor(keypoint_vertex_ids(body_data))
+    keypoints = coco_keypoint_model(body, body_data)
     batch = fit_batch(data, np.arange(len(data.ids)), torch.device("cpu"), torch.float32)
     mirrored = mirror_batch(batch, torch.as_tensor(body_data.vertex_symmetry))
 
     def terms(theta: torch.Tensor, b: FitBatch) -> dict[str, torch.Tensor]:
-        return data_terms(body, params_from_theta(theta), b, evaluated_vertices(body, b, kp_ids))[0]
+        return data_terms(body, params_from_theta(theta), b, evaluated_vertices(body, b), keypoints)[0]
 
     exact, flipped = terms(truth, batch), terms(mirror_theta(truth), mirrored)
     assert float(flipped["dense"].max()) < 1e-4 and float(flipped["kp"].max()) < 1e-3
@@ -122,7 +122,7 @@ def test_flip_needs_a_vertex_symmetry(exact_data: dict, registration_with_a_fail
 
 def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> None:
     from dlearn.body.io import load_body_model
-    from dlearn.body.keypoints import keypoint_vertex_ids
+    from dlearn.body.keypoints import coco_keypoint_model
     from dlearn.body.model import BodyModel
     from dlearn.registration.data import fit_batch, load_fit_data
     from dlearn.registration.fit import data_terms, evaluated_vertices
@@ -132,21 +132,21 @@ def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> 
     truth = theta_from_arrays(read_params(exact_data["truth"], data.ids))
     body_data = load_body_model(exact_data["model"])
     body = BodyModel(body_data)
-    kp_ids = torch.as_tensor(keypoint_vertex_ids(body_data))
+    keypoints = coco_keypoint_model(body, body_data)
     rows = np.arange(len(data.ids))
     batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
     target = torch.as_tensor(truth)
     theta = target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
     weights = TINY.weights
-    total, terms = regressor_loss(body, kp_ids, theta, target, batch, weights)
-    expected, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch, kp_ids))
+    total, terms = regressor_loss(body, keypoints, theta, target, batch, weights)
+    expected, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     smooth = F.smooth_l1_loss(theta, target, reduction="none").sum(1)
     assert torch.allclose(terms["theta"], smooth)
     assert torch.allclose(terms["dense"], expected["dense"])
     manual = (weights.theta * smooth + weights.dense * expected["dense"] + weights.kp * expected["kp"]).mean()
     assert torch.allclose(total, manual)
     # At the true parameters the data terms are (nearly) zero: exact correspondences.
-    _, at_truth = regressor_loss(body, kp_ids, target, target, batch, weights)
+    _, at_truth = regressor_loss(body, keypoints, target, target, batch, weights)
     assert float(at_truth["dense"].max()) < 1e-4 and float(at_truth["theta"].max()) == 0.0
 
 

@@ -16,7 +16,6 @@ import zarr
 from pycocotools.coco import COCO
 
 from dlearn.body.io import load_body_model
-from dlearn.body.keypoints import coco_keypoints, keypoint_vertex_ids
 from dlearn.body.model import BodyModel
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.data.synth import (
@@ -62,7 +61,7 @@ def body(standin_files: tuple[Path, Path]) -> tuple[BodyModel, np.ndarray, np.nd
     model_path, uv_path = standin_files
     data = load_body_model(model_path)
     charts = load_uv_charts(uv_path)
-    return BodyModel(data), data.faces, keypoint_vertex_ids(data), charts
+    return BodyModel(data), data.faces, data.keypoint_regressor, charts
 
 
 def _coco(path: Path) -> COCO:
@@ -126,7 +125,7 @@ def test_files_and_coco_format(runs: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("run", ["base", "multi"])
 def test_dense_points_and_keypoints_are_exact(runs: dict[str, Path], body, run: str) -> None:
-    model, faces, kp_ids, charts = body
+    model, faces, kp_regressor, charts = body
     chart_corners, face_part = face_chart_corners(charts, faces)
     assert np.array_equal(charts.vertex[chart_corners], faces)
     root = runs[run]
@@ -136,7 +135,8 @@ def test_dense_points_and_keypoints_are_exact(runs: dict[str, Path], body, run: 
         with torch.no_grad():
             out = model(torch.as_tensor(gt["pose"]), torch.as_tensor(gt["scales"]))
         verts, joints = out.vertices.double().numpy(), out.joints.double().numpy()
-        kp3d = coco_keypoints(out.vertices[:, kp_ids], out.joints).double().numpy()
+        # The annotations' keypoints are the model's regressed surface points, not its joints.
+        kp3d = np.einsum("kv,nvc->nkc", kp_regressor, verts)
         np.testing.assert_allclose(kp3d, gt["keypoints3d"], atol=1e-5)
         np.testing.assert_allclose(joints, gt["joints3d"], atol=1e-5)
         offsets = gt["dense_offsets"]

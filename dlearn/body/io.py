@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import scipy.sparse
 
 from dlearn.errors import InputError
 from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
@@ -47,6 +48,15 @@ SMPL_JOINT_NAMES = (
 
 #: Keypoint vertices smplx expects in ``vertex_ids`` (smplx.vertex_ids naming).
 KEYPOINT_VERTEX_NAMES = ("nose", "reye", "leye", "rear", "lear")
+
+#: Model-file key of the COCO keypoint regressor: (17, N), COCO's keypoint order, rows summing
+#: to 1 (keypoint k = sum_i R[k, i] * posed vertex i). dlearn's own key: the stand-in has one,
+#: official SMPL files do not (see :mod:`dlearn.body.keypoints` for where else it comes from).
+KEYPOINT_REGRESSOR_KEY = "coco_keypoint_regressor"
+NUM_COCO_KEYPOINTS = 17
+#: Largest |row sum - 1| of a keypoint regressor: a row must be an affine combination of
+#: vertices, or its point would not move with the body (HMR's cocoplus rows sum to ~1 too).
+KEYPOINT_ROW_SUM_TOLERANCE = 0.05
 
 
 #: Largest |row sum - 1| of the skinning weights: the official files' rows sum to 1 to ~1e-7.
@@ -78,6 +88,8 @@ class BodyModelData:
         shapedirs: (N, 3, K) shape blend shapes (kept so files round-trip; dlearn uses scales).
         vertex_ids: named keypoint vertices (nose, reye, leye, rear, lear) when the file has them.
         vertex_symmetry: (N,) index of each vertex's left/right mirror, when the file has one.
+        keypoint_regressor: (17, N) COCO keypoint regressor (key ``coco_keypoint_regressor``),
+            when the file has one.
         source: the file it was read from, for error messages.
     """
 
@@ -90,6 +102,7 @@ class BodyModelData:
     shapedirs: np.ndarray | None = None
     vertex_ids: dict[str, int] = field(default_factory=dict)
     vertex_symmetry: np.ndarray | None = None
+    keypoint_regressor: np.ndarray | None = None
     source: str = "<memory>"
 
     @property
@@ -136,6 +149,10 @@ class BodyModelData:
             self.vertex_symmetry.shape != (n,) or self.vertex_symmetry.min() < 0 or self.vertex_symmetry.max() >= n
         ):
             fail("vertex_symmetry", f"must be {n} vertex indices")
+        if self.keypoint_regressor is not None:
+            problem = keypoint_regressor_problem(self.keypoint_regressor, n)
+            if problem:
+                fail(KEYPOINT_REGRESSOR_KEY, problem)
         geometry = {"v_template": self.v_template, "weights": self.weights, "J_regressor": self.j_regressor,
                     "posedirs": self.posedirs, "shapedirs": self.shapedirs}  # fmt: skip
         for key, value in geometry.items():
@@ -153,6 +170,21 @@ class BodyModelData:
         found = self.problems()
         if found:
             raise BodyModelFileError(*found)
+
+
+def keypoint_regressor_problem(regressor: np.ndarray, num_vertices: int) -> str | None:
+    """What is wrong with a (17, N) COCO keypoint regressor, or None when it is valid."""
+    expected = (NUM_COCO_KEYPOINTS, num_vertices)
+    if regressor.shape != expected:
+        return f"has shape {regressor.shape}, expected {expected}"
+    bad = regressor.size - int(np.count_nonzero(np.isfinite(regressor)))
+    if bad:
+        return f"has {bad} NaN or infinite value(s)"
+    sums = regressor.sum(axis=1)
+    worst = int(np.argmax(np.abs(sums - 1.0)))
+    if abs(sums[worst] - 1.0) > KEYPOINT_ROW_SUM_TOLERANCE:
+        return f"row {worst} sums to {sums[worst]:.6g}, expected 1 (within {KEYPOINT_ROW_SUM_TOLERANCE:g})"
+    return None
 
 
 def _weight_sum_problem(weights: np.ndarray) -> str | None:
@@ -368,6 +400,7 @@ def load_body_model(path: str | Path) -> BodyModelData:
     posedirs = get_optional("posedirs")
     shapedirs = get_optional("shapedirs")
     symmetry = get_optional("vertex_symmetry")
+    kp_regressor = get_optional(KEYPOINT_REGRESSOR_KEY)
     vertex_ids = raw.get("vertex_ids", {})
     if not isinstance(vertex_ids, dict):
         raise BodyModelFileError(f"{path}: key 'vertex_ids' must be a dict of name -> vertex index")
@@ -382,6 +415,7 @@ def load_body_model(path: str | Path) -> BodyModelData:
         shapedirs=None if shapedirs is None else shapedirs.astype(np.float64),
         vertex_ids={str(k): int(v) for k, v in vertex_ids.items()},
         vertex_symmetry=None if symmetry is None else symmetry.astype(np.int64),
+        keypoint_regressor=None if kp_regressor is None else kp_regressor.astype(np.float64),
         source=str(path),
     )
     data.validate()
@@ -409,6 +443,9 @@ def to_smpl_dict(data: BodyModelData) -> dict[str, Any]:
         out["vertex_ids"] = dict(data.vertex_ids)
     if data.vertex_symmetry is not None:
         out["vertex_symmetry"] = np.ascontiguousarray(data.vertex_symmetry, dtype=np.int64)
+    if data.keypoint_regressor is not None:
+        # Sparse, as official files store J_regressor: a few vertices per keypoint.
+        out[KEYPOINT_REGRESSOR_KEY] = scipy.sparse.csc_matrix(data.keypoint_regressor)
     return out
 
 

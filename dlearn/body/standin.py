@@ -23,6 +23,10 @@ Construction:
    between segments that are near in space but not on the surface.
 5. Joint regressor: per joint, nonnegative weights over the surface vertices around it whose
    weighted mean is the designed joint (regularised NNLS, so the weights spread out).
+6. COCO keypoint regressor (key ``coco_keypoint_regressor``, see :mod:`dlearn.body.keypoints`):
+   face keypoints on single vertices, each hip on a patch of :data:`_HIP_PATCH` vertices on the
+   outside of the hip at the greater trochanter (where COCO annotators click), the shoulders,
+   elbows, wrists, knees and ankles on the joint regressor's rings around their joints.
 
 DensePose part convention of this stand-in ("front" faces +z in T-pose, seen from the bone):
 
@@ -719,6 +723,40 @@ def _joint_regressor(vertices: np.ndarray, joints: np.ndarray) -> np.ndarray:
     return np.stack([_regress_joint(vertices, j) for j in joints])
 
 
+#: Vertices of each hip keypoint's patch, and the patch centre's drop below the hip joint (m):
+#: the greater trochanter is a few cm below the hip joint, on the outside of the thigh.
+_HIP_PATCH = 6
+_TROCHANTER_DROP = 0.03
+
+
+def _trochanter_patch(vertices: np.ndarray, hip: np.ndarray) -> np.ndarray:
+    """(_HIP_PATCH,) vertices around the outermost surface point (largest x) level with the
+    trochanter, beside the left ``hip`` joint."""
+    level = (np.abs(vertices[:, 1] - (hip[1] - _TROCHANTER_DROP)) < 0.02) & (np.abs(vertices[:, 2] - hip[2]) < 0.03)
+    candidates = np.flatnonzero(level & (vertices[:, 0] > hip[0]))
+    outermost = vertices[candidates[np.argmax(vertices[candidates, 0])]]
+    return np.argsort(np.linalg.norm(vertices - outermost, axis=1), kind="stable")[:_HIP_PATCH]
+
+
+def _keypoint_regressor(
+    vertices: np.ndarray, j_regressor: np.ndarray, vertex_ids: dict[str, int], mirror: np.ndarray
+) -> np.ndarray:
+    """(17, N) COCO keypoint regressor, rows summing to 1; the right hip's patch mirrors the left's."""
+    from dlearn.body.keypoints import FACE_VERTEX_NAMES, LIMB_JOINTS
+    from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
+
+    rows = np.zeros((len(COCO_KEYPOINT_NAMES), len(vertices)))
+    for k, name in enumerate(COCO_KEYPOINT_NAMES):
+        if name in FACE_VERTEX_NAMES:
+            rows[k, vertex_ids[FACE_VERTEX_NAMES[name]]] = 1.0
+        elif name not in ("left_hip", "right_hip"):
+            rows[k] = j_regressor[LIMB_JOINTS[name]]
+    left, right = COCO_KEYPOINT_NAMES.index("left_hip"), COCO_KEYPOINT_NAMES.index("right_hip")
+    rows[left, _trochanter_patch(vertices, np.array(_HALF_JOINTS["left_hip"]))] = 1.0 / _HIP_PATCH
+    rows[right, mirror] = rows[left]  # the mirror vertex of each patch vertex
+    return rows
+
+
 def _keypoint_vertices(vertices: np.ndarray, vertex_part: np.ndarray) -> dict[str, int]:
     """Nose, eyes and ears (smplx's names; 'r' is the person's right, x < 0) on the head."""
     head = np.isin(vertex_part, (23, 24))
@@ -765,16 +803,19 @@ def build_standin() -> StandinBody:
     n = len(vertices)
     face_part = _face_parts(surface)
     joints = rest_joints()
+    j_regressor = _joint_regressor(vertices, joints)
+    vertex_ids = _keypoint_vertices(vertices, _vertex_parts(faces, face_part, n))
     model = BodyModelData(
         v_template=vertices,
         faces=faces,
         weights=_skinning_weights(vertices, faces, face_part, joints, surface.mirror),
         parents=SMPL_PARENTS.copy(),
-        j_regressor=_joint_regressor(vertices, joints),
+        j_regressor=j_regressor,
         posedirs=np.zeros((n, 3, NUM_POSE_BLEND)),
         shapedirs=np.zeros((n, 3, 10)),
-        vertex_ids=_keypoint_vertices(vertices, _vertex_parts(faces, face_part, n)),
+        vertex_ids=vertex_ids,
         vertex_symmetry=surface.mirror,
+        keypoint_regressor=_keypoint_regressor(vertices, j_regressor, vertex_ids, surface.mirror),
         source="<stand-in>",
     )
     model.validate()

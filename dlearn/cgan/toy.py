@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData
-from dlearn.body.keypoints import coco_keypoints, keypoint_vertex_ids
+from dlearn.body.keypoints import coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.data.crops import square_boxes
 from dlearn.data.store import write_store
@@ -106,7 +106,7 @@ def make_toy_stores(
         body = build_standin().model
     rng = np.random.default_rng(seed)
     model = BodyModel(body, dtype=torch.float64)
-    face_ids = torch.as_tensor(keypoint_vertex_ids(body))
+    keypoints = coco_keypoint_model(model, body)
     if prior == "synth":
         from dlearn.data.synth import sample_camera, sample_pose
 
@@ -115,8 +115,8 @@ def make_toy_stores(
         pose = torch.as_tensor(random_poses(n, rng))
     scales = torch.as_tensor(np.exp(rng.normal(0.0, 0.05, (n, 24))))
     with torch.no_grad():
-        out = model(pose, scales, vertex_ids=face_ids)
-        kp3d = coco_keypoints(out.vertices, out.joints).numpy()  # (n, 17, 3) body frame, metres
+        out = model(pose, scales, vertex_ids=torch.zeros(0, dtype=torch.long))
+        kp3d = keypoints(out, pose).numpy()  # (n, 17, 3) body frame, metres
     rotation, cam_scale, cam_t = random_cameras(n, rng)
     if prior == "synth":
         rotation = np.stack([sample_camera(rng)[0] for _ in range(n)])

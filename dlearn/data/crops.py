@@ -50,6 +50,8 @@ class CropOptions:
         chunk_rows: crops per zarr chunk.
         allow_absolute_paths: accept image file_name entries that are absolute or lead out of
             the image root with '..' (refused by default: the annotation file decides which files are read).
+        keypoint_names: the annotation file's keypoint naming, coco or posetrack (config
+            ``dataset.densepose_coco.keypoint_names``; see :mod:`dlearn.densepose.coco`).
     """
 
     image_size: int = 64
@@ -58,6 +60,7 @@ class CropOptions:
     workers: int = 2
     chunk_rows: int = 64
     allow_absolute_paths: bool = False
+    keypoint_names: str = "coco"
 
 
 def square_boxes(bbox: np.ndarray, box_scale: float) -> np.ndarray:
@@ -185,7 +188,11 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
     """
     start = time.perf_counter()
     samples, report = read_densepose_coco(
-        json_path, image_root, min_box_size=options.min_box_size, allow_absolute_paths=options.allow_absolute_paths
+        json_path,
+        image_root,
+        min_box_size=options.min_box_size,
+        allow_absolute_paths=options.allow_absolute_paths,
+        keypoint_names=options.keypoint_names,
     )
     # Image headers only: the sizes the box and keypoint rules need, and a missing file found
     # before anything is written.

@@ -74,10 +74,14 @@ is Lambert-shaded with clothing-like colours per part group (shirt, sleeves, tro
 skin, hair at the back of the head, dark eyes) over a random textured background (gradient,
 low-frequency noise, stripes, blobs), 2 x 2 supersampled.
 
-Keypoints are :func:`dlearn.body.keypoints.coco_keypoints` of the posed body, projected. v = 2
-when visible: a face-vertex keypoint when the first hit at its pixel lies within 2 cm of it, a
-joint when the first hit at its pixel is skinned mostly to that joint or a tree neighbour; else
-v = 1; v = 0 outside the image.
+Keypoints are the body's COCO keypoints (:mod:`dlearn.body.keypoints`: the model's vertex
+regressor, e.g. the stand-in's hips on the outside of the hip surface) regressed from the posed
+surface and projected, never the skeleton's joints (unless the keypoint definition is the
+fallback's). v = 2 when visible: the first surface hit at the keypoint's pixel lies within the
+keypoint's reach of it in depth (the mean distance of its regressor's posed vertices from the
+regressed point, plus 2 cm: a face vertex is seen within 2 cm, a ring around the elbow from
+either side of the arm); a keypoint on a joint (the fallback) when the first hit at its pixel is
+skinned mostly to that joint or a tree neighbour; else v = 1; v = 0 outside the image.
 
 Determinism: every image draws from its own generator ``np.random.default_rng([seed, split,
 index])``; workers only change which process renders an image, never its content.
@@ -100,7 +104,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
-from dlearn.body.keypoints import LIMB_JOINTS, coco_keypoints, keypoint_vertex_ids
+from dlearn.body.keypoints import coco_keypoint_model
 from dlearn.body.symmetry import JOINT_FLIP
 from dlearn.data.raster import Hits, RasterScene, RayCastScene
 from dlearn.data.store import csr_offsets, write_store
@@ -420,7 +424,7 @@ def sample_camera(rng: np.random.Generator, max_tilt: float = math.radians(15)) 
 class _Body:
     """Body model, charts and per-face attributes used to render (built once per process)."""
 
-    def __init__(self, model_path: str | Path, uv_path: str | Path):
+    def __init__(self, model_path: str | Path, uv_path: str | Path, keypoint_regressor: str | Path | None = None):
         import torch
 
         from dlearn.body.model import BodyModel
@@ -430,7 +434,11 @@ class _Body:
         self.faces = self.data.faces
         self.face_chart, self.face_part = face_chart_corners(self.charts, self.faces)
         self.model = BodyModel(self.data, dtype=torch.float64)
-        self.kp_vertices = keypoint_vertex_ids(self.data)
+        self.keypoints = coco_keypoint_model(self.model, self.data, keypoint_regressor)
+        definition = self.keypoints.definition
+        self.kp_joint = definition.joint  # (17,) -1: regressed from the surface
+        self.kp_rows = definition.vertex_weights  # (17, N)
+        self.kp_support = np.flatnonzero(np.abs(self.kp_rows).sum(axis=0))
         self.parents = self.data.parents
         nbrs = _tree_neighbours(self.parents)
         self.joint_ok = np.zeros((NUM_JOINTS, NUM_JOINTS), dtype=bool)  # [keypoint joint, skinned joint]
@@ -457,29 +465,38 @@ class _Body:
         rel = centroid - self.data.rest_joints[_J["head"]]
         hair = head & (rel[:, 1] > 0.0) & ((rel[:, 2] < -0.01) | (rel[:, 1] > 0.13))
         region[hair] = 6
-        eyes = self.kp_vertices[1:3]
-        near_eye = np.min(np.linalg.norm(centroid[:, None, :] - rest[eyes][None], axis=2), axis=1) < 0.012
+        eyes = self.kp_rows[1:3] @ rest  # (2, 3) rest eye keypoints
+        near_eye = np.min(np.linalg.norm(centroid[:, None, :] - eyes[None], axis=2), axis=1) < 0.012
         region[head & near_eye] = 7
         return region
 
-    def pose(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posed (N, 3) vertices and (24, 3) joints in float64."""
+    def pose(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posed (N, 3) vertices, (24, 3) joints and (17, 3) COCO keypoints in float64."""
         import torch
 
+        pose_t = torch.as_tensor(pose[None])
         with torch.no_grad():
-            out = self.model(torch.as_tensor(pose[None]), torch.as_tensor(scales[None]))
-        return out.vertices[0].numpy(), out.joints[0].numpy()
+            out = self.model(pose_t, torch.as_tensor(scales[None]))
+            keypoints = self.keypoints(out, pose_t)
+        return out.vertices[0].numpy(), out.joints[0].numpy(), keypoints[0].numpy()
+
+    def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
+        by |weight|: how far below the surface a regressed point may lie and still be seen."""
+        rows = np.abs(self.kp_rows[:, self.kp_support])  # (17, S)
+        dist = np.linalg.norm(vertices[self.kp_support][None] - keypoints[:, None], axis=-1)
+        return (rows * dist).sum(axis=1) / rows.sum(axis=1)
 
 
 _WORKER_BODY: _Body | None = None
 
 
-def _init_worker(model_path: str, uv_path: str) -> None:
+def _init_worker(model_path: str, uv_path: str, keypoint_regressor: str | None) -> None:
     global _WORKER_BODY
     import torch
 
     torch.set_num_threads(1)
-    _WORKER_BODY = _Body(model_path, uv_path)
+    _WORKER_BODY = _Body(model_path, uv_path, keypoint_regressor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,6 +584,7 @@ class _Person:
     vertices: np.ndarray  # (N, 3) posed, body frame
     joints: np.ndarray  # (24, 3)
     keypoints3d: np.ndarray  # (17, 3)
+    keypoint_reach: np.ndarray  # (17,) body units, see _Body.keypoint_reach
     colours: np.ndarray  # (F, 3)
     depth_offset: float
     yaw: float
@@ -584,8 +602,6 @@ def _to_pixels(points: np.ndarray, p: _Person) -> np.ndarray:
 
 
 def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions) -> list[_Person]:
-    import torch
-
     size = options.image_size
     count = options.persons_per_image
     # Depth order: random, far enough apart that the bodies never interpenetrate.
@@ -597,7 +613,7 @@ def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions
         scales = _f32(sample_scales(rng, options.scale_sigma, body.parents))
         rotation, yaw = sample_camera(rng)
         rotation = _f32(rotation)
-        vertices, joints = body.pose(pose, scales)
+        vertices, joints, keypoints3d = body.pose(pose, scales)
         proj = vertices @ rotation.T
         lo, hi = proj[:, :2].min(axis=0), proj[:, :2].max(axis=0)
         extent = np.maximum(hi - lo, 1e-6)
@@ -615,9 +631,6 @@ def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions
             corner[0] = np.clip(slot * size - 0.5 * box[0], -0.05 * box[0], size - 0.95 * box[0])
         scale = float(_f32(scale))
         translation = _f32(corner - scale * lo)
-        keypoints3d = coco_keypoints(
-            torch.as_tensor(vertices[body.kp_vertices][None]), torch.as_tensor(joints[None])
-        )[0].numpy()
         persons.append(
             _Person(
                 pose=pose,
@@ -628,6 +641,7 @@ def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions
                 vertices=vertices,
                 joints=joints,
                 keypoints3d=keypoints3d,
+                keypoint_reach=body.keypoint_reach(vertices, keypoints3d),
                 colours=_person_face_colours(rng, body),
                 depth_offset=float(order[k]) * 4.0 * size,
                 yaw=yaw,
@@ -831,11 +845,11 @@ def _render_image(
             vis[i] = 1
             if kp_hits.person[i] != k:
                 continue
-            if i < 5:  # face vertex: the first hit is at the keypoint (within 2 cm)
-                if abs(kp_hits.depth[i] - kp_px[i, 2]) < 0.02 * p.scale:
+            joint = int(body.kp_joint[i])
+            if joint < 0:  # regressed from the surface: the first hit is within its reach
+                if abs(kp_hits.depth[i] - kp_px[i, 2]) < (p.keypoint_reach[i] + 0.02) * p.scale:
                     vis[i] = 2
             else:  # joint: the first hit is skinned to this joint or a neighbour in the tree
-                joint = LIMB_JOINTS[COCO_KEYPOINT_NAMES[i]]
                 wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
                 if body.joint_ok[joint, int(np.argmax(wts))]:
                     vis[i] = 2
@@ -1085,7 +1099,9 @@ def _check_own_images(folder: Path) -> None:
         )
 
 
-def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthOptions) -> dict[str, Any]:
+def synthesize(
+    body_model: Path, uv_charts: Path, out_dir: Path, options: SynthOptions, keypoint_regressor: Path | None = None
+) -> dict[str, Any]:
     """Generate the synthetic DensePose-COCO dataset (see the module docstring for the files).
 
     Args:
@@ -1093,6 +1109,8 @@ def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthO
         uv_charts: DensePose ``UV_Processed.mat`` of that model.
         out_dir: output folder (created); existing outputs of the same names are replaced.
         options: what to generate.
+        keypoint_regressor: COCO keypoint regressor file (see :mod:`dlearn.body.keypoints`);
+            None: the model file's, else the fallback.
 
     Returns:
         Summary: images and persons per split, dense points, seconds, images per second.
@@ -1120,7 +1138,7 @@ def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthO
         global _WORKER_BODY
         previous = _WORKER_BODY
         try:
-            _WORKER_BODY = _Body(body_model, uv_charts)
+            _WORKER_BODY = _Body(body_model, uv_charts, keypoint_regressor)
             for task in tasks:
                 records += _render_chunk(task)
         finally:
@@ -1131,7 +1149,7 @@ def synthesize(body_model: Path, uv_charts: Path, out_dir: Path, options: SynthO
         with ctx.Pool(
             min(options.workers, len(tasks)),
             initializer=_init_worker,
-            initargs=(str(body_model), str(uv_charts)),
+            initargs=(str(body_model), str(uv_charts), None if keypoint_regressor is None else str(keypoint_regressor)),
         ) as pool:
             for result in pool.imap(_render_chunk, tasks):
                 records += result

@@ -5,6 +5,15 @@ DensePose-COCO (Güler et al. 2018) extends COCO person annotations with dense p
 index ``dp_I`` (1..24) and chart coordinates ``dp_U``, ``dp_V`` in [0, 1], plus ``dp_masks``: 14
 coarse part masks as COCO RLEs on a 256 x 256 grid over the box. Not every annotation has them.
 The synthetic generator writes exactly this format, so one reader serves both.
+
+Keypoint names: an annotation's 51 keypoint numbers mean what the person category's
+``keypoints`` list names, slot by slot. DensePose-COCO lists COCO's 17 (:data:`COCO_KEYPOINT_NAMES`);
+DensePose-PoseTrack (PoseTrack 2018) lists the same slots but puts ``head_bottom`` and
+``head_top`` where COCO has the eyes (:data:`POSETRACK_KEYPOINT_NAMES`). The reader checks the
+list against the naming it is told (config ``dataset.densepose_coco.keypoint_names``): ``coco``
+(the default) refuses any other list, ``posetrack`` reads PoseTrack's and leaves its two head
+points unlabelled (v = 0) in the eye slots, since they are not eyes; a file without a
+``keypoints`` list is taken as named as told.
 """
 
 from __future__ import annotations
@@ -41,6 +50,14 @@ COCO_KEYPOINT_NAMES = (
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
+
+
+#: PoseTrack 2018's person keypoints (DensePose-PoseTrack): COCO's slots, head points for the eyes.
+POSETRACK_KEYPOINT_NAMES = ("nose", "head_bottom", "head_top", *COCO_KEYPOINT_NAMES[3:])
+#: The keypoint namings the reader knows (``keypoint_names``), and the slots of each whose labels
+#: are dropped (v = 0) because they are not COCO's keypoint of that slot.
+KEYPOINT_NAMINGS = {"coco": COCO_KEYPOINT_NAMES, "posetrack": POSETRACK_KEYPOINT_NAMES}
+UNLABELLED_SLOTS = {"coco": (), "posetrack": (1, 2)}
 
 
 class AnnotationError(InputError):
@@ -238,6 +255,36 @@ def _person_categories(dataset: dict) -> set[Any]:
     return ids or {COCO_PERSON_ID}
 
 
+def check_keypoint_names(dataset: dict, json_path: Path, naming: str) -> None:
+    """Refuse a file whose person categories name other keypoints than ``naming``'s, in order.
+
+    Raises:
+        AnnotationError: naming the file, the category and the names found; or an unknown
+            ``naming``.
+    """
+    if naming not in KEYPOINT_NAMINGS:
+        raise AnnotationError(
+            f"dataset.densepose_coco.keypoint_names: {naming!r} is not one of {', '.join(KEYPOINT_NAMINGS)}"
+        )
+    expected = list(KEYPOINT_NAMINGS[naming])
+    person_ids = _person_categories(dataset)
+    for category in dataset.get("categories", []):
+        if not isinstance(category, dict) or category.get("id") not in person_ids or "keypoints" not in category:
+            continue
+        names = category["keypoints"]
+        if names == expected:
+            continue
+        hint = next(
+            (f"; these are {other}'s names: set dataset.densepose_coco.keypoint_names: {other}"
+             for other, known in KEYPOINT_NAMINGS.items() if other != naming and names == list(known)),
+            "",
+        )  # fmt: skip
+        raise AnnotationError(
+            f"{json_path}: category {category.get('id')} ({category.get('name')!r}) names the keypoints {names}, "
+            f"expected {naming}'s {len(expected)} in order ({', '.join(expected)}){hint}"
+        )
+
+
 def _check_keypoints(keypoints: np.ndarray, where: str) -> np.ndarray:
     """(51,) finite numbers -> (17, 3), with visibility 0, 1 or 2."""
     if keypoints.size != 3 * NUM_KEYPOINTS:
@@ -298,6 +345,7 @@ def _read_person(
     person_ids: set[Any],
     allow_absolute_paths: bool,
     report: ReadReport,
+    unlabelled: tuple[int, ...] = (),
 ) -> PersonSample | None:
     """One annotation as a sample, or None (counted in ``report``) when the rules skip it."""
     ann = coco.anns[ann_id]
@@ -324,6 +372,9 @@ def _read_person(
         return None
     keypoints = _array(ann, "keypoints", where, float) if "keypoints" in ann else np.zeros(3 * NUM_KEYPOINTS)
     keypoints = _check_keypoints(keypoints, where)
+    if unlabelled:  # another naming's points in these COCO slots: not COCO's keypoints
+        keypoints = keypoints.copy()
+        keypoints[list(unlabelled)] = 0.0
     if has_dense:
         xy, part, uv = _parse_dense(ann, bbox, where)
     else:
@@ -351,6 +402,7 @@ def read_densepose_coco(
     require_dense: bool = True,
     allow_absolute_paths: bool = False,
     problems: list[str] | None = None,
+    keypoint_names: str | None = "coco",
 ) -> tuple[list[PersonSample], ReadReport]:
     """Read the person annotations of a DensePose-COCO JSON file.
 
@@ -370,12 +422,15 @@ def read_densepose_coco(
         problems: when given, a malformed annotation is appended here (its message) and
             skipped, counted as "malformed", instead of raising (``dlearn check-data``); so are
             repeated ids, after which the read goes on with pycocotools' last record of each.
+        keypoint_names: the file's keypoint naming, ``coco`` or ``posetrack`` (see the module
+            docstring); None: unchecked and kept as they are (for readers that ignore keypoints).
 
     Raises:
         AnnotationError: the file is not COCO JSON, an image or annotation id repeats, or a
             field of an annotation is malformed or not finite, a keypoint visibility is not 0, 1
             or 2, or a ``file_name`` leaves ``image_root``; the message names the file and the
-            annotation id.
+            annotation id; the person category names other keypoints than ``keypoint_names``
+            (names the category and the names found, always raised).
     """
     json_path, image_root = Path(json_path), Path(image_root)
     try:
@@ -389,6 +444,10 @@ def read_densepose_coco(
         if problems is None:
             raise AnnotationError(duplicates[0])
         problems.extend(duplicates)
+    if keypoint_names is not None:
+        # Every annotation's keypoints mean what these names say: a wrong list is the whole file's.
+        check_keypoint_names(coco.dataset, json_path, keypoint_names)
+    unlabelled = UNLABELLED_SLOTS[keypoint_names] if keypoint_names is not None else ()
     person_ids = _person_categories(coco.dataset)
     report = ReadReport()
     samples: list[PersonSample] = []
@@ -396,7 +455,7 @@ def read_densepose_coco(
         try:
             sample = _read_person(
                 coco, ann_id, json_path, image_root, min_box_size, require_dense, person_ids, allow_absolute_paths,
-                report,
+                report, unlabelled,
             )  # fmt: skip
         except AnnotationError as exc:
             if problems is None:

@@ -102,7 +102,10 @@ def _aligned_samples(json_path: Path, crops_path: Path) -> tuple[list[PersonSamp
     crops = open_store(crops_path, stage="crops", required=["box"])
     ids = read_sample_ids(crops)
     # Images are never opened here (crops did, under its path rule): any file_name is fine.
-    samples, _ = read_densepose_coco(json_path, json_path.parent, require_dense=True, allow_absolute_paths=True)
+    # Keypoints unused here (crops and check-data check their names).
+    samples, _ = read_densepose_coco(
+        json_path, json_path.parent, require_dense=True, allow_absolute_paths=True, keypoint_names=None
+    )
     by_id = {s.sample_id: s for s in samples}
     missing = [i for i in ids if i not in by_id]
     if missing:

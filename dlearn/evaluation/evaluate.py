@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from dlearn.body.io import SMPL_JOINT_NAMES, load_body_model
-from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints, keypoint_vertex_ids
+from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
@@ -115,11 +115,11 @@ def _coco12(keypoints17: np.ndarray) -> np.ndarray:
 class PoseComputer:
     """Joints and COCO keypoints of body parameters, through the body model."""
 
-    def __init__(self, body_model: Path):
+    def __init__(self, body_model: Path, keypoint_regressor: Path | None = None):
         data = load_body_model(body_model)
         self.parents = np.asarray(data.parents)
         self.model = BodyModel(data, dtype=torch.float64)
-        self.kp_ids = torch.as_tensor(keypoint_vertex_ids(data))
+        self.keypoints = coco_keypoint_model(self.model, data, keypoint_regressor)
         rest = self.body_points(np.zeros((1, 23, 3)), np.ones((1, 24)))
         self.canonical_bone_sum = {
             "joints24": float(bone_lengths(rest[0], self.parents).sum()),
@@ -128,9 +128,11 @@ class PoseComputer:
 
     def body_points(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Body-frame (N, 24, 3) joints and (N, 17, 3) COCO keypoints."""
+        pose_t = torch.as_tensor(pose, dtype=torch.float64).reshape(-1, 23, 3)
         with torch.no_grad():
-            out = self.model(torch.as_tensor(pose, dtype=torch.float64), torch.as_tensor(scales, dtype=torch.float64), self.kp_ids)
-            kp = coco_keypoints(out.vertices, out.joints)
+            # Keypoints come from the skinning transforms: no vertex needs skinning.
+            out = self.model(pose_t, torch.as_tensor(scales, dtype=torch.float64), torch.zeros(0, dtype=torch.long))
+            kp = self.keypoints(out, pose_t)
         return out.joints.numpy(), kp.numpy()
 
     def regressed_joints(self, arrays: dict[str, np.ndarray], regressor: np.ndarray) -> np.ndarray:
@@ -281,6 +283,7 @@ def evaluate_round(
     predictions: dict[str, Path],
     cgan_depths: Path | None = None,
     bone_scaling: str = "canonical_average",
+    keypoint_regressor: Path | None = None,
 ) -> dict[str, Any]:
     """Every source's metrics for round k (synthetic ground truth).
 
@@ -290,12 +293,14 @@ def evaluate_round(
         cgan_depths: the cGAN's test depths (None: no cGAN rows).
         bone_scaling: see the module docstring (``canonical_average`` averages the train split's
             ground truth).
+        keypoint_regressor: the COCO keypoint regressor file the coco12 keypoints of the
+            predictions come from (see :mod:`dlearn.body.keypoints`); None: the model file's.
 
     Returns:
         {"round", "protocol", "results": {split: {source: metrics}}} (see :func:`pose_metrics`).
     """
     check_bone_scaling(bone_scaling)
-    poses = PoseComputer(body_model)
+    poses = PoseComputer(body_model, keypoint_regressor)
     results: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, str, Path]] = [("train", "registration", registration)]
     sources += [(split, "convnet", path) for split, path in predictions.items()]

@@ -5,8 +5,8 @@ Gram-Schmidt), camera scale, 2D translation] minimises
     w_dense L_dense + w_KP L_KP + w_scale L_scale + w_joint L_joint + w_det L_det
 (terms in :mod:`dlearn.registration.losses`) with Adam. Every sample has its own parameters
 and its own loss, so a batch is many independent problems solved in one vectorised loop.
-Only the vertices that have correspondences (plus the five face keypoint vertices) are
-skinned, per sample.
+Only the vertices that have correspondences are skinned, per sample; the COCO keypoints come
+from the skinning transforms (:class:`dlearn.body.keypoints.CocoKeypoints`).
 
 Segment scales are optimised as log-scales, so they stay positive whatever the steps (a
 negative scale would mirror its segment; a raw scale driven below the loss's clamp has no
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from dlearn.body.camera import camera_points, rotation_from_9d
-from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoints
+from dlearn.body.keypoints import ROOT_KEYPOINTS, CocoKeypoints
 from dlearn.body.model import BodyModel, VertexSelection
 from dlearn.options import option
 from dlearn.registration import losses
@@ -146,20 +146,21 @@ class Prediction:
     joints: Tensor  # (B, 24, 3) joints in the body frame
 
 
-def evaluated_vertices(model: BodyModel, batch: FitBatch, kp_vertex_ids: Tensor) -> VertexSelection:
-    """The vertices a batch needs: each sample's corresponded vertices, then the face keypoints."""
-    ids = torch.cat([batch.vertex, kp_vertex_ids.expand(batch.vertex.shape[0], -1)], dim=1)
-    return model.select(ids)
+def evaluated_vertices(model: BodyModel, batch: FitBatch) -> VertexSelection:
+    """The vertices a batch needs: each sample's corresponded vertices."""
+    return model.select(batch.vertex)
 
 
-def predict(model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection) -> Prediction:
+def predict(
+    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, keypoints: CocoKeypoints
+) -> Prediction:
     """Pose the body, then project the matched vertices and the keypoints (paper eq. 1).
 
     ``vertices`` is :func:`evaluated_vertices` of the batch (gathered once per fit).
     """
     p = batch.vertex.shape[1]
     out = model(params.pose, params.scales, vertex_ids=vertices)
-    kp3d = coco_keypoints(out.vertices[:, p:], out.joints)
+    kp3d = keypoints(out, params.pose)
     rotation = rotation_from_9d(params.rotation)
     cam = camera_points(torch.cat([out.vertices[:, :p], kp3d], dim=1), rotation, params.cam_scale)
     projected = cam[..., :2] + params.translation[:, None, :]
@@ -169,11 +170,11 @@ def predict(model: BodyModel, params: Params, batch: FitBatch, vertices: VertexS
 
 
 def data_terms(
-    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection
+    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, keypoints: CocoKeypoints
 ) -> tuple[dict[str, Tensor], Prediction]:
     """The terms that compare the body with the annotations, L_dense and L_KP, (B,) each (the
     regressor's loss uses them too), and the prediction they were computed from."""
-    pred = predict(model, params, batch, vertices)
+    pred = predict(model, params, batch, vertices, keypoints)
     terms = {
         "dense": losses.dense_loss(pred.dense, batch.point, batch.point_mask),
         "kp": losses.keypoint_loss(
@@ -184,10 +185,15 @@ def data_terms(
 
 
 def loss_terms(
-    model: BodyModel, params: Params, batch: FitBatch, vertices: VertexSelection, scale_anchor: float
+    model: BodyModel,
+    params: Params,
+    batch: FitBatch,
+    vertices: VertexSelection,
+    keypoints: CocoKeypoints,
+    scale_anchor: float,
 ) -> tuple[dict[str, Tensor], Prediction]:
     """Each loss term per sample, (B,) each, and the prediction they were computed from."""
-    terms, pred = data_terms(model, params, batch, vertices)
+    terms, pred = data_terms(model, params, batch, vertices, keypoints)
     terms = {
         **terms,
         "scale": losses.scale_loss(params.scales, model.parents, scale_anchor),
@@ -233,13 +239,13 @@ def _params_of(optimised: list[Tensor]) -> Params:
     return Params(pose, log_scales.exp(), rotation, cam_scale, translation)
 
 
-def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, options: RegistrationOptions) -> FitResult:
+def fit(model: BodyModel, init: Params, batch: FitBatch, keypoints: CocoKeypoints, options: RegistrationOptions) -> FitResult:
     """Minimise the registration loss for every sample of the batch from ``init``."""
     leaves = [t.detach().clone() for t in _optimised(init)]
     for t in leaves:
         t.requires_grad_(True)
     optimiser = torch.optim.Adam(leaves, lr=options.lr)
-    vertices = evaluated_vertices(model, batch, kp_vertex_ids)
+    vertices = evaluated_vertices(model, batch)
     best = [t.detach().clone() for t in leaves]
     best_loss = torch.full((batch.vertex.shape[0],), float("inf"), dtype=batch.point.dtype, device=batch.point.device)
     frozen = torch.zeros_like(best_loss, dtype=torch.bool)
@@ -247,7 +253,7 @@ def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, 
     step = 0
     for step in range(1, options.steps + 1):
         optimiser.zero_grad(set_to_none=True)
-        terms, _ = loss_terms(model, _params_of(leaves), batch, vertices, options.scale_anchor)
+        terms, _ = loss_terms(model, _params_of(leaves), batch, vertices, keypoints, options.scale_anchor)
         total = weighted_total(terms, options.weights)
         finite = torch.isfinite(total)
         with torch.no_grad():
@@ -270,7 +276,7 @@ def fit(model: BodyModel, init: Params, batch: FitBatch, kp_vertex_ids: Tensor, 
                 break
     best_params = _params_of(best)
     with torch.no_grad():
-        terms, pred = loss_terms(model, best_params, batch, vertices, options.scale_anchor)
+        terms, pred = loss_terms(model, best_params, batch, vertices, keypoints, options.scale_anchor)
         total = weighted_total(terms, options.weights)
     return FitResult(best_params, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
 

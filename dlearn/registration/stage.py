@@ -27,7 +27,7 @@ import torch
 
 from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
-from dlearn.body.keypoints import keypoint_vertex_ids
+from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.checkpoint import inputs_fingerprint
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
@@ -146,9 +146,9 @@ def _round0_init(model: BodyModel, data: FitData, rows: np.ndarray) -> dict[str,
 
 
 def _fit_chunk(
-    model: BodyModel, kp_ids: torch.Tensor, inputs: _Inputs, rows: np.ndarray, options: RegistrationOptions
+    model: BodyModel, keypoints: CocoKeypoints, inputs: _Inputs, rows: np.ndarray, options: RegistrationOptions
 ) -> dict[str, np.ndarray]:
-    dtype, device = model.dtype, kp_ids.device
+    dtype, device = model.dtype, model.v_template.device
     init = (
         {k: v[rows] for k, v in inputs.init.items()} if inputs.init is not None else _round0_init(model, inputs.data, rows)
     )
@@ -158,7 +158,7 @@ def _fit_chunk(
         local = np.arange(first, first + len(sub))
         batch = fit_batch(inputs.data, sub, device, dtype)
         start = _params_from({k: v[local] for k, v in init.items()}, device, dtype)
-        result = fit(model, start, batch, kp_ids, options)
+        result = fit(model, start, batch, keypoints, options)
         params, terms, total, joints = result.params, result.terms, result.total, result.joints
         status = np.full(len(sub), STATUS["ok"], np.uint8)
         status[inputs.data.counts(sub) == 0] = STATUS["no_correspondences"]
@@ -166,8 +166,8 @@ def _fit_chunk(
         if options.keep_best and inputs.previous is not None:
             previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
             with torch.no_grad():
-                vertices = evaluated_vertices(model, batch, kp_ids)
-                old_terms, old_pred = loss_terms(model, previous, batch, vertices, options.scale_anchor)
+                vertices = evaluated_vertices(model, batch)
+                old_terms, old_pred = loss_terms(model, previous, batch, vertices, keypoints, options.scale_anchor)
             worse = data_loss(terms, options.weights) > data_loss(old_terms, options.weights)
             if bool(worse.any()):
                 for new, old in zip(params.tensors(), previous.tensors()):
@@ -237,6 +237,7 @@ def register(
     shard: int = 0,
     num_shards: int = 1,
     checkpoint_dir: Path | None = None,
+    keypoint_regressor: Path | None = None,
 ) -> dict:
     """Register one shard of the train split and write its store.
 
@@ -251,6 +252,8 @@ def register(
         previous: the previous round's registration store, for keep-best.
         shard, num_shards: which contiguous block of samples to fit.
         checkpoint_dir: where finished chunks are kept until the output is written.
+        keypoint_regressor: a (17 or 19, N) COCO keypoint regressor file (see
+            :mod:`dlearn.body.keypoints`); None: the model file's, else the fallback.
 
     Returns:
         A summary: samples, status counts, seconds, sample-steps per second.
@@ -263,7 +266,7 @@ def register(
     inputs = _load_inputs(correspondences, crops, depths if options.use_depth else None, init, previous)
     data = load_body_model(body_model)
     model = BodyModel(data, dtype=torch.float32).to(device)
-    kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
+    keypoints = coco_keypoint_model(model, data, keypoint_regressor)
     rows = shard_rows(len(inputs.data.ids), shard, num_shards)
     # Without a depths store every sample lacks the depth term; with one, those it marks invalid.
     without_depth = samples_without_depth(inputs.data, rows)
@@ -277,7 +280,7 @@ def register(
     # The failure threshold does not change the fits: raising it reuses the finished chunks.
     fit_options = {k: v for k, v in asdict(options).items() if k != "max_failed_fraction"}
     fingerprint = inputs_fingerprint(
-        fit_options, [correspondences, crops, depths, init, previous, body_model], f"{shard}/{num_shards}"
+        fit_options, [correspondences, crops, depths, init, previous, body_model, keypoint_regressor], f"{shard}/{num_shards}"
     )
     meta = checkpoint_dir / "fingerprint.txt"
     claim_checkpoint_dir(checkpoint_dir)  # a user's non-empty folder is an error, never emptied
@@ -301,7 +304,7 @@ def register(
                 continue
             except (OSError, ValueError) as exc:
                 raise StoreError(f"{path}: corrupted registration checkpoint ({exc}); delete it to refit") from exc
-        result = _fit_chunk(model, kp_ids, inputs, chunk_rows, options)
+        result = _fit_chunk(model, keypoints, inputs, chunk_rows, options)
         _save_npz_atomic(path, result)
         chunks.append(result)
         log.info("chunk %d: %d samples fitted (%d/%d)", c, len(chunk_rows), first + len(chunk_rows), len(rows))
@@ -311,7 +314,7 @@ def register(
     merged = (
         {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}
         if chunks
-        else _fit_chunk(model, kp_ids, inputs, rows, options)
+        else _fit_chunk(model, keypoints, inputs, rows, options)
     )
     # Before the store is written: a failed shard leaves no output (its chunks stay for a rerun).
     shard_name = f"{out_path} (shard {shard} of {num_shards})"

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from dlearn.body.camera import proper_rotation_from_9d, rotation_from_9d
 from dlearn.body.io import load_body_model
-from dlearn.body.keypoints import keypoint_vertex_ids
+from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
@@ -133,10 +133,15 @@ class RegressorOptions:
 
 
 def regressor_loss(
-    body: BodyModel, kp_ids: Tensor, theta: Tensor, target: Tensor, batch: FitBatch, weights: RegressorLossWeights
+    body: BodyModel,
+    keypoints: CocoKeypoints,
+    theta: Tensor,
+    target: Tensor,
+    batch: FitBatch,
+    weights: RegressorLossWeights,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Paper eq. 5 for a batch: (scalar mean total, per-sample terms theta, dense, kp (B,) each)."""
-    terms, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch, kp_ids))
+    terms, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
     total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
     return total.mean(), terms
@@ -189,6 +194,7 @@ def train_regressor(
     *,
     depths: Path | None = None,
     init_model: Path | None = None,
+    keypoint_regressor: Path | None = None,
 ) -> dict[str, Any]:
     """Train the regressor on a round's registrations; write ``out_model``.
 
@@ -202,6 +208,8 @@ def train_regressor(
         options: :class:`RegressorOptions`.
         depths: cGAN ``depths_train.zarr`` (L_KP's depth term; None: 2D only).
         init_model: warm start from this ``model.pt`` (the previous round's).
+        keypoint_regressor: a COCO keypoint regressor file for L_KP (see
+            :mod:`dlearn.body.keypoints`); None: the model file's, else the fallback.
 
     Returns:
         A summary: samples, excluded counts, seconds, images/s, final losses.
@@ -259,12 +267,12 @@ def train_regressor(
     generator = torch.Generator().manual_seed(options.seed)
 
     body = BodyModel(data, dtype=torch.float32).to(device)
-    kp_ids = torch.as_tensor(keypoint_vertex_ids(data), device=device)
+    keypoints = coco_keypoint_model(body, data, keypoint_regressor)
     vertex_symmetry = None if data.vertex_symmetry is None else torch.as_tensor(data.vertex_symmetry, device=device)
 
     checkpoint_dir = claim_checkpoint_dir(Path(checkpoint_dir))  # a user's folder is an error
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME
-    fingerprint = inputs_fingerprint(asdict(options), [crops, correspondences, registration, depths, init_model, body_model])
+    fingerprint = inputs_fingerprint(asdict(options), [crops, correspondences, registration, depths, init_model, body_model, keypoint_regressor])
     epoch, curve = 0, []
     if ckpt_path.exists():
         ckpt = _load(ckpt_path, "checkpoint")
@@ -297,7 +305,7 @@ def train_regressor(
             )
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 theta = model(images)
-            loss, terms = regressor_loss(body, kp_ids, theta.float(), theta_target, batch, options.weights)
+            loss, terms = regressor_loss(body, keypoints, theta.float(), theta_target, batch, options.weights)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)

@@ -72,6 +72,12 @@ def checked_inputs():
     return json.dumps(blocks, sort_keys=True)
 
 
+def keypoint_regressor_input(wildcards=None):
+    """body.keypoint_regressor as a named input, {} for none (the model file's own keypoints)."""
+    path = config["body"]["keypoint_regressor"]
+    return {} if path == "none" else {"keypoint_regressor": path}
+
+
 def body_model_files():
     return [result("body/model.pkl"), result("body/uv.mat"), result("body/preview.png")]
 
@@ -117,6 +123,13 @@ def prediction_options():
     return {k: v for k, v in block.items() if k not in paths}
 
 
+def annotation_naming():
+    """The user's files' keypoint naming for the crops stage ({} for synthetic data: COCO's)."""
+    if DATASET["kind"] == "synthetic":
+        return {}
+    return {"keypoint_names": DATASET["densepose_coco"].get("keypoint_names", "coco")}
+
+
 def data_inputs(wildcards):
     """Annotation file, and for synthetic data the rendered images, of the rule's split."""
     inputs = {"annotations": annotations(wildcards.split)}
@@ -156,6 +169,7 @@ def registration_inputs(wildcards):
         "correspondences": result("correspondences_train.zarr"),
         "crops": result("data/crops_train.zarr"),
         "model": result("body/model.pkl"),
+        **keypoint_regressor_input(),
     }
     if REG["use_depth"]:
         inputs["depths"] = depths_file("train")
@@ -196,6 +210,7 @@ def regressor_inputs(wildcards):
         "correspondences": result("correspondences_train.zarr"),
         "registration": result(f"round_{k}/registration.zarr"),
         "model": result("body/model.pkl"),
+        **keypoint_regressor_input(),
     }
     if REGRESSOR["use_depth"]:
         inputs["depths"] = depths_file("train")

@@ -5,6 +5,7 @@ wildcard_constraints:
 rule synth:
     """Synthetic DensePose-COCO-format dataset with exact 3D ground truth (dataset.kind: synthetic)."""
     input:
+        unpack(keypoint_regressor_input),
         model=result("body/model.pkl"),
         uv=result("body/uv.mat"),
     output:
@@ -32,10 +33,11 @@ rule synth:
         # The folder that holds every output of the rule.
         out=lambda wildcards, output: os.path.dirname(output.train),
         options=cli_flags(DATASET["synthetic"]),
+        keypoints=optional_input_flags("keypoint_regressor"),
         code=code_version("synth"),
     shell:
         "dlearn synth --body-model {input.model:q} --uv {input.uv:q} --out {params.out:q} "
-        "{params.options} --workers {threads} > {log:q} 2>&1"
+        "{params.keypoints} {params.options} --workers {threads} > {log:q} 2>&1"
 
 
 rule densepose_predictions:
@@ -91,7 +93,7 @@ rule crops:
         runtime=rule_resources("crops")["runtime"],
     params:
         image_root=lambda wildcards: image_root(wildcards.split),
-        options=cli_flags(config["crops"]),
+        options=cli_flags({**config["crops"], **annotation_naming()}),
         code=code_version("crops"),
     shell:
         "dlearn crops --annotations {input.annotations:q} --image-root {params.image_root:q} "

@@ -1,6 +1,7 @@
 rule evaluate:
     """3D joint errors of round k's registrations, predictions and the cGAN (synthetic ground truth)."""
     input:
+        unpack(keypoint_regressor_input),
         model=result("body/model.pkl"),
         registration=result("round_{round}/registration.zarr"),
         predictions=expand(
@@ -27,9 +28,10 @@ rule evaluate:
         options=cli_flags(
             {k: v for k, v in config["evaluation"].items() if k != "h36m"}
         ),
+        keypoints=optional_input_flags("keypoint_regressor"),
         code=code_version("evaluate"),
     shell:
-        "dlearn evaluate --round {wildcards.round} --body-model {input.model:q} "
+        "dlearn evaluate --round {wildcards.round} --body-model {input.model:q} {params.keypoints} "
         "--registration {input.registration:q} --crops-train {input.crops[0]:q} "
         "--crops-test {input.crops[1]:q} --gt-train {input.gt[0]:q} --gt-test {input.gt[1]:q} "
         "--predictions-train {input.predictions[0]:q} "

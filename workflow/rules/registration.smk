@@ -22,7 +22,9 @@ rule register:
         gpu=rule_resources("register")["gpu"],
     params:
         options=lambda wildcards: registration_options(wildcards.round),
-        optional=optional_input_flags("depths", "init", "previous"),
+        optional=optional_input_flags(
+            "depths", "init", "previous", "keypoint_regressor"
+        ),
         shards=REG["shards"],
         # Finished chunks live outside the declared output, so a killed job resumes.
         checkpoint=lambda wildcards: result(

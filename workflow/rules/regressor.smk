@@ -28,7 +28,7 @@ rule regress:
                 "device": config["device"],
             }
         ),
-        optional=optional_input_flags("depths", "init_model"),
+        optional=optional_input_flags("depths", "init_model", "keypoint_regressor"),
         # Per-epoch checkpoints live outside the declared output, so a killed job resumes.
         checkpoint=lambda wildcards: result(
             f"round_{wildcards.round}/regressor/.checkpoints"
