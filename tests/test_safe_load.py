@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, to_smpl_dict
+from dlearn.body.io import WRITER_KEY, BodyModelData, BodyModelFileError, load_body_model, to_smpl_dict
 from dlearn.densepose.uv import UVChartError, load_uv_charts, write_uv_charts
 from dlearn.errors import InputError
 
@@ -124,6 +124,7 @@ def test_standin_loads_the_same_arrays(standin_files: tuple[Path, Path]) -> None
     equal to what an unrestricted unpickler reads from the same file."""
     model = standin_files[0]
     plain = pickle.loads(model.read_bytes())  # trusted: the test wrote it
+    assert plain.pop(WRITER_KEY) == "dlearn"  # the writer's mark, not model data
     loaded = to_smpl_dict(load_body_model(model))
     assert loaded.keys() == plain.keys()
     for key, value in plain.items():
