@@ -518,6 +518,22 @@ def _main_table(args: argparse.Namespace) -> None:
             f"{t['pa']:.1f} | {t['bone']:.1f} | {t['pose']:.1f} | {tr['pa']:.1f} | {tr['pose']:.1f} | "
             f"{t['rot_median']:.0f} | {c['pa']:.1f} / {c['bone']:.1f} / {c['pose']:.1f} |"
         )
+    print("\nTest PA-MPJPE per pose mode (mm), ConvNet / constant predictor:\n")
+    print("| row | " + " | ".join(POSE_MODES) + " |")
+    print("| --- |" + " --- |" * len(POSE_MODES))
+    for r in rows:
+        t, c = r["test"], r["constant_test"]
+        cells = [f"{t['pa_' + m]:.0f} / {c['pa_' + m]:.0f}" for m in POSE_MODES]
+        print(f"| {r['name'].split(':')[0]} | " + " | ".join(cells) + " |")
+    print("\nTest theta smooth-L1 per slice (dlearn's theta term, summed over the slice's numbers):\n")
+    print("| row | " + " | ".join(SLICES) + " |")
+    print("| --- |" + " --- |" * len(SLICES))
+    for r in rows[:1]:
+        c = r["constant_test_slice_loss"]
+        print("| constant | " + " | ".join(f"{c[k]:.3f}" for k in SLICES) + " |")
+    for r in rows:
+        t = r["test_slice_loss"]
+        print(f"| {r['name'].split(':')[0]} | " + " | ".join(f"{t[k]:.3f}" for k in SLICES) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
