@@ -116,7 +116,8 @@ def ensure_data(cache: Path, shards: int, sizes: list[int], num_test: int, worke
 
 def pose_mode(seed: int, split: str, image_id: int) -> str:
     """The synthesizer's pose mode of a one-person image, replayed from its random stream
-    (``_sample_persons``: a permutation of the person order, then ``sample_pose``'s mode draw)."""
+    (``_sample_persons``: the person order's permutation, which draws nothing for one person, then
+    ``sample_pose``'s mode draw)."""
     rng = np.random.default_rng([seed, SPLITS.index(split), image_id - SPLIT_ID_OFFSET[split] - 1])
     rng.permutation(1)
     return POSE_MODES[int(rng.choice(len(POSE_MODES), p=_MODE_PROBS))]
