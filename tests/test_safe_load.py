@@ -131,6 +131,9 @@ def test_standin_loads_the_same_arrays(standin_files: tuple[Path, Path]) -> None
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(loaded[key], value, err_msg=key)
             assert loaded[key].dtype == value.dtype, key
+        elif scipy.sparse.issparse(value):  # the keypoint regressor is stored sparse
+            assert scipy.sparse.issparse(loaded[key]), key
+            np.testing.assert_array_equal(loaded[key].toarray(), value.toarray(), err_msg=key)
         else:
             assert loaded[key] == value, key
 
