@@ -42,7 +42,8 @@ rule synth:
 
 rule densepose_predictions:
     """DensePose's predicted IUV maps + 2D keypoints -> DensePose-COCO JSON (dataset.kind:
-    densepose_predictions): a seeded subset of each person's instance pixels as dense points."""
+    densepose_predictions): a seeded subset of each person's instance pixels as dense points.
+    """
     input:
         check=result("check_data.txt"),
         keypoints=lambda wildcards: DATASET["densepose_predictions"][
