@@ -42,7 +42,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dlearn.densepose.coco import DP_GRID, NUM_PARTS, PersonSample, ReadReport, read_densepose_coco
+from dlearn.densepose.coco import (
+    DP_GRID,
+    NUM_KEYPOINTS,
+    NUM_PARTS,
+    PersonSample,
+    ReadReport,
+    _image_path,
+    box_skip_reason,
+    read_densepose_coco,
+)
+from dlearn.densepose.dump import DumpInstance, entry_instances, load_dump
 from dlearn.errors import InputError
 from dlearn.options import option
 
@@ -50,6 +60,12 @@ log = logging.getLogger(__name__)
 
 IUV_SUFFIX = "_IUV.png"
 INDS_SUFFIX = "_INDS.png"
+#: Slot of SPIN's 24 ground-truth joints (``constants.JOINT_NAMES[25:]``: 0 Right Ankle, 1 Right
+#: Knee, 2 Right Hip, 3 Left Hip, 4 Left Knee, 5 Left Ankle, 6 Right Wrist, 7 Right Elbow, 8 Right
+#: Shoulder, 9 Left Shoulder, 10 Left Elbow, 11 Left Wrist, 12 Neck (LSP), 13 Top of Head (LSP),
+#: 14 Pelvis (MPII), 15 Thorax (MPII), 16 Spine (H36M), 17 Jaw (H36M), 18 Head (H36M), 19 Nose,
+#: 20 Left Eye, 21 Right Eye, 22 Left Ear, 23 Right Ear) of each of COCO's 17 keypoints.
+SPIN_J24_TO_COCO = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
 UV_SCALE = 255.0  # DensePose stores U and V in [0, 1] as 255 * U, 255 * V (uint8)
 
 
@@ -89,10 +105,24 @@ class IUVMap:
     part: np.ndarray
     uv: np.ndarray
     instance: np.ndarray
+    #: Image pixel (row, column) of element [0, 0]: a map may cover a window of its image (one
+    #: instance of an apply_net dump covers its box).
+    origin: tuple[int, int] = (0, 0)
+    #: (height, width) of the image; None: the map covers the whole image.
+    image_shape: tuple[int, int] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.part.shape  # type: ignore[return-value]
+        """(height, width) of the image the map belongs to."""
+        return self.image_shape or self.part.shape  # type: ignore[return-value]
+
+
+#: One image's prediction: a whole-image map (IUV PNG) or one map per instance (apply_net dump).
+Prediction = IUVMap | list[IUVMap]
+
+
+def _layers(iuv: Prediction) -> list[IUVMap]:
+    return iuv if isinstance(iuv, list) else [iuv]
 
 
 def iuv_paths(iuv_dir: Path, relative_name: str) -> tuple[Path, Path]:
@@ -165,7 +195,15 @@ def _box_pixels(bbox: np.ndarray, size: tuple[int, int]) -> tuple[slice, slice]:
     return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
 
 
-def assign_instances(persons: list[PersonSample], iuv: IUVMap) -> list[int | None]:
+def _window(iuv: IUVMap, bbox: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of ``iuv``'s arrays whose image pixels have their centres inside the box."""
+    rows, cols = _box_pixels(bbox, iuv.size)
+    (oy, ox), (h, w) = iuv.origin, iuv.part.shape
+    r0, c0 = min(max(rows.start - oy, 0), h), min(max(cols.start - ox, 0), w)
+    return slice(r0, max(min(rows.stop - oy, h), r0)), slice(c0, max(min(cols.stop - ox, w), c0))
+
+
+def assign_instances(persons: list[PersonSample], iuv: Prediction) -> list[int | None]:
     """The IUV instance of each person: most pixels inside its box, each instance used once.
 
     Greedy over (person, instance) pairs by decreasing pixel count, so two overlapping boxes get
@@ -174,12 +212,14 @@ def assign_instances(persons: list[PersonSample], iuv: IUVMap) -> list[int | Non
     Returns:
         Per person its INDS value, or None when no free instance has a pixel inside its box.
     """
-    values = np.unique(iuv.instance[iuv.instance >= 0])
+    layers = _layers(iuv)
+    values = np.unique(np.concatenate([layer.instance[layer.instance >= 0] for layer in layers] or [np.zeros(0)]))
     counts = np.zeros((len(persons), len(values)), dtype=np.int64)
     for p, person in enumerate(persons):
-        rows, cols = _box_pixels(person.bbox, iuv.size)
-        inside = iuv.instance[rows, cols]
-        counts[p] = [(inside == value).sum() for value in values]
+        for layer in layers:
+            rows, cols = _window(layer, person.bbox)
+            inside = layer.instance[rows, cols]
+            counts[p] += [(inside == value).sum() for value in values]
     chosen: list[int | None] = [None] * len(persons)
     for flat in np.argsort(-counts, axis=None, kind="stable"):
         p, k = np.unravel_index(flat, counts.shape)
@@ -211,7 +251,7 @@ def spread_subset(part: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
 
 
 def dense_points(
-    person: PersonSample, iuv: IUVMap, value: int, options: PredictionOptions
+    person: PersonSample, iuv: Prediction, value: int, options: PredictionOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The person's dense points: a subset of instance ``value``'s pixels inside its box.
 
@@ -219,16 +259,22 @@ def dense_points(
         xy (P, 2) pixel centres in image pixels, part (P,) 1..24, uv (P, 2) in [0, 1]; None
         when the instance has fewer than ``options.min_points`` pixels inside the box.
     """
-    rows, cols = _box_pixels(person.bbox, iuv.size)
-    r, c = np.nonzero(iuv.instance[rows, cols] == value)
+    rows_, cols_, parts, uvs = [], [], [], []
+    for layer in _layers(iuv):
+        rows, cols = _window(layer, person.bbox)
+        r, c = np.nonzero(layer.instance[rows, cols] == value)
+        r, c = r + rows.start, c + cols.start
+        rows_.append(r + layer.origin[0])
+        cols_.append(c + layer.origin[1])
+        parts.append(layer.part[r, c])
+        uvs.append(layer.uv[r, c])
+    r, c, part, uv = np.concatenate(rows_), np.concatenate(cols_), np.concatenate(parts), np.concatenate(uvs)
     if len(r) < options.min_points:
         return None
-    r, c = r + rows.start, c + cols.start
     rng = np.random.default_rng([options.seed, person.image_id, person.annotation_id])
-    keep = spread_subset(iuv.part[r, c], options.points_per_person, rng)
-    r, c = r[keep], c[keep]
-    xy = np.stack([c + 0.5, r + 0.5], axis=1).astype(np.float64)
-    return xy, iuv.part[r, c], iuv.uv[r, c]
+    keep = spread_subset(part, options.points_per_person, rng)
+    xy = np.stack([c[keep] + 0.5, r[keep] + 0.5], axis=1).astype(np.float64)
+    return xy, part[keep], uv[keep]
 
 
 def _relative_name(sample: PersonSample, image_root: Path) -> str:
@@ -278,23 +324,178 @@ def _by_image(samples: Iterable[PersonSample]) -> dict[Path, list[PersonSample]]
     return groups
 
 
-def predictions_to_coco(
-    keypoints_json: str | Path,
-    iuv_dir: str | Path,
+def read_spin_keypoints(
+    npz_path: str | Path,
     image_root: str | Path,
-    options: PredictionOptions = PredictionOptions(),
     *,
     allow_absolute_paths: bool = False,
     problems: list[str] | None = None,
+) -> tuple[list[PersonSample], ReadReport]:
+    """Persons from a SPIN-style npz (``imgname``, ``center``, ``scale``, ``part``): SPIN's
+    ``h36m_train.npz`` ships Human3.6M's 2D ground truth this way.
+
+    ``part`` is (N, 24, 3): x, y in image pixels and a confidence, in the 24 "ground truth"
+    slots of SPIN's ``constants.JOINT_NAMES`` (after its 25 OpenPose joints). The COCO
+    keypoints among them (:data:`SPIN_J24_TO_COCO`) become the person's keypoints, visible
+    (v = 2) where the confidence is above 0; the other slots (neck, head top, pelvis, thorax,
+    spine, jaw, head) are dropped. Human3.6M fills no face slot, so its persons have 12 COCO
+    keypoints, and its hips are skeleton joints, not COCO's annotated hips. The box is
+    :attr:`SpinEvaluationSet.person_boxes`' (square, side ``scale * 200 / 0.9`` about ``center``).
+    Rows naming the same ``imgname`` are persons of one image: image id = the order of first
+    appearance, annotation id = the row.
+
+    Raises:
+        PredictionError: missing file or key, a shape other than SPIN's, a non-finite number, or
+            an ``imgname`` that leaves ``image_root`` (names the file, key and row).
+    """
+    from dlearn.data.h36m import SPIN_BOX_UNIT, SPIN_H36M_BOX_FACTOR
+
+    npz_path, image_root = Path(npz_path), Path(image_root)
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            missing = [k for k in ("imgname", "center", "scale", "part") if k not in npz.files]
+            if missing:
+                raise PredictionError(f"{npz_path}: key '{missing[0]}' is missing (SPIN npz: imgname, center, scale, part)")
+            data = {k: npz[k] for k in ("imgname", "center", "scale", "part")}
+    except FileNotFoundError as exc:
+        raise PredictionError(f"{npz_path}: keypoint file does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise PredictionError(f"{npz_path}: not a readable .npz file ({exc})") from exc
+    n = len(data["imgname"])
+    expected = {"imgname": (n,), "center": (n, 2), "scale": (n,), "part": (n, 24, 3)}
+    for key, shape in expected.items():
+        if data[key].shape != shape:
+            raise PredictionError(f"{npz_path}: key '{key}' has shape {data[key].shape}, expected {shape} (SPIN's layout)")
+        if key != "imgname":
+            bad = np.flatnonzero(~np.isfinite(data[key].reshape(n, -1)).all(axis=1))
+            if bad.size:
+                raise PredictionError(f"{npz_path}: key '{key}' holds a non-finite number in row {bad[0]}")
+    side = data["scale"].astype(np.float64) * SPIN_BOX_UNIT / SPIN_H36M_BOX_FACTOR
+    center = data["center"].astype(np.float64)
+    report = ReadReport()
+    samples: list[PersonSample] = []
+    image_ids: dict[str, int] = {}
+    for row in range(n):
+        name = str(data["imgname"][row])
+        image_id = image_ids.setdefault(name, len(image_ids))
+        where = f"{npz_path}: row {row}"
+        try:
+            image_path = _image_path({"id": image_id, "file_name": name}, image_root, where, allow_absolute_paths)
+        except InputError as exc:
+            if problems is None:
+                raise PredictionError(str(exc)) from exc
+            problems.append(str(exc))
+            report.skipped["malformed"] += 1
+            continue
+        bbox = np.array([center[row, 0] - side[row] / 2, center[row, 1] - side[row] / 2, side[row], side[row]])
+        reason = box_skip_reason(bbox, min_box_size=1e-9)
+        if reason is not None:
+            report.skipped[reason] += 1
+            continue
+        part = data["part"][row].astype(np.float64)
+        keypoints = np.zeros((NUM_KEYPOINTS, 3))
+        keypoints[:, :2] = part[SPIN_J24_TO_COCO, :2]
+        keypoints[:, 2] = np.where(part[SPIN_J24_TO_COCO, 2] > 0, 2.0, 0.0)
+        keypoints[keypoints[:, 2] == 0, :2] = 0.0
+        samples.append(
+            PersonSample(
+                sample_id=f"{image_id}_{row}", image_id=image_id, annotation_id=row, image_path=image_path,
+                image_size=None, bbox=bbox, keypoints=keypoints, dense_xy=np.zeros((0, 2)),
+                dense_part=np.zeros(0, np.int64), dense_uv=np.zeros((0, 2)),
+            )  # fmt: skip
+        )
+    report.kept = len(samples)
+    log.info("%s: %s", npz_path, report.summary())
+    return samples, report
+
+
+def read_keypoint_persons(
+    path: str | Path, image_root: str | Path, *, allow_absolute_paths: bool = False, problems: list[str] | None = None
+) -> tuple[list[PersonSample], ReadReport]:
+    """The persons of a keypoint file: SPIN-style ``.npz`` (:func:`read_spin_keypoints`) or COCO JSON."""
+    if Path(path).suffix == ".npz":
+        return read_spin_keypoints(path, image_root, allow_absolute_paths=allow_absolute_paths, problems=problems)
+    return read_densepose_coco(
+        path, image_root, require_dense=False, allow_absolute_paths=allow_absolute_paths, problems=problems
+    )
+
+
+def _dump_layers(instances: list[DumpInstance], image_shape: tuple[int, int], where: str) -> list[IUVMap]:
+    """One map per dump instance over its box (instance value = its index in the entry)."""
+    height, width = image_shape
+    layers = []
+    for k, inst in enumerate(instances):
+        h, w = inst.labels.shape
+        if inst.x < -1 or inst.y < -1 or inst.x + w > width + 1 or inst.y + h > height + 1:
+            raise PredictionError(
+                f"{where}, instance {k}: box x {inst.x}..{inst.x + w}, y {inst.y}..{inst.y + h} lies outside the "
+                f"{width} x {height} image (a dump of another, resized image?)"
+            )
+        instance = np.where(inst.labels > 0, k, -1)
+        layers.append(IUVMap(part=inst.labels, uv=inst.uv, instance=instance, origin=(inst.y, inst.x), image_shape=image_shape))
+    return layers
+
+
+def _dump_entries(dumps: list[Path], groups: dict[Path, list[PersonSample]], image_root: Path) -> dict[Path, tuple[str, dict]]:
+    """Each image with persons -> (where, entry) of its dump entry, matched by ``file_name``.
+
+    An entry belongs to the image whose path relative to ``image_root`` ends its ``file_name``
+    (apply_net records the path it was given: relative to its working folder, or absolute).
+    """
+    by_name: dict[str, list[Path]] = {}
+    for image_path in groups:
+        by_name.setdefault(image_path.name, []).append(image_path)
+    found: dict[Path, tuple[str, dict]] = {}
+    for dump in dumps:
+        for i, entry in enumerate(load_dump(dump)):
+            where = f"{dump}: entry {i}"
+            name = entry.get("file_name")
+            if not isinstance(name, str) or not name:
+                raise PredictionError(f"{where}: 'file_name' is {name!r}, expected the image path")
+            parts = PurePath(name).parts
+            candidates = [
+                p for p in by_name.get(PurePath(name).name, [])
+                if parts[-len(PurePath(_relative(p, image_root)).parts):] == PurePath(_relative(p, image_root)).parts
+            ]  # fmt: skip
+            if len(candidates) > 1:
+                raise PredictionError(f"{where}: file_name {name!r} matches images {candidates[0]} and {candidates[1]}")
+            if not candidates:
+                continue  # an image without persons in the keypoint file
+            if candidates[0] in found:
+                raise PredictionError(f"{where}: second prediction of {candidates[0]} (first: {found[candidates[0]][0]})")
+            found[candidates[0]] = (where, entry)
+    return found
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
+
+
+def predictions_to_coco(
+    keypoints_json: str | Path,
+    iuv_dir: str | Path | None,
+    image_root: str | Path,
+    options: PredictionOptions = PredictionOptions(),
+    *,
+    dumps: list[Path] | None = None,
+    allow_absolute_paths: bool = False,
+    problems: list[str] | None = None,
 ) -> tuple[dict[str, Any], ReadReport]:
-    """Build a DensePose-COCO dataset from predicted IUV maps and a COCO keypoint file.
+    """Build a DensePose-COCO dataset from predicted IUV maps and 2D keypoints.
 
     Args:
         keypoints_json: COCO-format file with ``images`` and person ``annotations`` (``bbox``,
-            ``keypoints``); dense fields in it are ignored.
-        iuv_dir: folder of the ``_IUV.png`` / ``_INDS.png`` files (see :func:`iuv_paths`).
+            ``keypoints``; dense fields in it are ignored), or a SPIN-style ``.npz`` with
+            ``part`` (:func:`read_spin_keypoints`).
+        iuv_dir: folder of the ``_IUV.png`` / ``_INDS.png`` files (see :func:`iuv_paths`);
+            unused with ``dumps``.
         image_root: folder the file's ``file_name`` entries are relative to.
         options: sampling and skip thresholds.
+        dumps: detectron2 DensePose ``apply_net.py dump`` files (:mod:`dlearn.densepose.dump`)
+            instead of IUV PNGs: each instance's labels / uv over its box.
         allow_absolute_paths: as for :func:`read_densepose_coco`.
         problems: when given, a bad prediction file is appended here and its persons are
             counted as "malformed" instead of raising (check-data).
@@ -305,30 +506,35 @@ def predictions_to_coco(
 
     Raises:
         AnnotationError: the keypoint file is malformed (see :func:`read_densepose_coco`).
-        PredictionError: an image with persons has no IUV map, or a map is malformed, or two
-            images share one IUV file name.
+        PredictionError: an image with persons has no IUV map or dump entry, or a map, dump or
+            SPIN npz is malformed, or two images share one IUV file name.
     """
-    keypoints_json, iuv_dir, image_root = Path(keypoints_json), Path(iuv_dir), Path(image_root)
-    samples, report = read_densepose_coco(
-        keypoints_json, image_root, require_dense=False, allow_absolute_paths=allow_absolute_paths, problems=problems
+    keypoints_json, image_root = Path(keypoints_json), Path(image_root)
+    samples, report = read_keypoint_persons(
+        keypoints_json, image_root, allow_absolute_paths=allow_absolute_paths, problems=problems
     )
+    groups = _by_image(samples)
+    source = f"{', '.join(map(str, dumps))}" if dumps is not None else str(iuv_dir)
+    entries: dict[Path, tuple[str, dict]] = {}
+    if dumps is not None:
+        try:
+            entries = _dump_entries([Path(d) for d in dumps], groups, image_root)
+        except InputError as exc:  # a whole dump: nothing of this split can be read
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            report.skipped["malformed"] += len(samples)
+            groups = {}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     used: dict[Path, Path] = {}
-    for image_path, persons in _by_image(samples).items():
+    for image_path, persons in groups.items():
         name = _relative_name(persons[0], image_root)
-        iuv_path, inds_path = iuv_paths(iuv_dir, name)
         try:
-            if iuv_path in used:
-                # DensePose names its output by the base name up to the first dot: frames such
-                # as S1_Walking.54138969_000001.jpg and ..._000002.jpg would share one map.
-                raise PredictionError(
-                    f"{iuv_path}: IUV map of both {used[iuv_path]} and {image_path}; name the maps after "
-                    "the full image name (<stem>_IUV.png) or mirror the image folders"
-                )
-            used[iuv_path] = image_path
-            iuv = read_iuv(iuv_path, inds_path)
-            _check_size(iuv, iuv_path, image_path, persons[0].sample_id)
+            if dumps is not None:
+                iuv, label = _dump_prediction(entries, image_path, persons[0].sample_id, source)
+            else:
+                iuv, label = _png_prediction(Path(iuv_dir or ""), name, image_path, persons[0].sample_id, used)
         except InputError as exc:  # the maps, or the image itself (ImageError)
             message = f"{exc} (keypoints of {image_path} in {keypoints_json})"
             if problems is None:
@@ -338,22 +544,49 @@ def predictions_to_coco(
             continue
         kept_here = _image_persons(persons, iuv, options, report, annotations)
         if kept_here:
-            height, width = iuv.size
+            height, width = _layers(iuv)[0].size
             images.append({"id": persons[0].image_id, "file_name": name, "height": height, "width": width})
     report.kept = len(annotations)
     dataset = {
-        "info": {"description": f"dlearn: DensePose predictions {iuv_dir} with keypoints {keypoints_json}"},
+        "info": {"description": f"dlearn: DensePose predictions {source} with keypoints {keypoints_json}"},
         "images": images,
         "annotations": annotations,
         "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
     }
-    log.info("%s + %s: %s", keypoints_json, iuv_dir, report.summary())
+    log.info("%s + %s: %s", keypoints_json, source, report.summary())
     return dataset, report
+
+
+def _png_prediction(iuv_dir: Path, name: str, image_path: Path, owner: str, used: dict[Path, Path]) -> tuple[IUVMap, str]:
+    iuv_path, inds_path = iuv_paths(iuv_dir, name)
+    if iuv_path in used:
+        # DensePose names its output by the base name up to the first dot: frames such
+        # as S1_Walking.54138969_000001.jpg and ..._000002.jpg would share one map.
+        raise PredictionError(
+            f"{iuv_path}: IUV map of both {used[iuv_path]} and {image_path}; name the maps after "
+            "the full image name (<stem>_IUV.png) or mirror the image folders"
+        )
+    used[iuv_path] = image_path
+    iuv = read_iuv(iuv_path, inds_path)
+    _check_size(iuv, iuv_path, image_path, owner)
+    return iuv, str(iuv_path)
+
+
+def _dump_prediction(
+    entries: dict[Path, tuple[str, dict]], image_path: Path, owner: str, source: str
+) -> tuple[list[IUVMap], str]:
+    from dlearn.data.crops import image_size
+
+    if image_path not in entries:
+        raise PredictionError(f"{source}: no dump entry has the file_name of {image_path}")
+    where, entry = entries[image_path]
+    instances = entry_instances(entry, where)
+    return _dump_layers(instances, image_size(image_path, owner), where), where
 
 
 def _image_persons(
     persons: list[PersonSample],
-    iuv: IUVMap,
+    iuv: Prediction,
     options: PredictionOptions,
     report: ReadReport,
     annotations: list[dict[str, Any]],
@@ -398,9 +631,26 @@ def write_iuv(path_stem: Path, part: np.ndarray, uv: np.ndarray, instance: np.nd
     return iuv_path, inds_path
 
 
+def dump_files(path: str | Path) -> list[Path]:
+    """The apply_net dumps a config names: the file itself, or every ``*.pkl`` of a folder, sorted.
+
+    Raises:
+        PredictionError: the path does not exist, or the folder holds no ``.pkl`` file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.pkl"))
+        if not files:
+            raise PredictionError(f"{path}: folder holds no apply_net dump (*.pkl)")
+        return files
+    if not path.is_file():
+        raise PredictionError(f"{path}: DensePose dump does not exist")
+    return [path]
+
+
 def write_predictions_dataset(
-    keypoints_json: Path, iuv_dir: Path, image_root: Path, out: Path, options: PredictionOptions,
-    allow_absolute_paths: bool = False,
+    keypoints_json: Path, iuv_dir: Path | None, image_root: Path, out: Path, options: PredictionOptions,
+    allow_absolute_paths: bool = False, dump: Path | None = None,
 ) -> dict[str, Any]:
     """The ``densepose_predictions`` stage: write the DensePose-COCO JSON of :func:`predictions_to_coco`.
 
@@ -410,8 +660,9 @@ def write_predictions_dataset(
     from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
 
     dataset, report = predictions_to_coco(
-        keypoints_json, iuv_dir, image_root, options, allow_absolute_paths=allow_absolute_paths
-    )
+        keypoints_json, iuv_dir, image_root, options, allow_absolute_paths=allow_absolute_paths,
+        dumps=None if dump is None else dump_files(dump),
+    )  # fmt: skip
     out = Path(out)
     check_file_output(out)
     clean_stale_siblings(out)
