@@ -84,6 +84,31 @@ def _densepose_predictions(args: argparse.Namespace) -> None:
     log.info("%s: %s", args.out, summary)
 
 
+def _mix_datasets(args: argparse.Namespace) -> None:
+    from dlearn.densepose.mix import mix_datasets
+
+    sources = [(name, Path(path), Path(root), naming) for name, path, root, naming in args.source]
+    summary = mix_datasets(sources, args.out, args.image_root)
+    log.info("%s: %s", args.out, summary)
+
+
+def _add_mix_datasets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mix-datasets",
+        help="stage mix_datasets: several DensePose-COCO files -> one, sample ids keeping their source",
+        description="Concatenate DensePose-COCO files (dataset.kind: mixed): ids renumbered, each annotation's "
+        "sample id '<source>-<image id>_<annotation id>' kept in dlearn_sample_id, file names made relative "
+        "to --image-root (a folder holding every source's image root).",
+    )
+    p.add_argument("--source", nargs=4, action="append", required=True,
+                   metavar=("NAME", "JSON", "IMAGE_ROOT", "KEYPOINT_NAMES"),
+                   help="a source: its name (sample-id prefix), DensePose-COCO file, image root and keypoint naming "
+                   "(coco or posetrack); repeat per source")  # fmt: skip
+    p.add_argument("--image-root", type=Path, required=True, help="folder the mixed file_name entries are relative to")
+    p.add_argument("--out", type=Path, required=True, help="output DensePose-COCO JSON")
+    p.set_defaults(handler=_mix_datasets)
+
+
 def _match(args: argparse.Namespace) -> None:
     from dlearn.body.io import load_body_model
     from dlearn.densepose.match import MatchOptions, match_correspondences
@@ -644,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_synth,
         _add_crops,
         _add_densepose_predictions,
+        _add_mix_datasets,
         _add_match,
         _add_cgan_train,
         _add_cgan_predict,

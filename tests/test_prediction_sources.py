@@ -260,3 +260,98 @@ def test_bad_spin_npz_names_the_file_key_and_row(tmp_path, key, value, message):
     np.savez(npz, **arrays)
     with pytest.raises(PredictionError, match=rf"{npz}: {message}"):
         read_spin_keypoints(npz, tmp_path)
+
+
+# --- a mixed dataset: DensePose-COCO annotations + predicted frames ------------------------
+
+
+@pytest.fixture
+def mixed_files(scene_files) -> dict[str, Path]:
+    """An annotated DensePose-COCO source under coco/ and the scene's predictions (dump) under images/,
+    both using image id 7 and annotation ids 1, 2."""
+    tmp = scene_files["tmp"]
+    coco_root = tmp / "coco"
+    coco_root.mkdir()
+    Image.fromarray(np.full((H, W, 3), 90, np.uint8)).save(coco_root / "c.jpg", format="PNG")
+    dense = {"dp_x": [10.0, 200.0], "dp_y": [30.0, 100.0], "dp_I": [1.0, 2.0], "dp_U": [0.1, 0.2], "dp_V": [0.3, 0.4]}
+    annotated = {
+        "images": [{"id": 7, "file_name": "c.jpg"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [4, 4, 30, 30],
+                         "keypoints": _keypoints(4, 4, 30, 30), **dense}],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_KEYPOINT_NAMES)}],
+    }  # fmt: skip
+    (tmp / "annotated.json").write_text(json.dumps(annotated))
+    return {**scene_files, "annotated": tmp / "annotated.json", "coco_root": coco_root}
+
+
+def test_mixed_dataset_trains_both_sources_with_ids_keeping_their_source(mixed_files):
+    from dlearn.cli import main
+    from dlearn.data.crops import CropOptions, make_crops
+    from dlearn.data.store import open_store, read_sample_ids
+    from dlearn.densepose.mix import common_root
+
+    tmp = mixed_files["tmp"]
+    predicted = tmp / "predicted.json"
+    main(["densepose-predictions", "--keypoints", str(mixed_files["keypoints"]), "--dump", str(mixed_files["dump"]),
+          "--image-root", str(mixed_files["images"]), "--out", str(predicted)])  # fmt: skip
+    root = common_root([str(mixed_files["coco_root"]), str(mixed_files["images"])])
+    assert Path(root) == tmp
+    mixed = tmp / "mixed.json"
+    main(["mix-datasets", "--source", "densepose_coco", str(mixed_files["annotated"]), str(mixed_files["coco_root"]), "coco",
+          "--source", "densepose_predictions", str(predicted), str(mixed_files["images"]), "coco",
+          "--image-root", root, "--out", str(mixed)])  # fmt: skip
+    crops = tmp / "crops.zarr"
+    make_crops(mixed, Path(root), crops, CropOptions(image_size=16, workers=1))
+    ids = read_sample_ids(open_store(crops))
+    assert sorted(ids) == ["densepose_coco-7_1", "densepose_predictions-7_1", "densepose_predictions-7_2"]
+    records = json.loads(mixed.read_text())
+    assert sorted(i["file_name"] for i in records["images"]) == ["coco/c.jpg", "images/S1/frame.0001.jpg"]
+    assert len({a["id"] for a in records["annotations"]}) == 3  # renumbered: the sources share ids
+
+
+def test_check_data_covers_both_sources_of_a_mixed_config(mixed_files, tmp_path):
+    from dlearn.check import check_config
+
+    block = {"train_keypoints": str(mixed_files["keypoints"]), "test_keypoints": str(mixed_files["keypoints"]),
+             "train_dump": str(mixed_files["dump"]), "test_dump": str(tmp_path / "missing.pkl"),
+             "image_root": str(mixed_files["images"])}  # fmt: skip
+    coco = {"train_json": str(mixed_files["annotated"]), "test_json": str(mixed_files["annotated"]),
+            "image_root": str(mixed_files["coco_root"])}  # fmt: skip
+    report = check_config({"dataset": {"kind": "mixed", "densepose_coco": coco, "densepose_predictions": block}})
+    assert any(str(mixed_files["annotated"]) in line for line in report.checked)
+    assert any(f"+ {mixed_files['dump']}: kept 2 persons" in line for line in report.checked)
+    assert report.problems == [f"{tmp_path / 'missing.pkl'}: DensePose dump does not exist"]
+
+
+def test_dry_run_of_a_mixed_config_plans_predictions_mixing_and_crops(tmp_path):
+    import subprocess
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    for name in ("coco/train.json", "coco/test.json", "h36m/train.npz", "h36m/test.npz", "h36m/dump_train.pkl",
+                 "h36m/dump_test.pkl"):  # fmt: skip
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_text("")
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config["dataset"] = {
+        "kind": "mixed",
+        "densepose_coco": {"train_json": "data/coco/train.json", "test_json": "data/coco/test.json",
+                           "image_root": "data/coco"},
+        "densepose_predictions": {"train_keypoints": "data/h36m/train.npz", "test_keypoints": "data/h36m/test.npz",
+                                  "train_dump": "data/h36m/dump_train.pkl", "test_dump": "data/h36m/dump_test.pkl",
+                                  "image_root": "data/h36m"},
+    }  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    proc = subprocess.run([str(snakemake), "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "-n", "-p"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for rule in ("densepose_predictions", "mix_datasets", "crops", "match"):
+        assert f"rule {rule}:" in out, rule
+    assert "--dump data/h36m/dump_train.pkl" in out
+    assert "--source densepose_coco data/coco/train.json data/coco coco" in out
+    assert "--image-root data --out results/data/mixed_train.json" in out
+    assert "--annotations results/data/mixed_train.json --image-root data " in out

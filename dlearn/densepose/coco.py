@@ -69,7 +69,8 @@ class PersonSample:
     """One annotated person, everything in image pixels.
 
     Attributes:
-        sample_id: ``"{image_id}_{annotation_id}"``, stable across runs and stages.
+        sample_id: ``"{image_id}_{annotation_id}"``, stable across runs and stages; in a mixed
+            dataset ``"{source}-{image_id}_{annotation_id}"`` with the source's own ids.
         image_path: the image file (image root joined with the JSON's ``file_name``).
         image_size: (height, width) as the JSON states them, or None where it does not (unused:
             the image rules take the size from the image file itself).
@@ -380,7 +381,7 @@ def _read_person(
     else:
         xy, part, uv = np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((0, 2))
     return PersonSample(
-        sample_id=f"{ann['image_id']}_{ann_id}",
+        sample_id=_sample_id(ann, ann_id, where),
         image_id=int(ann["image_id"]),
         annotation_id=int(ann_id),
         image_path=_image_path(image, image_root, where, allow_absolute_paths),
@@ -392,6 +393,17 @@ def _read_person(
         dense_uv=uv,
         dp_masks=ann.get("dp_masks"),
     )
+
+
+def _sample_id(ann: dict, ann_id: int, where: str) -> str:
+    """``{image_id}_{annotation_id}``, or a mixed dataset's ``dlearn_sample_id`` (its source's id,
+    :mod:`dlearn.densepose.mix`)."""
+    sid = ann.get("dlearn_sample_id")
+    if sid is None:
+        return f"{ann['image_id']}_{ann_id}"
+    if not isinstance(sid, str) or not sid or "/" in sid:
+        raise AnnotationError(f"{where}: field 'dlearn_sample_id' is {sid!r}, expected a non-empty name without '/'")
+    return sid
 
 
 def read_densepose_coco(

@@ -59,16 +59,12 @@ def code_version(command):
 def checked_inputs():
     """The config blocks `check_data` looks at, as JSON (its params: only they rerun it)."""
     blocks = {"body": config["body"], "dataset": {"kind": DATASET["kind"]}}
-    if DATASET["kind"] == "densepose_coco":
-        blocks["dataset"]["densepose_coco"] = DATASET["densepose_coco"]
-        blocks["crops"] = {
-            "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
-        }
-    if DATASET["kind"] == "densepose_predictions":
-        blocks["dataset"]["densepose_predictions"] = DATASET["densepose_predictions"]
-        blocks["crops"] = {
-            "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
-        }
+    for kind in ("densepose_coco", "densepose_predictions"):
+        if DATASET["kind"] in (kind, "mixed"):
+            blocks["dataset"][kind] = DATASET[kind]
+            blocks["crops"] = {
+                "allow_absolute_paths": config["crops"]["allow_absolute_paths"]
+            }
     return json.dumps(blocks, sort_keys=True)
 
 
@@ -107,25 +103,54 @@ def annotations(split):
         return result(f"data/densepose_{split}.json")
     if DATASET["kind"] == "densepose_predictions":
         return result(f"data/predicted_{split}.json")
+    if DATASET["kind"] == "mixed":
+        return result(f"data/mixed_{split}.json")
     return DATASET["densepose_coco"][f"{split}_json"]
 
 
 def image_root(split):
     if DATASET["kind"] == "synthetic":
         return result("data")
+    if DATASET["kind"] == "mixed":
+        return mixed_image_root()
     return DATASET[DATASET["kind"]]["image_root"]
+
+
+def mixed_image_root():
+    """The folder holding both sources' image roots: the mixed file's names are relative to it."""
+    # By file: the dlearn.densepose package imports numpy, which Snakemake's own env may lack.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "dlearn_mix", REPO / "dlearn" / "densepose" / "mix.py"
+    )
+    mix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mix)
+    return mix.common_root(
+        [
+            DATASET[kind]["image_root"]
+            for kind in ("densepose_coco", "densepose_predictions")
+        ]
+    )
 
 
 def prediction_options():
     """The densepose_predictions block's sampling options (the paths are the rule's inputs)."""
-    paths = ("train_keypoints", "test_keypoints", "iuv_dir", "image_root")
+    paths = (
+        "train_keypoints",
+        "test_keypoints",
+        "iuv_dir",
+        "image_root",
+        "train_dump",
+        "test_dump",
+    )
     block = DATASET["densepose_predictions"]
     return {k: v for k, v in block.items() if k not in paths}
 
 
 def annotation_naming():
     """The user's files' keypoint naming for the crops stage ({} for synthetic data: COCO's)."""
-    if DATASET["kind"] == "synthetic":
+    if DATASET["kind"] in ("synthetic", "mixed"):  # mixed: written with COCO's names
         return {}
     return {"keypoint_names": DATASET["densepose_coco"].get("keypoint_names", "coco")}
 
@@ -265,3 +290,19 @@ def cgan_files():
     if DATASET["kind"] == "synthetic":
         files.append(result("cgan/evaluation.json"))
     return files
+
+
+def prediction_inputs(wildcards):
+    """The keypoint file of the split, and its apply_net dump when the block names dumps."""
+    block = DATASET["densepose_predictions"]
+    inputs = {"keypoints": block[f"{wildcards.split}_keypoints"]}
+    if f"{wildcards.split}_dump" in block:
+        inputs["dump"] = block[f"{wildcards.split}_dump"]
+    return inputs
+
+
+def prediction_source_flags(wildcards, input):
+    """--dump <the split's dump> or --iuv-dir <the PNG folder>."""
+    if "dump" in input.keys():
+        return f"--dump {shlex.quote(str(input.dump))}"
+    return f"--iuv-dir {shlex.quote(DATASET['densepose_predictions']['iuv_dir'])}"

@@ -45,10 +45,8 @@ rule densepose_predictions:
     densepose_predictions): a seeded subset of each person's instance pixels as dense points.
     """
     input:
+        unpack(prediction_inputs),
         check=result("check_data.txt"),
-        keypoints=lambda wildcards: DATASET["densepose_predictions"][
-            f"{wildcards.split}_keypoints"
-        ],
     output:
         result("data/predicted_{split}.json"),
     log:
@@ -62,7 +60,7 @@ rule densepose_predictions:
         mem_mb=rule_resources("crops")["mem_mb"],
         runtime=rule_resources("crops")["runtime"],
     params:
-        iuv_dir=DATASET["densepose_predictions"].get("iuv_dir", ""),
+        source=prediction_source_flags,
         image_root=DATASET["densepose_predictions"].get("image_root", ""),
         options=cli_flags(
             {
@@ -72,8 +70,39 @@ rule densepose_predictions:
         ),
         code=code_version("densepose-predictions"),
     shell:
-        "dlearn densepose-predictions --keypoints {input.keypoints:q} --iuv-dir {params.iuv_dir:q} "
+        "dlearn densepose-predictions --keypoints {input.keypoints:q} {params.source} "
         "--image-root {params.image_root:q} --out {output:q} {params.options} > {log:q} 2>&1"
+
+
+rule mix_datasets:
+    """DensePose-COCO annotations + DensePose predictions as one train/test file (dataset.kind:
+    mixed): ids renumbered, sample ids prefixed by their source, names relative to a common root.
+    """
+    input:
+        coco=lambda wildcards: DATASET["densepose_coco"][f"{wildcards.split}_json"],
+        predicted=result("data/predicted_{split}.json"),
+    output:
+        result("data/mixed_{split}.json"),
+    log:
+        f"{LOGS}/mix_datasets_{{split}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/mix_datasets_{{split}}.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("crops")["mem_mb"],
+        runtime=rule_resources("crops")["runtime"],
+    params:
+        coco_root=DATASET["densepose_coco"].get("image_root", ""),
+        naming=DATASET["densepose_coco"].get("keypoint_names", "coco"),
+        predicted_root=DATASET["densepose_predictions"].get("image_root", ""),
+        image_root=lambda wildcards: image_root(wildcards.split),
+        code=code_version("mix-datasets"),
+    shell:
+        "dlearn mix-datasets --source densepose_coco {input.coco:q} {params.coco_root:q} {params.naming:q} "
+        "--source densepose_predictions {input.predicted:q} {params.predicted_root:q} coco "
+        "--image-root {params.image_root:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule crops:
