@@ -17,7 +17,7 @@ from dlearn.data.store import csr_offsets, write_store
 from dlearn.data.synth.options import SynthOptions
 from dlearn.densepose.coco import COCO_KEYPOINT_NAMES, NUM_KEYPOINTS
 from dlearn.densepose.uv import part_colours
-from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
+from dlearn.outputs import atomic_file
 
 STAGE = "synth"
 
@@ -64,11 +64,8 @@ def _coco_categories() -> list[dict[str, Any]]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    check_file_output(path)
-    clean_stale_siblings(path)
-    tmp = tmp_sibling(path)
-    tmp.write_text(json.dumps(obj, separators=(",", ":")))
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, separators=(",", ":")))
 
 
 def _write_gt(path: Path, gts: list[dict[str, Any]], options: SynthOptions, split: str) -> None:
@@ -180,10 +177,7 @@ def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8
         ax_kp.set_title("keypoints (green v=2, orange v=1, x nose)", fontsize=6)
     fig.tight_layout()
     path = Path(path)
-    check_file_output(path)
-    clean_stale_siblings(path)
-    tmp = tmp_sibling(path)
-    fig.savefig(tmp, format="png", metadata={"Software": None})
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)
     return path
