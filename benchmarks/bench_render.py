@@ -24,8 +24,10 @@ import torch
 from summary import record
 
 from dlearn.body.standin import write_standin
-from dlearn.data import synth
 from dlearn.data.raster import RasterScene, RayCastScene
+from dlearn.data.synth import NoiseOptions, SynthOptions
+from dlearn.data.synth.body import _Body
+from dlearn.data.synth.image import _render_image
 
 TARGET_RATIO = 10.0
 
@@ -64,13 +66,13 @@ def timed(scene_type: type) -> type:
     return Timed
 
 
-def render(body: Any, options: synth.SynthOptions, scene_type: type, images: int, out: Path) -> np.ndarray:
+def render(body: Any, options: SynthOptions, scene_type: type, images: int, out: Path) -> np.ndarray:
     """Seconds for ``images`` whole images and of them in the renderer: wall clock, then CPU
     time of this process (steadier on a busy machine)."""
     scene = timed(scene_type)
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(images):
-        synth._render_image(body, options, 0, i, out, False, scene)
+        _render_image(body, options, 0, i, out, False, scene)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return np.array([wall, scene.seconds, cpu, scene.cpu_seconds])
 
@@ -84,17 +86,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    noise = synth.NoiseOptions(
+    noise = NoiseOptions(
         dense_jitter_px=0.5, keypoint_jitter_px=1.0, part_confusion=0.02, missing_keypoints=0.02
     )
     options = replace(
-        synth.SynthOptions(), image_size=args.image_size, persons_per_image=args.persons, noise=noise
+        SynthOptions(), image_size=args.image_size, persons_per_image=args.persons, noise=noise
     )
     baseline, new = "ray caster (embree, baseline)", "rasteriser (numpy)"
     renderers = {baseline: RayCastScene, new: RasterScene}
     best = {name: np.full(4, np.inf) for name in renderers}
     with tempfile.TemporaryDirectory() as tmp:
-        body = synth._Body(*write_standin(Path(tmp) / "standin"))
+        body = _Body(*write_standin(Path(tmp) / "standin"))
         for scene_type in renderers.values():  # warm-up: imports, caches
             render(body, options, scene_type, 1, Path(tmp))
         for _ in range(args.repeats):

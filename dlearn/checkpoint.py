@@ -1,17 +1,42 @@
-"""Checkpoint and model files: atomic writes, checked reads, and what identifies a run's inputs."""
+"""Checkpoint and model files: atomic writes, checked reads, what identifies a run's inputs, and
+resuming a killed run.
+
+Resumable checkpoints come in two forms, each with one helper: a run's whole state in one tagged
+torch file (:func:`resume_tagged`: the state to resume from, or None), and a folder of finished
+pieces (:func:`open_resumable_dir`: claimed, and emptied when it belongs to other options or
+inputs). Every checkpoint error is a :class:`CheckpointError`, an
+:class:`~dlearn.errors.InputError`: the CLI prints its message (which names the file) alone.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dlearn.outputs import OutputError, check_file_output, clean_stale_siblings, tmp_sibling
+from dlearn.errors import InputError
+from dlearn.outputs import (
+    OutputError,
+    atomic_file,
+    check_file_output,
+    claim_checkpoint_dir,
+    reset_checkpoint_dir,
+)
+
+log = logging.getLogger(__name__)
+
+#: The file in a folder of resumable pieces that names the options and inputs they belong to.
+FINGERPRINT_FILE = "fingerprint.txt"
+
+class CheckpointError(InputError):
+    """A checkpoint or model file is unreadable, corrupted or not a dlearn file of the expected
+    kind; the message names it (and, where it helps, says to delete it to start over)."""
+
 
 # Files this process has written: replacing them again (every epoch) needs no check.
 _WRITTEN: set[Path] = set()
@@ -47,15 +72,14 @@ def atomic_save(obj: Any, path: Path) -> None:
     """
     path = Path(path)
     check_tagged_output(path, obj["format"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_siblings(path)
-    tmp = tmp_sibling(path)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
     _WRITTEN.add(path.resolve())
 
 
-def load_tagged(path: Path, file_format: str, what: str, error: type[Exception]) -> dict[str, Any]:
+def load_tagged(
+    path: Path, file_format: str, what: str, error: type[Exception] = CheckpointError
+) -> dict[str, Any]:
     """A dict saved with ``{"format": file_format, ...}``; ``error`` names the file otherwise."""
     if not Path(path).is_file():  # not "unreadable, delete it": there is nothing to delete
         raise error(f"{path}: {what} file does not exist")
@@ -78,3 +102,42 @@ def inputs_fingerprint(options: dict[str, Any], inputs: Iterable[Path | None], *
             meta = path / "zarr.json" if path.is_dir() else path
             parts.append(f"{path}:{meta.stat().st_mtime_ns if meta.exists() else 0}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def resume_tagged(
+    path: Path, file_format: str, fingerprint: str, what: str = "checkpoint"
+) -> dict[str, Any] | None:
+    """The state a run saved at ``path`` (:func:`atomic_save`, with a ``fingerprint`` key) to resume
+    from: its dict when it exists and carries ``fingerprint``, None when there is none or it belongs
+    to other options or inputs (logged; the run starts over and replaces it).
+
+    Raises:
+        CheckpointError: ``path`` is unreadable or not a ``file_format`` file (naming it).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = load_tagged(path, file_format, what)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s: %s of other options or inputs, starting over", path, what)
+        return None
+    return state
+
+
+def open_resumable_dir(path: Path, fingerprint: str) -> Path:
+    """Claim ``path`` as the checkpoint folder of a run's finished pieces (e.g. chunk files) that a
+    rerun of the same options and inputs reuses: a folder of another ``fingerprint`` (see
+    :func:`inputs_fingerprint`) is emptied first. Returns ``path``.
+
+    Raises:
+        OutputError: ``path`` is a file or a user's non-empty folder (never emptied; see
+            :func:`dlearn.outputs.claim_checkpoint_dir`).
+    """
+    path = claim_checkpoint_dir(Path(path))
+    meta = path / FINGERPRINT_FILE
+    if not meta.exists() or meta.read_text() != fingerprint:
+        if meta.exists():
+            log.info("%s: options or inputs changed, discarding the old checkpoint", path)
+        reset_checkpoint_dir(path)
+    meta.write_text(fingerprint)
+    return path

@@ -13,6 +13,9 @@ dlearn therefore replaces or deletes only
 * its own temporary siblings ``.NAME.tmp-PID`` (and ``.NAME.old-PID``) of an output, which a
   killed job leaves behind and the next run removes (:func:`clean_stale_siblings`).
 
+Every file output is written the one atomic way, :func:`atomic_file`: built at a temporary
+sibling, then renamed onto its path, so a killed job never leaves half a file.
+
 And no output may be, contain or (for stores and files) lie inside one of the stage's inputs
 (:func:`check_disjoint`): replacing it would destroy what the stage reads.
 """
@@ -22,7 +25,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dlearn.errors import InputError
@@ -87,6 +91,31 @@ def check_file_output(path: Path, signature: bytes | None = None) -> None:
                 f"{path}: exists and was not written by dlearn (its header lacks {signature.decode()!r}); "
                 "dlearn does not replace it: move it away or choose another output folder"
             )
+
+
+@contextmanager
+def atomic_file(path: Path, signature: bytes | None = None) -> Iterator[Path]:
+    """Write a file output atomically: yield a temporary sibling to write, then rename it onto ``path``.
+
+    Before: ``path`` is checked (:func:`check_file_output`, with ``signature``), its folder
+    created and the siblings that killed jobs left removed. After the block: the rename, so a
+    reader sees the old file or the whole new one, never half of it. If the block raises, the
+    temporary sibling is removed and ``path`` left as it was.
+
+    Raises:
+        OutputError: see :func:`check_file_output`.
+    """
+    path = Path(path)
+    check_file_output(path, signature)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_siblings(path)
+    tmp = tmp_sibling(path)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    os.replace(tmp, path)
 
 
 def check_folder_output(path: Path) -> None:

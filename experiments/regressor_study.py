@@ -43,15 +43,9 @@ from dlearn.body.model import BodyModel
 from dlearn.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from dlearn.data.crops import CropOptions, make_crops
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
-from dlearn.data.synth import (
-    _MODE_PROBS,
-    POSE_MODES,
-    SPLIT_ID_OFFSET,
-    SPLITS,
-    NoiseOptions,
-    SynthOptions,
-    synthesize,
-)
+from dlearn.data.synth import SPLITS, NoiseOptions, SynthOptions, synthesize
+from dlearn.data.synth.options import SPLIT_ID_OFFSET
+from dlearn.data.synth.priors import _MODE_PROBS, POSE_MODES
 from dlearn.evaluation.evaluate import PoseComputer
 from dlearn.evaluation.metrics import mpjpe, mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration.fit import FitBatch

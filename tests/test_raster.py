@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlearn.data import synth
 from dlearn.data.raster import Hits, RasterScene, RayCastScene
+from dlearn.data.synth import NoiseOptions, SynthOptions
+from dlearn.data.synth.body import _Body
+from dlearn.data.synth.image import _render_image
+from dlearn.data.synth.scene import _sample_persons, _to_pixels
 
 
 def _scene(triangles: list[list[tuple[float, float, float]]]) -> RasterScene:
@@ -127,27 +130,27 @@ def test_grid_and_cast_agree_with_brute_force_on_a_random_soup(scale: float) -> 
 
 
 @pytest.fixture(scope="module")
-def body(standin_files: tuple[Path, Path]) -> synth._Body:
-    return synth._Body(*standin_files)
+def body(standin_files: tuple[Path, Path]) -> _Body:
+    return _Body(*standin_files)
 
 
-OPTIONS = synth.SynthOptions(
+OPTIONS = SynthOptions(
     image_size=96,
     dense_points_per_person=60,
-    noise=synth.NoiseOptions(
+    noise=NoiseOptions(
         dense_jitter_px=0.5, keypoint_jitter_px=1.0, part_confusion=0.3, missing_keypoints=0.0
     ),
 )
 
 
 @pytest.mark.parametrize("persons", [1, 3])
-def test_same_pixels_as_the_ray_caster(body: synth._Body, persons: int) -> None:
-    options = synth.SynthOptions(image_size=96, persons_per_image=persons)
+def test_same_pixels_as_the_ray_caster(body: _Body, persons: int) -> None:
+    options = SynthOptions(image_size=96, persons_per_image=persons)
     same = foreground = 0
     for index in range(3):
         rng = np.random.default_rng([5, 0, index])
-        people = synth._sample_persons(rng, body, options)
-        vertices = [synth._to_pixels(p.vertices, p) for p in people]
+        people = _sample_persons(rng, body, options)
+        vertices = [_to_pixels(p.vertices, p) for p in people]
         raster, rays = RasterScene(vertices, body.faces), RayCastScene(vertices, body.faces)
         for args in ((0.5, 0.5, 1.0, 1.0, 96, 96), (0.25, 0.25, 0.5, 0.5, 192, 192)):
             a, b = _grid(raster, *args), _grid(rays, *args)
@@ -173,14 +176,14 @@ def raster_positions(args: tuple) -> np.ndarray:
     return np.column_stack([x0 + j * sx, y0 + i * sy])
 
 
-def test_same_annotations_as_the_ray_caster(body: synth._Body, tmp_path: Path) -> None:
+def test_same_annotations_as_the_ray_caster(body: _Body, tmp_path: Path) -> None:
     """Whole images: identical pictures, IUV, masks, dense points (faces, barycentrics,
     positions) and keypoint visibility; a face keypoint may differ only where it sits exactly
     on a silhouette vertex, which the float32 ray caster can miss."""
     keypoints = differ = 0
     for index in range(4):
-        new = synth._render_image(body, OPTIONS, 0, index, tmp_path / "raster", True, RasterScene)
-        old = synth._render_image(body, OPTIONS, 0, index, tmp_path / "rays", True, RayCastScene)
+        new = _render_image(body, OPTIONS, 0, index, tmp_path / "raster", True, RasterScene)
+        old = _render_image(body, OPTIONS, 0, index, tmp_path / "rays", True, RayCastScene)
         np.testing.assert_array_equal(new["preview"]["iuv"], old["preview"]["iuv"])
         np.testing.assert_array_equal(new["preview"]["image"], old["preview"]["image"])
         assert len(new["annotations"]) == len(old["annotations"])
@@ -197,9 +200,9 @@ def test_same_annotations_as_the_ray_caster(body: synth._Body, tmp_path: Path) -
     assert differ <= 0.02 * keypoints
 
 
-def test_rendering_is_deterministic(body: synth._Body, tmp_path: Path) -> None:
-    first = synth._render_image(body, OPTIONS, 1, 2, tmp_path / "a", True)
-    second = synth._render_image(body, OPTIONS, 1, 2, tmp_path / "b", True)
+def test_rendering_is_deterministic(body: _Body, tmp_path: Path) -> None:
+    first = _render_image(body, OPTIONS, 1, 2, tmp_path / "a", True)
+    second = _render_image(body, OPTIONS, 1, 2, tmp_path / "b", True)
     assert first["annotations"] == second["annotations"]
     assert (tmp_path / "a" / first["image"]["file_name"]).read_bytes() == (
         tmp_path / "b" / second["image"]["file_name"]

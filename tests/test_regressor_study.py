@@ -25,16 +25,19 @@ def study():
 
 
 def test_pose_mode_is_the_mode_the_synthesizer_drew(study, standin_files) -> None:
-    from dlearn.data import synth
+    from dlearn.data.synth import SPLITS, SynthOptions
+    from dlearn.data.synth.body import _Body
+    from dlearn.data.synth.options import SPLIT_ID_OFFSET
+    from dlearn.data.synth.scene import _sample_persons
 
-    body = synth._Body(*standin_files)
-    options = synth.SynthOptions(seed=3)
+    body = _Body(*standin_files)
+    options = SynthOptions(seed=3)
     drawn, replayed = [], []
-    for split_index, split in enumerate(synth.SPLITS):
+    for split_index, split in enumerate(SPLITS):
         for i in range(12):
             rng = np.random.default_rng([options.seed, split_index, i])
-            drawn.append(synth._sample_persons(rng, body, options)[0].mode)
-            replayed.append(study.pose_mode(options.seed, split, synth.SPLIT_ID_OFFSET[split] + i + 1))
+            drawn.append(_sample_persons(rng, body, options)[0].mode)
+            replayed.append(study.pose_mode(options.seed, split, SPLIT_ID_OFFSET[split] + i + 1))
     assert replayed == drawn
     assert len(set(drawn)) > 1  # the check would not see a constant answer
 

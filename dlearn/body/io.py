@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse
 
 from dlearn.errors import InputError
-from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
+from dlearn.outputs import atomic_file
 
 NUM_JOINTS = 24
 #: Key that marks a model pickle dlearn wrote (only such a file is replaced by a later write).
@@ -456,12 +456,7 @@ def write_smpl_pickle(data: BodyModelData, path: str | Path) -> Path:
     """
     data.validate()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_file_output(path, signature=WRITER_KEY.encode())
-    clean_stale_siblings(path)
-    tmp = tmp_sibling(path)
-    with tmp.open("wb") as fh:
+    with atomic_file(path, signature=WRITER_KEY.encode()) as tmp, tmp.open("wb") as fh:
         # The marker key comes first, so that its bytes sit in the file's header (smplx ignores it).
         pickle.dump({WRITER_KEY: "dlearn", **to_smpl_dict(data)}, fh, protocol=4)
-    tmp.replace(path)
     return path

@@ -16,7 +16,7 @@ import numpy as np
 from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, write_smpl_pickle
 from dlearn.body.standin import build_standin, write_body_preview
 from dlearn.densepose.uv import UVChartError, UVCharts, body_face_parts, load_uv_charts, write_uv_charts
-from dlearn.outputs import OutputError, check_file_output, clean_stale_siblings, tmp_sibling
+from dlearn.outputs import OutputError, atomic_file, check_file_output
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,9 @@ def _link(target: Path, link: Path) -> None:
     check_file_output(link)
     if Path(os.path.abspath(link)).parent.resolve() / link.name == target.resolve():
         raise OutputError(f"{link}: is the input {target} itself; give an output path of its own")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_siblings(link)
-    tmp = tmp_sibling(link)
-    tmp.unlink(missing_ok=True)
-    os.symlink(target.resolve(), tmp)
-    tmp.replace(link)
+    with atomic_file(link) as tmp:
+        tmp.unlink(missing_ok=True)
+        os.symlink(target.resolve(), tmp)
 
 
 def load_user_body(model: str, uv: str) -> tuple[BodyModelData, UVCharts, np.ndarray]:

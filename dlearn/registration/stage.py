@@ -29,17 +29,11 @@ from dlearn.body.camera import rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
-from dlearn.checkpoint import inputs_fingerprint
+from dlearn.checkpoint import CheckpointError, inputs_fingerprint, open_resumable_dir
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
-from dlearn.outputs import (
-    claim_checkpoint_dir,
-    clean_stale_siblings,
-    release_checkpoint_dir,
-    reset_checkpoint_dir,
-    tmp_sibling,
-)
+from dlearn.outputs import atomic_file, release_checkpoint_dir
 from dlearn.registration.data import (
     PARAM_KEYS,
     FitData,
@@ -217,11 +211,8 @@ def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    clean_stale_siblings(path)  # a killed run's half-written chunk
-    tmp = tmp_sibling(path)
-    with tmp.open("wb") as fh:
+    with atomic_file(path) as tmp, tmp.open("wb") as fh:  # removes a killed run's half-written chunk
         np.savez(fh, **arrays)
-    tmp.replace(path)
 
 
 def register(
@@ -282,13 +273,7 @@ def register(
     fingerprint = inputs_fingerprint(
         fit_options, [correspondences, crops, depths, init, previous, body_model, keypoint_regressor], f"{shard}/{num_shards}"
     )
-    meta = checkpoint_dir / "fingerprint.txt"
-    claim_checkpoint_dir(checkpoint_dir)  # a user's non-empty folder is an error, never emptied
-    if not meta.exists() or meta.read_text() != fingerprint:
-        if meta.exists():
-            log.info("%s: options or inputs changed, discarding the old checkpoint", checkpoint_dir)
-        reset_checkpoint_dir(checkpoint_dir)
-    meta.write_text(fingerprint)
+    open_resumable_dir(checkpoint_dir, fingerprint)  # a user's non-empty folder is an error, never emptied
 
     start = time.perf_counter()
     chunks = []
@@ -303,7 +288,9 @@ def register(
                 resumed += 1
                 continue
             except (OSError, ValueError) as exc:
-                raise StoreError(f"{path}: corrupted registration checkpoint ({exc}); delete it to refit") from exc
+                raise CheckpointError(
+                    f"{path}: corrupted registration checkpoint ({exc}); delete it to refit"
+                ) from exc
         result = _fit_chunk(model, keypoints, inputs, chunk_rows, options)
         _save_npz_atomic(path, result)
         chunks.append(result)

@@ -1,0 +1,270 @@
+"""Annotating one rendered image in DensePose-COCO's terms, person by person: the tight box and
+RLE mask of the visible person, dense points (uniform on the visible surface, exact hits only,
+with their part and chart UV), the optional annotation noise (part confusion near part borders,
+dense-point and keypoint jitter, dropped keypoints), the 14 coarse part masks on the 256 x 256
+grid over the box, and the COCO keypoints with their visibility; plus each person's 3D truth.
+
+Keypoint visibility: v = 2 when visible: the first surface hit at the keypoint's pixel lies
+within the keypoint's reach of it in depth (:meth:`dlearn.data.synth.body._Body.keypoint_reach`,
+plus 2 cm); a keypoint on a joint (the fallback regressor) when the first hit at its pixel is
+skinned mostly to that joint or a tree neighbour; else v = 1; v = 0 outside the image.
+
+The random draws happen in a fixed order per person (dense-point candidates, part confusion,
+dense jitter, keypoint jitter, dropped keypoints): the same seed gives the same annotations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from dlearn.data.raster import RasterScene, RayCastScene
+from dlearn.data.synth.body import _Body, _uv_of
+from dlearn.data.synth.options import NoiseOptions, SynthOptions
+from dlearn.data.synth.scene import _Person, _to_pixels
+from dlearn.densepose.coco import DP_GRID, NUM_KEYPOINTS
+
+#: DensePose's 14 coarse masks: coarse index (1..14) of each part (1..24); index 0 unused.
+COARSE_PART = np.array(
+    [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14], dtype=np.int64
+)
+NUM_COARSE = 14
+#: A person with fewer visible pixels gets no annotation.
+MIN_VISIBLE_PIXELS = 20
+
+_DP_SCALE = float(DP_GRID)
+
+Scene = RasterScene | RayCastScene
+Box = tuple[float, float, float, float]  # x0, y0, w, h (pixels)
+
+
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def _person_box(mask: np.ndarray) -> Box:
+    """Tight box (x0, y0, w, h) of the (H, W) boolean person mask, in whole pixels."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    x0, y0 = float(cols[0]), float(rows[0])
+    w, h = float(cols[-1] + 1 - cols[0]), float(rows[-1] + 1 - rows[0])
+    return x0, y0, w, h
+
+
+def _dense_points(
+    rng: np.random.Generator, scene: Scene, body: _Body, k: int, mask: np.ndarray, box: Box, want: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``want`` points uniform on the visible person ``k`` inside ``box``, exact hits on
+    charted faces only: (P, 2) image positions, (P,) body faces and (P, 3) barycentric coordinates."""
+    x0, y0, w, h = box
+    fill = max(mask.sum() / (w * h), 0.05)
+    xy_list, face_list, bary_list = [], [], []
+    got = 0
+    for _ in range(8):
+        m = math.ceil((want - got) / fill * 1.3) + 16
+        cand = np.column_stack([x0 + rng.random(m) * w, y0 + rng.random(m) * h])
+        hits = scene.cast(cand)
+        own = (hits.person == k) & hits.exact
+        own[own] = body.face_part[hits.face[own]] > 0  # uncharted faces carry no label
+        keep = np.flatnonzero(own)[: want - got]
+        xy_list.append(hits.xy[keep])
+        face_list.append(hits.face[keep])
+        bary_list.append(hits.bary[keep])
+        got += len(keep)
+        if got >= want:
+            break
+    return np.concatenate(xy_list), np.concatenate(face_list), np.concatenate(bary_list)
+
+
+def _confuse_parts(
+    rng: np.random.Generator,
+    scene: Scene,
+    body: _Body,
+    k: int,
+    xy: np.ndarray,
+    parts: np.ndarray,
+    uv: np.ndarray,
+    probability: float,
+) -> None:
+    """Part confusion, in place: a dense point with a point of another part of person ``k``
+    1.5 px away takes, with ``probability``, the part label and UV of one such point."""
+    angles = np.arange(8) * (2 * math.pi / 8)
+    ring = 1.5 * np.column_stack([np.cos(angles), np.sin(angles)])
+    probes = scene.cast((xy[:, None, :] + ring[None]).reshape(-1, 2))
+    pp = probes.person.reshape(-1, 8)
+    pf = probes.face.reshape(-1, 8)
+    probe_part = np.where(pp == k, body.face_part[np.maximum(pf, 0)], 0)
+    other = (probe_part > 0) & (probe_part != parts[:, None])
+    draw = rng.random(len(xy))
+    pick = rng.random((len(xy), 8))
+    for i in np.flatnonzero(other.any(axis=1) & (draw < probability)):
+        choice = int(np.argmax(np.where(other[i], pick[i], -1.0)))
+        flat = i * 8 + choice
+        parts[i] = probe_part[i, choice]
+        uv[i] = _uv_of(body, probes.face[flat : flat + 1], probes.bary[flat : flat + 1])[0]
+
+
+def _dp_coordinates(
+    rng: np.random.Generator, xy: np.ndarray, box: Box, jitter_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) ``dp_x`` and ``dp_y`` of the (optionally jittered, clipped to the box) dense points
+    on the 256 grid over the box."""
+    x0, y0, w, h = box
+    ann_xy = xy
+    if jitter_px > 0 and len(xy):
+        ann_xy = xy + rng.normal(scale=jitter_px, size=xy.shape)
+        ann_xy = np.clip(ann_xy, [x0, y0], [x0 + w, y0 + h])
+    dp_x = np.clip((ann_xy[:, 0] - x0) * _DP_SCALE / w, 0.0, _DP_SCALE)
+    dp_y = np.clip((ann_xy[:, 1] - y0) * _DP_SCALE / h, 0.0, _DP_SCALE)
+    return dp_x, dp_y
+
+
+def _dp_masks(scene: Scene, body: _Body, k: int, box: Box) -> list[Any]:
+    """``dp_masks``: the 14 coarse parts of person ``k`` at the centres of a 256 x 256 grid over
+    the box, each an RLE, or ``[]`` for an invisible part."""
+    x0, y0, w, h = box
+    step_x, step_y = w / DP_GRID, h / DP_GRID
+    hit, grid_hits = scene.grid(
+        x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
+    )
+    own = grid_hits.person == k
+    coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
+    coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
+    coarse = coarse.reshape(DP_GRID, DP_GRID)
+    dp_masks: list[Any] = []
+    for c in range(1, NUM_COARSE + 1):
+        cm = coarse == c
+        dp_masks.append(_rle(cm) if cm.any() else [])
+    return dp_masks
+
+
+def _keypoint_visibility(
+    scene: Scene, body: _Body, p: _Person, k: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person ``k``'s keypoints: (17, 3) pixel x, y and depth, and (17,) int64 visibility
+    (0 outside the image, 1 occluded, 2 visible; see the module docstring)."""
+    kp_px = _to_pixels(p.keypoints3d, p)
+    inside = (kp_px[:, 0] >= 0) & (kp_px[:, 0] < size) & (kp_px[:, 1] >= 0) & (kp_px[:, 1] < size)
+    kp_hits = scene.cast(kp_px[:, :2])
+    vis = np.zeros(NUM_KEYPOINTS, dtype=np.int64)
+    for i in range(NUM_KEYPOINTS):
+        if not inside[i]:
+            continue
+        vis[i] = 1
+        if kp_hits.person[i] != k:
+            continue
+        joint = int(body.kp_joint[i])
+        if joint < 0:  # regressed from the surface: the first hit is within its reach
+            if abs(kp_hits.depth[i] - kp_px[i, 2]) < (p.keypoint_reach[i] + 0.02) * p.scale:
+                vis[i] = 2
+        else:  # joint: the first hit is skinned to this joint or a neighbour in the tree
+            wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
+            if body.joint_ok[joint, int(np.argmax(wts))]:
+                vis[i] = 2
+    return kp_px, vis
+
+
+def _keypoint_annotation(
+    rng: np.random.Generator, kp_px: np.ndarray, vis: np.ndarray, size: int, noise: NoiseOptions
+) -> list[float]:
+    """COCO ``keypoints`` (17 x (x, y, v)) with the keypoint noise: jitter (clipped to the image)
+    and dropped keypoints; ``vis`` is updated in place (dropped: 0), x = y = 0 where v = 0."""
+    kp_xy = kp_px[:, :2].copy()
+    if noise.keypoint_jitter_px > 0:
+        jitter = rng.normal(scale=noise.keypoint_jitter_px, size=kp_xy.shape)
+        kp_xy = np.clip(kp_xy + jitter, 0.0, np.nextafter(size, 0))
+    if noise.missing_keypoints > 0:
+        drop = rng.random(NUM_KEYPOINTS) < noise.missing_keypoints
+        vis[drop] = 0
+    kp_xy[vis == 0] = 0.0
+    keypoints: list[float] = []
+    for i in range(NUM_KEYPOINTS):
+        keypoints += [float(kp_xy[i, 0]), float(kp_xy[i, 1]), float(vis[i])]
+    return keypoints
+
+
+def _annotate_person(
+    rng: np.random.Generator,
+    scene: Scene,
+    body: _Body,
+    options: SynthOptions,
+    image_id: int,
+    k: int,
+    p: _Person,
+    mask: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Person ``k`` of image ``image_id``, visible at ``mask``: its DensePose-COCO annotation
+    and its ground-truth record (3D truth and the dense points' faces and barycentrics)."""
+    noise = options.noise
+    box = _person_box(mask)
+    xy, faces, bary = _dense_points(rng, scene, body, k, mask, box, options.dense_points_per_person)
+    parts = body.face_part[faces].astype(np.int64)
+    uv = _uv_of(body, faces, bary)
+    if noise.part_confusion > 0 and len(xy):
+        _confuse_parts(rng, scene, body, k, xy, parts, uv, noise.part_confusion)
+    dp_x, dp_y = _dp_coordinates(rng, xy, box, noise.dense_jitter_px)
+    dp_masks = _dp_masks(scene, body, k, box)
+    kp_px, vis = _keypoint_visibility(scene, body, p, k, options.image_size)
+    keypoints = _keypoint_annotation(rng, kp_px, vis, options.image_size, noise)
+
+    annotation_id = 100 * image_id + k + 1
+    annotation = {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": 0,
+        "bbox": list(box),
+        "area": float(mask.sum()),
+        "segmentation": _rle(mask),
+        "keypoints": keypoints,
+        "num_keypoints": int((vis > 0).sum()),
+        "dp_x": [float(v) for v in dp_x],
+        "dp_y": [float(v) for v in dp_y],
+        "dp_I": [float(v) for v in parts],
+        "dp_U": [float(v) for v in uv[:, 0]],
+        "dp_V": [float(v) for v in uv[:, 1]],
+        "dp_masks": dp_masks,
+    }
+    gt = {
+        "sample_id": f"{image_id}_{annotation_id}",
+        "image_id": image_id,
+        "annotation_id": annotation_id,
+        "pose": p.pose.astype(np.float32),
+        "scales": p.scales.astype(np.float32),
+        "cam_rotation": p.rotation.astype(np.float32),
+        "cam_scale": np.float32(p.scale),
+        "cam_translation": p.translation.astype(np.float32),
+        "joints3d": p.joints.astype(np.float32),
+        "keypoints3d": p.keypoints3d.astype(np.float32),
+        "bbox": np.array(box),
+        "dense_face": faces.astype(np.int32),
+        "dense_bary": bary.astype(np.float32),
+        "yaw": np.float32(p.yaw),
+    }
+    return annotation, gt
+
+
+def _annotate_persons(
+    rng: np.random.Generator,
+    scene: Scene,
+    body: _Body,
+    options: SynthOptions,
+    image_id: int,
+    persons: list[_Person],
+    person_map: np.ndarray,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Annotations and ground-truth records of the persons visible in ``person_map`` (at least
+    :data:`MIN_VISIBLE_PIXELS` pixels), in person order."""
+    annotations: list[dict[str, Any]] = []
+    gts: list[dict[str, Any]] = []
+    for k, p in enumerate(persons):
+        mask = person_map == k
+        if mask.sum() < MIN_VISIBLE_PIXELS:
+            continue
+        annotation, gt = _annotate_person(rng, scene, body, options, image_id, k, p, mask)
+        annotations.append(annotation)
+        gts.append(gt)
+    return annotations, gts

@@ -1,0 +1,95 @@
+"""The body as the renderer needs it, prepared once per process: the model, its UV charts, each
+face's part, chart corners and colour region, the COCO keypoint regressor and the skinning
+neighbourhoods the keypoint visibility test uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
+from dlearn.body.keypoints import coco_keypoint_model
+from dlearn.data.synth.priors import _tree_neighbours
+from dlearn.densepose.uv import face_chart_corners, load_uv_charts
+
+_HEAD = SMPL_JOINT_NAMES.index("head")
+
+
+class _Body:
+    """Body model, charts and per-face attributes used to render (built once per process)."""
+
+    def __init__(
+        self, model_path: str | Path, uv_path: str | Path, keypoint_regressor: str | Path | None = None
+    ):
+        import torch
+
+        from dlearn.body.model import BodyModel
+
+        self.data: BodyModelData = load_body_model(model_path)
+        self.charts = load_uv_charts(uv_path, num_vertices=self.data.num_vertices)
+        self.faces = self.data.faces
+        self.face_chart, self.face_part = face_chart_corners(self.charts, self.faces)
+        self.model = BodyModel(self.data, dtype=torch.float64)
+        self.keypoints = coco_keypoint_model(self.model, self.data, keypoint_regressor)
+        definition = self.keypoints.definition
+        self.kp_joint = definition.joint  # (17,) -1: regressed from the surface
+        self.kp_rows = definition.vertex_weights  # (17, N)
+        self.kp_support = np.flatnonzero(np.abs(self.kp_rows).sum(axis=0))
+        self.parents = self.data.parents
+        nbrs = _tree_neighbours(self.parents)
+        self.joint_ok = np.zeros((NUM_JOINTS, NUM_JOINTS), dtype=bool)  # [keypoint joint, skinned joint]
+        for j in range(NUM_JOINTS):
+            self.joint_ok[j, j] = True
+            self.joint_ok[j, nbrs[j]] = True
+        self.weights = self.data.weights
+        self.face_region = self._face_regions()
+
+    def _face_regions(self) -> np.ndarray:
+        """(F,) colour region of each face: 0 skin, 1 shirt, 2 sleeve, 3 trousers, 4 lower leg,
+        5 shoes, 6 hair, 7 eyes, 8 hands."""
+        rest = self.data.v_template
+        centroid = rest[self.faces].mean(axis=1)
+        part = self.face_part
+        region = np.zeros(len(part), dtype=np.int64)
+        region[np.isin(part, [1, 2, 15, 16, 17, 18])] = 1
+        region[np.isin(part, [19, 20, 21, 22])] = 2
+        region[np.isin(part, [7, 8, 9, 10])] = 3
+        region[np.isin(part, [11, 12, 13, 14])] = 4
+        region[np.isin(part, [5, 6])] = 5
+        region[np.isin(part, [3, 4])] = 8
+        head = np.isin(part, [23, 24])
+        rel = centroid - self.data.rest_joints[_HEAD]
+        hair = head & (rel[:, 1] > 0.0) & ((rel[:, 2] < -0.01) | (rel[:, 1] > 0.13))
+        region[hair] = 6
+        eyes = self.kp_rows[1:3] @ rest  # (2, 3) rest eye keypoints
+        near_eye = np.min(np.linalg.norm(centroid[:, None, :] - eyes[None], axis=2), axis=1) < 0.012
+        region[head & near_eye] = 7
+        return region
+
+    def pose(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posed (N, 3) vertices, (24, 3) joints and (17, 3) COCO keypoints in float64."""
+        import torch
+
+        pose_t = torch.as_tensor(pose[None])
+        with torch.no_grad():
+            out = self.model(pose_t, torch.as_tensor(scales[None]))
+            keypoints = self.keypoints(out, pose_t)
+        return out.vertices[0].numpy(), out.joints[0].numpy(), keypoints[0].numpy()
+
+    def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
+        by |weight|: how far below the surface a regressed point may lie and still be seen."""
+        rows = np.abs(self.kp_rows[:, self.kp_support])  # (17, S)
+        dist = np.linalg.norm(vertices[self.kp_support][None] - keypoints[:, None], axis=-1)
+        return (rows * dist).sum(axis=1) / rows.sum(axis=1)
+
+
+def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """(H, 2) chart (U, V) of hits on body faces ``face`` at barycentric ``lam`` (0 if uncharted)."""
+    chart = body.face_chart[face]
+    charted = (chart >= 0).all(axis=1, keepdims=True)
+    chart = np.maximum(chart, 0)
+    u = np.einsum("hk,hk->h", lam, body.charts.u[chart])
+    v = np.einsum("hk,hk->h", lam, body.charts.v[chart])
+    return np.where(charted, np.clip(np.column_stack([u, v]), 0.0, 1.0), 0.0)

@@ -1,0 +1,171 @@
+"""The scene priors: a random plausible pose (:func:`sample_pose`, a mix of standing, walking,
+sitting-ish, arms-up and uniformly random poses within per-joint Euler limits), segment scales
+(:func:`sample_scales`, log-normal, smoothed over the tree) and a camera rotation
+(:func:`sample_camera`, full-range yaw, tilt and roll within +-15 degrees)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES
+from dlearn.body.symmetry import JOINT_FLIP
+
+_J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
+
+#: Per-joint Euler limits (radians, rotation about x, y, z in the joint's local frame; the
+#: rotation is Rz Ry Rx) for the midline and the LEFT side; the right side is the mirror image
+#: (x kept, y and z negated). Left arm along +x, legs along -y in the rest pose:
+#: hip x < 0 swings the thigh forward, knee x > 0 bends the shin backward only, shoulder z > 0
+#: raises the arm, shoulder y < 0 swings it forward, elbow y < 0 bends the forearm forward only.
+_LIMITS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "left_hip": ((-2.0, 0.6), (-0.6, 0.6), (-0.35, 0.9)),
+    "left_knee": ((0.0, 2.4), (-0.1, 0.1), (-0.1, 0.1)),
+    "left_ankle": ((-0.6, 0.6), (-0.3, 0.3), (-0.3, 0.3)),
+    "left_foot": ((-0.3, 0.3), (-0.1, 0.1), (-0.1, 0.1)),
+    "spine1": ((-0.3, 0.6), (-0.4, 0.4), (-0.3, 0.3)),
+    "spine2": ((-0.2, 0.4), (-0.3, 0.3), (-0.2, 0.2)),
+    "spine3": ((-0.2, 0.4), (-0.3, 0.3), (-0.2, 0.2)),
+    "neck": ((-0.4, 0.5), (-0.7, 0.7), (-0.35, 0.35)),
+    "head": ((-0.3, 0.4), (-0.4, 0.4), (-0.3, 0.3)),
+    "left_collar": ((-0.2, 0.2), (-0.3, 0.3), (-0.2, 0.35)),
+    "left_shoulder": ((-1.0, 1.0), (-1.5, 0.7), (-1.45, 1.3)),
+    "left_elbow": ((-0.8, 0.8), (-2.5, 0.0), (-0.1, 0.1)),
+    "left_wrist": ((-0.8, 0.8), (-0.4, 0.4), (-0.8, 0.8)),
+    "left_hand": ((-0.2, 0.2), (-0.2, 0.2), (-0.3, 0.3)),
+}
+
+_MIDLINE = ("spine1", "spine2", "spine3", "neck", "head")
+_SIDED = ("hip", "knee", "ankle", "foot", "collar", "shoulder", "elbow", "wrist", "hand")
+POSE_MODES = ("standing", "walking", "sitting", "arms_up", "random")
+_MODE_PROBS = np.array([0.3, 0.25, 0.15, 0.15, 0.15])
+
+
+def _euler_to_rotvec(euler: np.ndarray) -> np.ndarray:
+    """(..., 3) Euler angles (x, y, z), R = Rz Ry Rx -> (..., 3) axis-angle."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", euler.reshape(-1, 3)).as_rotvec().reshape(euler.shape)
+
+
+def sample_pose(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A random plausible pose: (23, 3) axis-angle and the mode it was drawn from.
+
+    A mode (standing, walking, sitting-ish, arms up, random within the limits) sets the main
+    angles; all angles then get small Gaussian noise and are clipped to the joint limits.
+    """
+    mode = POSE_MODES[int(rng.choice(len(POSE_MODES), p=_MODE_PROBS))]
+    # Semantic angles: for the sided joints both entries are in the left side's convention.
+    ang: dict[str, np.ndarray] = {name: np.zeros(3) for name in _MIDLINE}
+    for side in ("left", "right"):
+        for j in _SIDED:
+            ang[f"{side}_{j}"] = np.zeros(3)
+
+    def both(joint: str, axis: int, lo: float, hi: float, same: bool = False) -> None:
+        a = rng.uniform(lo, hi)
+        ang[f"left_{joint}"][axis] = a
+        ang[f"right_{joint}"][axis] = a if same else rng.uniform(lo, hi)
+
+    if mode == "standing":
+        both("hip", 0, -0.25, 0.15)
+        both("hip", 2, -0.05, 0.25)
+        both("knee", 0, 0.0, 0.35)
+        both("shoulder", 2, -1.4, -0.7)
+        both("shoulder", 1, -0.5, 0.4)
+        both("elbow", 1, -1.0, 0.0)
+    elif mode == "walking":
+        a = rng.uniform(-1.0, 1.0)
+        ang["left_hip"][0], ang["right_hip"][0] = -0.55 * a, 0.55 * a
+        both("knee", 0, 0.05, 0.9)
+        both("shoulder", 2, -1.4, -1.0)
+        ang["left_shoulder"][1], ang["right_shoulder"][1] = 0.6 * a, -0.6 * a
+        both("elbow", 1, -1.0, -0.1)
+    elif mode == "sitting":
+        both("hip", 0, -1.8, -1.1)
+        both("hip", 2, -0.1, 0.4)
+        both("knee", 0, 1.1, 2.0)
+        ang["spine1"][0] = rng.uniform(0.0, 0.35)
+        both("shoulder", 2, -1.4, -0.8)
+        both("shoulder", 1, -1.0, 0.1)
+        both("elbow", 1, -1.8, -0.2)
+    elif mode == "arms_up":
+        both("hip", 0, -0.3, 0.15)
+        both("hip", 2, -0.05, 0.35)
+        both("knee", 0, 0.0, 0.4)
+        both("shoulder", 2, 0.2, 1.3)
+        both("shoulder", 1, -0.9, 0.3)
+        both("elbow", 1, -1.6, 0.0)
+    else:  # random: uniform within the limits (trunk and head at half range)
+        for name, value in ang.items():
+            lim = np.array(_LIMITS[name if name in _LIMITS else "left_" + name.split("_", 1)[1]])
+            lo, hi = lim[:, 0], lim[:, 1]
+            if name in _MIDLINE:
+                mid = 0.5 * (lo + hi)
+                lo, hi = mid + 0.5 * (lo - mid), mid + 0.5 * (hi - mid)
+            value[:] = rng.uniform(lo, hi)
+
+    pose_euler = np.zeros((NUM_JOINTS - 1, 3))
+    for name, value in ang.items():
+        key = name if name in _LIMITS else "left_" + name.split("_", 1)[1]
+        lim = np.array(_LIMITS[key])
+        noisy = np.clip(value + rng.normal(scale=0.08, size=3), lim[:, 0], lim[:, 1])
+        if name.startswith("right_"):
+            noisy = noisy * np.array([1.0, -1.0, -1.0])  # mirror across x = 0
+        pose_euler[_J[name] - 1] = noisy
+    return _euler_to_rotvec(pose_euler), mode
+
+
+def _tree_neighbours(parents: np.ndarray) -> list[list[int]]:
+    nbrs: list[list[int]] = [[] for _ in parents]
+    for j in range(1, len(parents)):
+        nbrs[j].append(int(parents[j]))
+        nbrs[int(parents[j])].append(j)
+    return nbrs
+
+
+_SMOOTHED_STD = 0.45  # std of the symmetrised, smoothed unit normal log scales (measured)
+
+
+def sample_scales(rng: np.random.Generator, sigma: float, parents: np.ndarray) -> np.ndarray:
+    """(24,) segment scales: log-normal per segment (std ``sigma``), mostly left/right symmetric,
+    smoothed over the tree (neighbouring segments agree), times a global log-normal factor (std
+    ``sigma / 2``). With ``sigma`` = 0.08 the segments spread about +-15 % (2 sigma)."""
+    if sigma == 0:
+        return np.ones(NUM_JOINTS)
+    raw = rng.normal(size=NUM_JOINTS)
+    raw = 0.7 * 0.5 * (raw + raw[JOINT_FLIP]) + 0.3 * raw  # mostly left/right symmetric
+    nbrs = _tree_neighbours(parents)
+    for _ in range(2):
+        raw = np.array([0.5 * raw[j] + 0.5 * np.mean(raw[nbrs[j]]) for j in range(NUM_JOINTS)])
+    raw = raw * (sigma / _SMOOTHED_STD)  # per-segment log std = sigma after smoothing
+    global_log = rng.normal(scale=0.5 * sigma)
+    return np.exp(np.clip(raw + global_log, -3 * sigma - 0.05, 3 * sigma + 0.05))
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+#: Camera rotation of an upright person facing the camera (y down, z into the scene).
+UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
+
+
+def sample_camera(rng: np.random.Generator, max_tilt: float = math.radians(15)) -> tuple[np.ndarray, float]:
+    """A camera rotation: full-range yaw about the body's vertical axis, then tilt and roll
+    (Gaussian, clipped to +-``max_tilt``) about the camera's x and z axes. Returns (R, yaw)."""
+    yaw = float(rng.uniform(-math.pi, math.pi))
+    tilt = float(np.clip(rng.normal(scale=0.5 * max_tilt), -max_tilt, max_tilt))
+    roll = float(np.clip(rng.normal(scale=0.4 * max_tilt), -max_tilt, max_tilt))
+    return _rot_x(tilt) @ _rot_z(roll) @ UPRIGHT_FACING @ _rot_y(yaw), yaw
