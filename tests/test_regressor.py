@@ -23,7 +23,7 @@ from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_
 from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
 
 TINY = RegressorOptions(
-    backbone="resnet18", head_hidden=32, epochs=2, batch_size=3, lr=1e-3, workers=0, device="cpu",
+    backbone="tiny16", head_hidden=32, epochs=2, batch_size=3, lr=1e-3, workers=0, device="cpu",
     augment=AugmentOptions(scale=0.1, translation=0.1, colour=0.1),
 )  # fmt: skip
 
@@ -137,17 +137,31 @@ def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> 
     batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
     target = torch.as_tensor(truth)
     theta = target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
-    weights = TINY.weights
+    weights = replace(TINY.weights, joints=5.0)
     total, terms = regressor_loss(body, keypoints, theta, target, batch, weights)
     expected, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     smooth = F.smooth_l1_loss(theta, target, reduction="none").sum(1)
     assert torch.allclose(terms["theta"], smooth)
     assert torch.allclose(terms["dense"], expected["dense"])
-    manual = (weights.theta * smooth + weights.dense * expected["dense"] + weights.kp * expected["kp"]).mean()
+    # The 3D joint term: mean distance of the root-relative joints of both bodies (metres).
+    predicted, registered = params_from_theta(theta), params_from_theta(target)
+    j_pred = body(predicted.pose, predicted.scales).joints
+    j_reg = body(registered.pose, registered.scales).joints
+    joints = ((j_pred - j_pred[:, :1]) - (j_reg - j_reg[:, :1])).norm(dim=-1).mean(-1)
+    assert torch.allclose(terms["joints"], joints, atol=1e-6) and float(joints.min()) > 0.005
+    manual = (
+        weights.theta * smooth + weights.dense * expected["dense"] + weights.kp * expected["kp"] + weights.joints * joints
+    ).mean()
     assert torch.allclose(total, manual)
+    # Only the prediction is pulled: the registration's body is a constant target.
+    theta.requires_grad_(True)
+    target.requires_grad_(True)
+    regressor_loss(body, keypoints, theta, target, batch, weights)[1]["joints"].sum().backward()
+    assert theta.grad is not None and float(theta.grad.abs().sum()) > 0 and target.grad is None
     # At the true parameters the data terms are (nearly) zero: exact correspondences.
-    _, at_truth = regressor_loss(body, keypoints, target, target, batch, weights)
+    _, at_truth = regressor_loss(body, keypoints, target.detach(), target.detach(), batch, weights)
     assert float(at_truth["dense"].max()) < 1e-4 and float(at_truth["theta"].max()) == 0.0
+    assert float(at_truth["joints"].max()) < 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +225,18 @@ def test_a_missing_weights_file_is_an_error_naming_it(
     with pytest.raises(WeightsError, match="nowhere/resnet18.pth"):
         _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, pretrained=str(tmp_path / "nowhere/resnet18.pth")))
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_the_small_convnet_predicts_theta_from_a_crop_and_has_no_pretrained_weights(tmp_path: Path) -> None:
+    reference = torch.linspace(-1, 1, 105)
+    model = Regressor(RegressorSpec("tiny16", 32), reference).eval()
+    assert sum(p.numel() for p in model.backbone.parameters()) < 400_000  # ResNet18's: 11.2 M
+    with torch.no_grad():
+        theta = model(torch.rand(4, 3, 64, 64))
+    # Untrained, it predicts (close to) the reference theta: a plausible body and camera.
+    assert theta.shape == (4, 105) and float((theta - reference).abs().max()) < 0.05
+    with pytest.raises(WeightsError, match="tiny16 backbone has no pretrained weights"):
+        load_backbone_weights(model, tmp_path / "resnet18.pth")
 
 
 def test_torchvision_weights_load_into_the_backbone(tmp_path: Path) -> None:

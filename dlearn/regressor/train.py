@@ -1,10 +1,12 @@
 """The `regress` and `predict` stages: train the ResNet regressor on round k's registrations
 (paper section 5, eqs. 5-6), then predict theta for every crop of a split.
 
-Loss per sample (eq. 5):  alpha smoothL1(theta - theta_registration) + beta L_dense + gamma L_KP,
-with the smooth-L1 summed over the 105 numbers of theta and L_dense, L_KP the registration's
-own terms (:func:`dlearn.registration.fit.data_terms`) evaluated on the predicted theta. Batch
-losses are means over samples.
+Loss per sample (eq. 5):  alpha smoothL1(theta - theta_registration) + beta L_dense + gamma L_KP
+(+ delta L_joints, not in the paper), with the smooth-L1 summed over the 105 numbers of theta,
+L_dense, L_KP the registration's own terms (:func:`dlearn.registration.fit.data_terms`)
+evaluated on the predicted theta, and L_joints the mean distance (metres) between the
+root-relative 3D joints of the predicted and the registered body. Batch losses are means over
+samples.
 
 Samples whose registration status is neither ``ok`` nor ``kept_previous`` (no correspondences,
 non-finite) are excluded and counted. Each epoch ends with a checkpoint (network, optimiser,
@@ -78,11 +80,16 @@ class RegressorLossWeights:
         theta: alpha, on the smooth-L1 distance to the registration's theta.
         dense: beta, on L_dense of the predicted body.
         kp: gamma, on L_KP of the predicted body.
+        joints: on the mean distance (metres) between the root-relative 3D joints of the
+            predicted body and of the registration's (not in the paper: 0 there). It weights the
+            69 pose numbers by their effect on the body; with it a small ConvNet learns pose
+            in fewer steps (docs/regressor_study.md).
     """
 
     theta: float = 1.0
     dense: float = 10.0
     kp: float = 1.0
+    joints: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class RegressorOptions:
     """Options of the regressor's training (defaults: the paper's, section 6).
 
     Attributes:
-        backbone: resnet18, resnet34 or resnet50 (the paper's).
+        backbone: tiny16 (dlearn's small ConvNet), resnet18, resnet34 or resnet50 (the paper's).
         head_hidden: width of the head's hidden layer.
         pretrained: a local torchvision ResNet state dict (ImageNet weights), or none (train
             from scratch). Ignored when warm-starting from a previous round's model.
@@ -140,10 +147,18 @@ def regressor_loss(
     batch: FitBatch,
     weights: RegressorLossWeights,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Paper eq. 5 for a batch: (scalar mean total, per-sample terms theta, dense, kp (B,) each)."""
-    terms, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
+    """Paper eq. 5 for a batch, plus the 3D joint term: (scalar mean total, per-sample terms
+    theta, dense, kp, joints (B,) each)."""
+    terms, pred = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
-    total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
+    with torch.no_grad():
+        goal = params_from_theta(target)
+        target_joints = body(goal.pose, goal.scales, vertex_ids=torch.zeros(0, dtype=torch.long, device=theta.device)).joints
+    terms["joints"] = ((pred.joints - pred.joints[:, :1]) - (target_joints - target_joints[:, :1])).norm(dim=-1).mean(-1)
+    total = (
+        weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
+        + weights.joints * terms["joints"]
+    )
     return total.mean(), terms
 
 
@@ -216,6 +231,10 @@ def train_regressor(
     """
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
+    if device.type == "cpu" and options.workers > 0:
+        # The loader's worker processes take cores from the compute threads (OMP_NUM_THREADS,
+        # the rule's threads): oversubscribed CPU threads slow small convolutions up to 8x.
+        torch.set_num_threads(max(1, torch.get_num_threads() - options.workers))
     data = load_body_model(body_model)
     if options.augment.flip and data.vertex_symmetry is None:
         raise ValueError(
@@ -292,7 +311,7 @@ def train_regressor(
         model.train()
         batches = epoch_batches(image_rows, chunk_rows, options.batch_size, options.shuffle_chunks, generator)
         dataset.set_epoch(epoch)
-        sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0}
+        sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0, "joints": 0.0}
         seen, wait, t_epoch = 0, 0.0, time.perf_counter()
         t_data = time.perf_counter()
         for item in _loader(dataset, batches, options.workers, cuda):
@@ -328,8 +347,8 @@ def train_regressor(
         }
         curve.append(row)
         log.info(
-            "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f), %.1f images/s, %.0f%% waiting for data",
-            epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"],
+            "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f, joints %.4f m), %.1f images/s, %.0f%% waiting for data",
+            epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], row["joints"],
             row["images_per_second"], 100 * row["data_wait_fraction"],
         )  # fmt: skip
         atomic_save(
@@ -436,8 +455,10 @@ def plot_regressor_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
 
     epochs = [row["epoch"] for row in curve]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    for key, label in (("total", "total (eq. 5)"), ("theta", "smooth-L1 to registration"), ("dense", "L_dense"), ("kp", "L_KP")):
-        ax.plot(epochs, [max(row[key], 1e-12) for row in curve], label=label)
+    for key, label in (("total", "total (eq. 5)"), ("theta", "smooth-L1 to registration"), ("dense", "L_dense"), ("kp", "L_KP"),
+                       ("joints", "3D joints (m)")):  # fmt: skip
+        if all(key in row for row in curve):  # models of older versions have no joints term
+            ax.plot(epochs, [max(row[key], 1e-12) for row in curve], label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss per sample")
