@@ -13,6 +13,7 @@ from dlearn.data.store import StoreError, open_store, read_sample_ids, write_sto
 from dlearn.evaluation.evaluate import CSV_COLUMNS, csv_rows, evaluate_round, write_evaluation
 from dlearn.evaluation.report import gather_evaluations, plot_history
 from dlearn.registration.data import PARAM_KEYS
+from dlearn.registration.stage import STATUS, status_counts
 
 
 def _as_predictions(truth: Path, out: Path, edit: dict[str, np.ndarray] | None = None, rows: slice = slice(None)) -> Path:
@@ -146,3 +147,29 @@ def test_human36m_predictions_of_another_set_are_an_error_naming_them(h36m_set: 
     write_store(tmp_path / "short.zarr", arrays, stage="predict", sample_id=["h36m_0", "h36m_1"])
     with pytest.raises(ValueError, match="short.zarr"):
         evaluate_h36m(0, tmp_path / "short.zarr", h36m_set["npz"], h36m_set["regressor"], h36m_set["model"])
+
+
+def test_the_share_of_kept_fits_started_from_the_convnet_is_reported(exact_data: dict, tmp_path: Path) -> None:
+    # Round k >= 1: a fit started from the ConvNet's prediction is kept (ok) only when it matches
+    # the annotations better than last round's (kept_previous): the paper's mechanism, apart
+    # from keep-best.
+    truth = open_store(exact_data["truth"])
+    arrays = {k: np.asarray(truth[k][...]) for k in PARAM_KEYS}
+    n = len(arrays["pose"])
+    arrays["status"] = np.where(np.arange(n) < n // 2, STATUS["kept_previous"], STATUS["ok"]).astype(np.uint8)
+    registration = tmp_path / "registration.zarr"
+    start = str(tmp_path / "round_0/predictions_train.zarr")
+    write_store(registration, arrays, stage="merge_registration", sample_id=read_sample_ids(truth),
+                attrs={"status_counts": status_counts(arrays["status"]), "start": start})  # fmt: skip
+    pred = _as_predictions(exact_data["truth"], tmp_path / "p.zarr")
+    report = evaluate_round(
+        1, exact_data["model"], {"train": exact_data["crops"], "test": exact_data["crops"]},
+        {"train": exact_data["gt"], "test": exact_data["gt"]}, registration, {"train": pred, "test": pred},
+    )  # fmt: skip
+    kept = report["registration"]
+    assert kept["start"] == start
+    assert kept["status_counts"]["ok"] == n - n // 2 and kept["status_counts"]["kept_previous"] == n // 2
+    assert kept["new_fit_kept_share"] == round((n - n // 2) / n, 4)
+    row = [r for r in csv_rows(report) if r["metric"] == "new_fit_kept_share"]
+    assert row == [{"round": 1, "split": "train", "source": "registration", "metric": "new_fit_kept_share",
+                    "value": kept["new_fit_kept_share"]}]  # fmt: skip

@@ -267,6 +267,8 @@ def test_predictions_initialise_the_next_registration(
     start, fitted = read_params(pred, ids), read_params(tmp_path / "reg.zarr", ids)
     for key in ("pose", "scales", "cam_scale", "cam_translation"):
         assert np.allclose(start[key], fitted[key], atol=1e-5), key
+    # The store says where its fits started (evaluation reports the share kept from there).
+    assert open_store(tmp_path / "reg.zarr").attrs["start"] == str(pred)
 
 
 def test_cli_regress_reports_a_missing_weights_file(

@@ -317,6 +317,7 @@ def evaluate_round(
         stage = "merge_registration" if source == "registration" else "predict"
         pred = poses.pose_set(_params(path, ids, stage))
         results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
+    kept = registration_kept_fits(registration)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]
         cgan = cgan_poses(cgan_depths, keypoints, ids)
@@ -345,7 +346,26 @@ def evaluate_round(
             "sign of the truth's reversed, among bones at least 0.3 out of the image plane",
         },
         "joint_names": {"coco12": COCO12_NAMES},
+        "registration": kept,
         "results": results,
+    }
+
+
+def registration_kept_fits(registration: Path) -> dict[str, Any]:
+    """Which fits a round's registration kept: its status counts, where its fits started (the
+    T-pose, or the previous round's ConvNet predictions) and the share of usable samples whose
+    kept fit is this round's (``ok``) rather than the previous round's (``kept_previous``, keep-best).
+
+    From round 1 on that share is the paper's mechanism at work: fits started from the ConvNet's
+    predictions that match the annotations better than last round's fits.
+    """
+    attrs = open_store(registration, stage="merge_registration").attrs
+    counts = {k: int(v) for k, v in dict(attrs.get("status_counts", {})).items()}
+    usable = counts.get("ok", 0) + counts.get("kept_previous", 0)
+    return {
+        "start": str(attrs.get("start", "unknown")),
+        "status_counts": counts,
+        "new_fit_kept_share": round(counts.get("ok", 0) / usable, 4) if usable else None,
     }
 
 
@@ -357,6 +377,10 @@ def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             for metric, value in metrics.items():
                 rows.append({"round": report["round"], "split": split, "source": source, "metric": metric,
                              "value": round(value["mean"], 3)})  # fmt: skip
+    share = report.get("registration", {}).get("new_fit_kept_share")
+    if share is not None:
+        rows.append({"round": report["round"], "split": "train", "source": "registration",
+                     "metric": "new_fit_kept_share", "value": share})  # fmt: skip
     return rows
 
 

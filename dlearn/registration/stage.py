@@ -322,6 +322,8 @@ def register(
             "frame": "camera in normalised crop coordinates; joints in the body frame",
             "shard": shard,
             "num_shards": num_shards,
+            # Where this round's fits started: the T-pose (round 0) or a store of predictions.
+            "start": "t_pose" if init is None else str(init),
             "status_counts": counts,
             "reflections": reflections,
             "samples_without_depth": without_depth,
@@ -379,6 +381,7 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
             "status_codes": STATUS,
             "loss_terms": list(LOSS_TERMS),
             "frame": attrs.get("frame", ""),
+            "start": attrs.get("start", "unknown"),
             "status_counts": counts,
             "reflections": reflections,
             "samples_without_depth": without_depth,
