@@ -28,9 +28,9 @@ in float32, so at edge pixels the two can pick different (adjacent) faces.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, fields
 
+import numba
 import numpy as np
 
 __all__ = ["BARY_EPS", "Hits", "RasterScene", "RayCastScene"]
@@ -119,60 +119,138 @@ def _lattice(x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: in
     return np.column_stack([np.tile(xs, ny), np.repeat(ys, nx)])
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    """For consecutive groups of ``counts`` (G,) items: (sum(counts),) index of each item in its
-    group (the group of each item is ``np.repeat(np.arange(G), counts)``)."""
-    starts = np.cumsum(counts) - counts
-    return np.arange(int(starts[-1] + counts[-1]) if len(counts) else 0) - np.repeat(starts, counts)
-
-
 _NONE = np.iinfo(np.int64).max  # no face yet, in a z-buffer's face array
-#: (face, lattice row) pairs per chunk of :meth:`RasterScene.grid`'s scan conversion.
-_CHUNK_PAIRS = 4096
 
 
-@dataclass
-class _FaceLattice:
-    """Per face (those whose box holds lattice positions), its scan conversion on one lattice:
-    rows of the box ``i_lo + (0 .. rows - 1)``, columns ``j_lo .. j_hi``; along row ``i`` the face
-    spans the columns ``j`` with ``j >= u_s + v_s i`` for the slots bounding from the left (slot 0,
-    and slot 2 where ``third_left``) and ``j <= u_s + v_s i`` for the others (slot 1, else slot
-    2); depth ``d0 + di i + dj j``. ``u``, ``v``: (3, G)."""
+@numba.njit(cache=True, nogil=True)
+def _grid_kernel(
+    x0: float, y0: float, dx: float, dy: float, nx: int, ny: int,
+    lo: np.ndarray, hi: np.ndarray, sA: np.ndarray, sB: np.ndarray, sC: np.ndarray,
+    inv_sA: np.ndarray, third_left: np.ndarray, zA: np.ndarray, zB: np.ndarray, zC: np.ndarray,
+    live: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss: every
+    live face scan-converted row by row over its bounding box, into one z-buffer.
 
-    face: np.ndarray
-    rows: np.ndarray
-    i_lo: np.ndarray
-    j_lo: np.ndarray
-    j_hi: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    third_left: np.ndarray
-    d0: np.ndarray
-    di: np.ndarray
-    dj: np.ndarray
+    The arithmetic is the former numpy scan conversion's, operation for operation (IEEE float64,
+    no fast-math, so the same bits): along lattice row i, in column units, the barycentric
+    coordinate of slot s, l_s(i, j) = A_s (x0 + j dx) + B_s (y0 + i dy) + C_s >= -eps, bounds j
+    by b_s = u_s + v_s i, from the left where A_s > 0, else from the right; the depth at (i, j)
+    is d0 + di i + dj j. Faces are visited in increasing index and a position only changes hands
+    to a strictly nearer face, so ties (a position on an edge shared by two faces) keep the
+    lower face index."""
+    size = nx * ny
+    zbuf = np.full(size, np.inf)
+    best = np.full(size, -1, dtype=np.int64)
+    pad = 1e-9
+    for f in range(len(live)):
+        # Lattice rows and columns of the face's bounding box (a hair wider: the exact test is
+        # the span below).
+        i_lo = max(np.ceil((lo[1, f] - pad - y0) / dy), 0.0)
+        i_hi = min(np.floor((hi[1, f] + pad - y0) / dy), ny - 1.0)
+        j_lo = max(np.ceil((lo[0, f] - pad - x0) / dx), 0.0)
+        j_hi = min(np.floor((hi[0, f] + pad - x0) / dx), nx - 1.0)
+        if not (i_hi >= i_lo and j_hi >= j_lo):
+            continue
+        s0, s1, s2 = -inv_sA[0, f] / dx, -inv_sA[1, f] / dx, -inv_sA[2, f] / dx
+        u0 = (sA[0, f] * x0 + sB[0, f] * y0 + sC[0, f] + BARY_EPS) * s0
+        u1 = (sA[1, f] * x0 + sB[1, f] * y0 + sC[1, f] + BARY_EPS) * s1
+        u2 = (sA[2, f] * x0 + sB[2, f] * y0 + sC[2, f] + BARY_EPS) * s2
+        v0, v1, v2 = sB[0, f] * dy * s0, sB[1, f] * dy * s1, sB[2, f] * dy * s2
+        # A slot-2 edge parallel to the rows (A_2 = 0) bounds no columns: it lies on the box's
+        # top or bottom, so the box's rows already keep the face to its side.
+        if sA[2, f] == 0:
+            u2 = -np.inf
+        d0 = zA[f] * x0 + zB[f] * y0 + zC[f]
+        di, dj = zB[f] * dy, zA[f] * dx
+        left = third_left[f]
+        face = live[f]
+        for row in range(int(i_hi - i_lo) + 1):
+            i = i_lo + row
+            b0, b1, b2 = u0 + v0 * i, u1 + v1 * i, u2 + v2 * i
+            if left:
+                j_first, j_last = np.ceil(max(b0, b2)), np.floor(b1)
+            else:
+                j_first, j_last = np.ceil(b0), np.floor(min(b1, b2))
+            j_first, j_last = max(j_first, j_lo), min(j_last, j_hi)
+            if not j_last >= j_first:
+                continue
+            depth0 = d0 + di * i + dj * j_first
+            pos0 = int(i * nx + j_first)
+            for offset in range(int(j_last - j_first) + 1):
+                depth = depth0 + offset * dj
+                pos = pos0 + offset
+                if depth < zbuf[pos]:
+                    zbuf[pos] = depth
+                    best[pos] = face
+    return best
 
-    def samples(self, chunk: slice, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The lattice positions inside the faces of ``chunk``: (position ``i * nx + j`` (S,),
-        depth (S,), live face index (S,))."""
-        rows = self.rows[chunk]
-        i = np.repeat(self.i_lo[chunk], rows) + _offsets(rows)
 
-        def per_row(values: np.ndarray) -> np.ndarray:
-            return np.repeat(values[chunk], rows)
+@numba.njit(cache=True, nogil=True)
+def _face_cells_kernel(
+    lo: np.ndarray, hi: np.ndarray, x0: float, y0: float
+) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """1-pixel cells from (x0, y0) over the boxes (2, L) and, per cell, the faces whose box covers
+    it in increasing order (CSR): (cells along x, cells along y, start (C + 1,), face)."""
+    n = lo.shape[1]
+    cx_lo = np.empty(n, np.int64)
+    cy_lo = np.empty(n, np.int64)
+    cx_hi = np.empty(n, np.int64)
+    cy_hi = np.empty(n, np.int64)
+    ncx = ncy = 0
+    for f in range(n):
+        cx_lo[f], cy_lo[f] = int(np.floor(lo[0, f] - x0)), int(np.floor(lo[1, f] - y0))
+        cx_hi[f], cy_hi[f] = int(np.floor(hi[0, f] - x0)), int(np.floor(hi[1, f] - y0))
+        ncx, ncy = max(ncx, cx_hi[f] + 1), max(ncy, cy_hi[f] + 1)
+    start = np.zeros(ncx * ncy + 1, np.int64)
+    for f in range(n):
+        for cy in range(cy_lo[f], cy_hi[f] + 1):
+            for cx in range(cx_lo[f], cx_hi[f] + 1):
+                start[cy * ncx + cx + 1] += 1
+    for c in range(ncx * ncy):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    face = np.empty(start[-1], np.int64)
+    for f in range(n):
+        for cy in range(cy_lo[f], cy_hi[f] + 1):
+            for cx in range(cx_lo[f], cx_hi[f] + 1):
+                c = cy * ncx + cx
+                face[fill[c]] = f
+                fill[c] += 1
+    return ncx, ncy, start, face
 
-        b0 = per_row(self.u[0]) + per_row(self.v[0]) * i
-        b1 = per_row(self.u[1]) + per_row(self.v[1]) * i
-        b2 = per_row(self.u[2]) + per_row(self.v[2]) * i
-        third_left = per_row(self.third_left)
-        j_first = np.maximum(np.ceil(np.where(third_left, np.maximum(b0, b2), b0)), per_row(self.j_lo))
-        j_last = np.minimum(np.floor(np.where(third_left, b1, np.minimum(b1, b2))), per_row(self.j_hi))
-        span = np.maximum(j_last - j_first + 1, 0).astype(np.int64)
-        dj = per_row(self.dj)
-        depth = per_row(self.d0) + per_row(self.di) * i + dj * j_first
-        offset = _offsets(span)
-        pos = np.repeat((i * nx + j_first).astype(np.int64), span) + offset
-        depth = np.repeat(depth, span) + offset * np.repeat(dj, span)
-        return pos, depth, np.repeat(per_row(self.face), span)
+
+@numba.njit(cache=True, nogil=True)
+def _cast_kernel(
+    xy: np.ndarray, x0: float, y0: float, ncx: int, ncy: int, start: np.ndarray, cell_face: np.ndarray,
+    coefficients: np.ndarray, live: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """(M,) global face of the first hit at each position ``xy`` (M, 2), -1 for a miss: the live
+    faces of the position's cell tested one by one; ties go to the lower face."""
+    m = xy.shape[0]
+    out = np.full(m, -1, dtype=np.int64)
+    for q in range(m):
+        x, y = xy[q, 0], xy[q, 1]
+        cx, cy = np.floor(x - x0), np.floor(y - y0)
+        if not (cx >= 0 and cx < ncx and cy >= 0 and cy < ncy):
+            continue
+        cell = int(cy * ncx + cx)
+        zbest = np.inf
+        fbest = -1
+        for k in range(start[cell], start[cell + 1]):
+            f = cell_face[k]
+            c = coefficients[f]
+            l0 = c[0] * x + c[3] * y + c[6]
+            l1 = c[1] * x + c[4] * y + c[7]
+            l2 = c[2] * x + c[5] * y + c[8]
+            if not min(min(l0, l1), l2) >= -BARY_EPS:
+                continue
+            depth = c[9] * x + c[10] * y + c[11]
+            g = live[f]
+            if depth < zbest or (depth == zbest and g < fbest):
+                zbest, fbest = depth, g
+        out[q] = fbest
+    return out
 
 
 class RasterScene:
@@ -252,50 +330,10 @@ class RasterScene:
         size = max(nx, 0) * max(ny, 0)
         if size == 0 or len(self.live) == 0:
             return np.full(size, -1, dtype=np.int64)
-        # Lattice rows and columns of each face's bounding box (a hair wider: the exact test
-        # is below); faces whose box holds no lattice position are dropped.
-        pad = 1e-9
-        i_lo = np.maximum(np.ceil((self._lo[1] - pad - y0) / dy), 0)
-        i_hi = np.minimum(np.floor((self._hi[1] + pad - y0) / dy), ny - 1)
-        j_lo = np.maximum(np.ceil((self._lo[0] - pad - x0) / dx), 0)
-        j_hi = np.minimum(np.floor((self._hi[0] + pad - x0) / dx), nx - 1)
-        face = np.flatnonzero((i_hi >= i_lo) & (j_hi >= j_lo))  # index into the live faces
-        if len(face) == 0:
-            return np.full(size, -1, dtype=np.int64)
-        rows = (i_hi[face] - i_lo[face] + 1).astype(np.int64)
-        # Along lattice row i, in column units, l_s(i, j) = A_s (x0 + j dx) + B_s (y0 + i dy) + C_s
-        # >= -eps bounds j by u_s + v_s i: from the left where A_s > 0, else from the right.
-        sA, sB, sC = self._sA[:, face], self._sB[:, face], self._sC[:, face]
-        scale = -self._inv_sA[:, face] / dx
-        u = (sA * x0 + sB * y0 + sC + BARY_EPS) * scale
-        v = sB * dy * scale
-        # A slot-2 edge parallel to the rows (A_2 = 0) bounds no columns: it lies on the box's
-        # top or bottom, so the box's rows already keep the face to its side.
-        u[2][sA[2] == 0] = -np.inf
-        # Depth at lattice (i, j): d0 + di i + dj j.
-        zA, zB = self._zA[face], self._zB[face]
-        per_face = _FaceLattice(
-            face=face, rows=rows, i_lo=i_lo[face], j_lo=j_lo[face], j_hi=j_hi[face], u=u, v=v,
-            third_left=self._third_left[face],
-            d0=zA * x0 + zB * y0 + self._zC[face], di=zB * dy, dj=zA * dx,
+        return _grid_kernel(
+            x0, y0, dx, dy, nx, ny, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA,
+            self._third_left, self._zA, self._zB, self._zC, self.live,
         )  # fmt: skip
-        # Faces in chunks of about _CHUNK_PAIRS (face, row) pairs: small temporaries stay in the
-        # allocator's and the CPU's caches (one pass over all faces is 2x slower, page faults).
-        cum = np.cumsum(rows)
-        ends = np.searchsorted(cum, np.arange(1, cum[-1] // _CHUNK_PAIRS + 1) * _CHUNK_PAIRS, side="right")
-        edges = np.unique(np.concatenate([[0], ends, [len(rows)]]))
-        zbuf = np.full(size, np.inf)
-        samples = []
-        for start, stop in itertools.pairwise(edges):
-            pos, depth, tri = per_face.samples(slice(start, stop), nx)
-            np.minimum.at(zbuf, pos, depth)
-            samples.append((pos, depth, self.live[tri]))
-        # Ties (a position on an edge shared by two faces) go to the lower face index.
-        best = np.full(size, _NONE)
-        for pos, depth, tri in samples:
-            win = depth == zbuf[pos]
-            np.minimum.at(best, pos[win], tri[win])
-        return np.where(best == _NONE, -1, best)
 
     # ---------------------------------------------------------------------------------------
     # Scattered positions
@@ -303,61 +341,22 @@ class RasterScene:
     def cast(self, xy: np.ndarray, need_bary: bool = True) -> Hits:
         """First hits of rays along +z through image positions ``xy`` (M, 2); without
         ``need_bary`` only ``person`` and ``face`` are filled in."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        xy = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         m = len(xy)
         tri = np.full(m, -1, dtype=np.int64)
         if m and len(self.live):
             x0, y0, ncx, ncy, cell_start, cell_face = self._face_cells()
-            cx, cy = np.floor(xy[:, 0] - x0), np.floor(xy[:, 1] - y0)
-            query = np.flatnonzero((cx >= 0) & (cx < ncx) & (cy >= 0) & (cy < ncy))
-            cell = (cy[query] * ncx + cx[query]).astype(np.int64)
-            count = cell_start[cell + 1] - cell_start[cell]  # faces whose box covers the cell
-            q = np.repeat(query, count)
-            f = cell_face[np.repeat(cell_start[cell], count) + _offsets(count)]
-            x, y = xy[q, 0], xy[q, 1]
-            c = np.take(self._coefficients, f, axis=0)  # (Q, 12): A_k, B_k, C_k, depth's A, B, C
-            lam = [c[:, k] * x + c[:, 3 + k] * y + c[:, 6 + k] for k in range(3)]
-            on = np.flatnonzero(np.minimum(np.minimum(lam[0], lam[1]), lam[2]) >= -BARY_EPS)
-            f, q, c = f[on], q[on], c[on]
-            depth = c[:, 9] * x[on] + c[:, 10] * y[on] + c[:, 11]
-            tri = _zbuffer(q, depth, self.live[f], m)
+            tri = _cast_kernel(xy, x0, y0, ncx, ncy, cell_start, cell_face, self._coefficients, self.live)
         return _hits_from_faces(self.vertices, self.faces, self.num_faces, tri, xy, need_bary)
 
     def _face_cells(self) -> tuple[float, float, int, int, np.ndarray, np.ndarray]:
         """1-pixel cells over the scene and, per cell, the live faces whose bounding box covers
         it (CSR): (x0, y0, cells along x, cells along y, start (C + 1,), face). Built once."""
         if self._cells is None:
-            x0, y0 = np.floor(self._lo[0].min()), np.floor(self._lo[1].min())
-            cx_lo, cy_lo = (
-                np.floor(self._lo[0] - x0).astype(np.int64),
-                np.floor(self._lo[1] - y0).astype(np.int64),
-            )
-            cx_hi, cy_hi = (
-                np.floor(self._hi[0] - x0).astype(np.int64),
-                np.floor(self._hi[1] - y0).astype(np.int64),
-            )
-            ncx, ncy = int(cx_hi.max()) + 1, int(cy_hi.max()) + 1
-            width = cx_hi - cx_lo + 1
-            count = width * (cy_hi - cy_lo + 1)
-            face = np.repeat(np.arange(len(count)), count)
-            cy, cx = np.divmod(_offsets(count), np.repeat(width, count))
-            cell = (np.repeat(cy_lo, count) + cy) * ncx + np.repeat(cx_lo, count) + cx
-            # Stable sort by cell (radix for 16-bit keys, the usual case: under 65536 cells).
-            order = np.argsort(cell.astype(np.uint16) if ncx * ncy <= 1 << 16 else cell, kind="stable")
-            start = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=ncx * ncy))])
-            self._cells = (float(x0), float(y0), ncx, ncy, start, face[order])
+            x0, y0 = float(np.floor(self._lo[0].min())), float(np.floor(self._lo[1].min()))
+            ncx, ncy, start, face = _face_cells_kernel(self._lo, self._hi, x0, y0)
+            self._cells = (x0, y0, int(ncx), int(ncy), start, face)
         return self._cells
-
-
-def _zbuffer(pos: np.ndarray, depth: np.ndarray, tri: np.ndarray, size: int) -> np.ndarray:
-    """(size,) face ``tri`` of the smallest ``depth`` at each position ``pos`` (ties: the lowest
-    face), -1 where no sample falls."""
-    zbuf = np.full(size, np.inf)
-    np.minimum.at(zbuf, pos, depth)
-    win = depth == zbuf[pos]
-    best = np.full(size, _NONE)
-    np.minimum.at(best, pos[win], tri[win])
-    return np.where(best == _NONE, -1, best)
 
 
 class RayCastScene:
