@@ -43,7 +43,8 @@ def _write_image_files(
 
     path = out_dir / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="PNG")
+    # compress_level 1: the same pixels, a few % larger files, ~5x faster than the default 6.
+    Image.fromarray(image).save(path, format="PNG", compress_level=1)
     if with_iuv:
         from dlearn.densepose.predictions import write_iuv
 
