@@ -99,20 +99,53 @@ def _background_pixels(
     return img
 
 
+@numba.njit(cache=True, nogil=True)
+def _zoom_linear(low: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.zoom(low, (size / n, size / n, 1), order=1)[:size, :size]`` of an (n, n, C)
+    array, rebuilt operation for operation (the same bits, ~10x faster than scipy's general
+    n-D code; a test compares the two): output position k samples input ``k * (n - 1) / (m - 1)``
+    (m = the zoomed side) with scipy's order-1 spline weights ``1 - t`` and ``1 - (1 - t)``,
+    summed corner by corner as ``value * weight_row * weight_column``; reads past the edge are
+    scipy's constant 0."""
+    n = low.shape[0]
+    out_n = int(np.round(n * (size / n)))
+    z = (n - 1) / (out_n - 1) if out_n > 1 else 1.0
+    m = min(out_n, size)
+    start = np.empty(m, np.int64)
+    w = np.empty((m, 2))
+    for k in range(m):
+        cc = k * z
+        s = np.floor(cc)
+        start[k] = int(s)
+        w[k, 0] = 1.0 - (cc - s)
+        w[k, 1] = 1.0 - w[k, 0]
+    out = np.empty((m, m, low.shape[2]))
+    for i in range(m):
+        for j in range(m):
+            for c in range(low.shape[2]):
+                acc = 0.0
+                for a in range(2):
+                    ii = start[i] + a
+                    for b in range(2):
+                        jj = start[j] + b
+                        value = low[ii, jj, c] if ii < n and jj < n else 0.0
+                        acc += value * w[i, a] * w[j, b]
+                out[i, j, c] = acc
+    return out
+
+
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """(size, size, 3) random textured background in [0, 1]: gradient, noise, stripes, blobs.
 
-    The random draws are made here, in a fixed order; the per-pixel work is
-    :func:`_background_pixels`. Scalar trigonometry and the stripes' sine stay numpy's (the
+    The random draws are made here, in a fixed order; the per-pixel work is :func:`_zoom_linear`
+    and :func:`_background_pixels`. Scalar trigonometry and the stripes' sine stay numpy's (the
     same values as ever)."""
-    from scipy.ndimage import zoom
-
     yy, xx = _unit_grid(size)
     angle = rng.uniform(0, 2 * math.pi)
     c0, c1 = _random_colour(rng), _random_colour(rng)
     cells = int(rng.integers(3, 10))
     low = rng.normal(scale=rng.uniform(0.05, 0.25), size=(cells, cells, 3))
-    low = np.ascontiguousarray(zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size])
+    low = _zoom_linear(low, size)  # scipy.ndimage.zoom(low, (size / cells, size / cells, 1), order=1)
     stripes, stripe_factor = np.zeros((1, 1), dtype=bool), -1.0
     if rng.random() < 0.5:
         theta = rng.uniform(0, math.pi)
