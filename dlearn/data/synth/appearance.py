@@ -87,7 +87,8 @@ def _background_pixels(
                     for k in range(3):
                         img[i, j, k] = img[i, j, k] * stripe_factor
     for b in range(blobs.shape[0]):
-        cx, cy, rx, ry, cos_r, sin_r = blobs[b, 0], blobs[b, 1], blobs[b, 2], blobs[b, 3], blobs[b, 4], blobs[b, 5]
+        cx, cy, rx, ry = blobs[b, 0], blobs[b, 1], blobs[b, 2], blobs[b, 3]
+        cos_r, sin_r = blobs[b, 4], blobs[b, 5]
         for i in range(size):
             for j in range(size):
                 dx, dy = xx[i, j] - cx, yy[i, j] - cy
@@ -161,8 +162,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         rot = rng.uniform(0, math.pi)
         blobs[b] = cx, cy, rx, ry, np.cos(rot), np.sin(rot)
         blob_colours[b] = 0.7 * _random_colour(rng)
-    img = _background_pixels(
-        yy, xx, float(np.cos(angle)), float(np.sin(angle)), c0, c1, low, stripes, stripe_factor, blobs, blob_colours
-    )
+    cos_a, sin_a = float(np.cos(angle)), float(np.sin(angle))
+    img = _background_pixels(yy, xx, cos_a, sin_a, c0, c1, low, stripes, stripe_factor, blobs, blob_colours)
     img = img + rng.normal(scale=0.02, size=img.shape)
     return np.clip(img, 0, 1)
