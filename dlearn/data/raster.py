@@ -28,6 +28,7 @@ in float32, so at edge pixels the two can pick different (adjacent) faces.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import numba
@@ -76,39 +77,79 @@ def _union(vertices_px: list[np.ndarray], faces: np.ndarray) -> tuple[np.ndarray
     return vertices, np.concatenate([faces + o for o in offsets])
 
 
+@numba.njit(inline="always")
+def _np_min(a: float, b: float) -> float:
+    """``np.minimum(a, b)`` of two floats (NaN and signed zeros as numpy treats them)."""
+    return a if (a <= b or math.isnan(a)) else b
+
+
+@numba.njit(inline="always")
+def _np_max(a: float, b: float) -> float:
+    """``np.maximum(a, b)`` of two floats (NaN and signed zeros as numpy treats them)."""
+    return a if (a >= b or math.isnan(a)) else b
+
+
+@numba.njit(cache=True, nogil=True)
+def _hits_kernel(
+    vertices: np.ndarray, faces: np.ndarray, tri: np.ndarray, xy: np.ndarray,
+    bary: np.ndarray, depth: np.ndarray, out_xy: np.ndarray, exact: np.ndarray,
+) -> None:  # fmt: skip
+    """Fills, for every position with a hit (``tri`` >= 0), its clipped barycentric coordinates,
+    depth, recomputed image position and exactness (see :func:`_hits_from_faces`)."""
+    third = 1.0 / 3.0
+    for q in range(tri.shape[0]):
+        t = tri[q]
+        if t < 0:
+            continue
+        a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+        ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
+        ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+        px, py = xy[q, 0] - ax, xy[q, 1] - ay
+        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+        den = v0x * v1y - v1x * v0y
+        if abs(den) > DEGENERATE_AREA:
+            l1 = (px * v1y - v1x * py) / den
+            l2 = (v0x * py - px * v0y) / den
+            l0 = 1.0 - l1 - l2
+            exact[q] = _np_min(_np_min(l0, l1), l2) > -1e-4
+        else:
+            l0 = l1 = l2 = third
+        l0, l1, l2 = _np_max(l0, 0.0), _np_max(l1, 0.0), _np_max(l2, 0.0)
+        total = l0 + l1 + l2
+        l0, l1, l2 = l0 / total, l1 / total, l2 / total
+        bary[q, 0], bary[q, 1], bary[q, 2] = l0, l1, l2
+        depth[q] = l0 * vertices[a, 2] + l1 * vertices[b, 2] + l2 * vertices[c, 2]
+        out_xy[q, 0] = l0 * ax + l1 * bx + l2 * cx
+        out_xy[q, 1] = l0 * ay + l1 * by + l2 * cy
+
+
 def _hits_from_faces(
     vertices: np.ndarray, faces: np.ndarray, num_faces: int, tri: np.ndarray, xy: np.ndarray, need_bary: bool
 ) -> Hits:
     """:class:`Hits` of positions ``xy`` (M, 2) whose first-hit global face is ``tri`` (M,), -1 =
-    miss: the barycentric coordinates solved in float64, clipped into the face."""
+    miss: the barycentric coordinates solved in float64 in the image plane (a degenerate face:
+    1/3 each, not exact), clipped into the face and renormalised, and the depth and image
+    position recomputed from them (:func:`_hits_kernel`)."""
     m = len(xy)
-    hit = np.flatnonzero(tri >= 0)
     person = np.full(m, -1, dtype=np.int64)
     face = np.full(m, -1, dtype=np.int64)
+    hit = tri >= 0
     person[hit], face[hit] = np.divmod(tri[hit], num_faces)
     bary = np.zeros((m, 3))
     depth = np.full(m, np.inf)
-    out_xy = xy.copy()
+    out_xy = np.array(xy, dtype=np.float64, order="C")
     exact = np.zeros(m, dtype=bool)
-    if len(hit) and need_bary:
-        # Per hit, one 1-D array per corner and coordinate (contiguous, fast to combine).
-        corner = faces[tri[hit]].T  # (3, H)
-        (ax, bx, cx), (ay, by, cy), (az, bz, cz) = (vertices[:, d][corner] for d in range(3))
-        px, py = xy[hit, 0] - ax, xy[hit, 1] - ay
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        ok = np.abs(den) > DEGENERATE_AREA
-        den = np.where(ok, den, 1.0)
-        l1 = np.where(ok, (px * v1y - v1x * py) / den, 1.0 / 3.0)
-        l2 = np.where(ok, (v0x * py - px * v0y) / den, 1.0 / 3.0)
-        l0 = np.where(ok, 1.0 - l1 - l2, 1.0 / 3.0)
-        exact[hit] = ok & (np.minimum(np.minimum(l0, l1), l2) > -1e-4)
-        l0, l1, l2 = np.maximum(l0, 0.0), np.maximum(l1, 0.0), np.maximum(l2, 0.0)
-        total = l0 + l1 + l2
-        l0, l1, l2 = l0 / total, l1 / total, l2 / total
-        bary[hit] = np.column_stack([l0, l1, l2])
-        depth[hit] = l0 * az + l1 * bz + l2 * cz
-        out_xy[hit] = np.column_stack([l0 * ax + l1 * bx + l2 * cx, l0 * ay + l1 * by + l2 * cy])
+    if m and need_bary:
+        _hits_kernel(
+            vertices,
+            faces,
+            np.ascontiguousarray(tri, dtype=np.int64),
+            out_xy.copy(),
+            bary,
+            depth,
+            out_xy,
+            exact,
+        )
     return Hits(person=person, face=face, bary=bary, depth=depth, xy=out_xy, exact=exact)
 
 
@@ -253,6 +294,77 @@ def _cast_kernel(
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per face that can be hit (twice its projected signed area > :data:`DEGENERATE_AREA`):
+    its global index ``live`` (L,), bounding box ``lo``, ``hi`` (2, L), barycentric coordinates
+    as affine functions of the position, ``l_k = A_k x + B_k y + C_k``, stored by slot (3, L)
+    each: slot 0 the corner of largest A (> 0; its edge bounds a lattice row's span from the
+    left), 1 that of smallest A (< 0; from the right; both exist since the A_k sum to 0 and are
+    not all 0), 2 the third; ``1 / A`` by slot (0 where A = 0); whether slot 2 bounds from the
+    left (or is parallel to the rows); the depth ``zA x + zB y + zC`` (weak perspective =
+    orthographic in pixel space); and the same per face as rows of one (L, 12) table ``A_s,
+    B_s, C_s, zA, zB, zC`` for gathering faces one at a time (cast). The float64 operations are
+    the former numpy expressions', in their order (the same bits)."""
+    n = faces.shape[0]
+    live = np.empty(n, np.int64)
+    count = 0
+    for f in range(n):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        ax, ay = vertices[a, 0], vertices[a, 1]
+        v0x, v0y = vertices[b, 0] - ax, vertices[b, 1] - ay
+        v1x, v1y = vertices[c, 0] - ax, vertices[c, 1] - ay
+        if abs(v0x * v1y - v1x * v0y) > DEGENERATE_AREA:
+            live[count] = f
+            count += 1
+    live = live[:count]
+    lo, hi = np.empty((2, count)), np.empty((2, count))
+    sA, sB, sC, inv_sA = (
+        np.empty((3, count)),
+        np.empty((3, count)),
+        np.empty((3, count)),
+        np.empty((3, count)),
+    )
+    third_left = np.empty(count, np.bool_)
+    zA, zB, zC = np.empty(count), np.empty(count), np.empty(count)
+    coefficients = np.empty((count, 12))
+    A, B, C = np.empty(3), np.empty(3), np.empty(3)
+    for g in range(count):
+        f = live[g]
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
+        ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+        az, bz, cz = vertices[a, 2], vertices[b, 2], vertices[c, 2]
+        lo[0, g], lo[1, g] = _np_min(_np_min(ax, bx), cx), _np_min(_np_min(ay, by), cy)
+        hi[0, g], hi[1, g] = _np_max(_np_max(ax, bx), cx), _np_max(_np_max(ay, by), cy)
+        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+        den = v0x * v1y - v1x * v0y
+        A[1], A[2], B[1], B[2] = v1y / den, -v0y / den, -v1x / den, v0x / den
+        A[0], B[0] = -A[1] - A[2], -B[1] - B[2]
+        C[0], C[1], C[2] = 1.0 - A[0] * ax - B[0] * ay, -A[1] * ax - B[1] * ay, -A[2] * ax - B[2] * ay
+        zA[g] = A[0] * az + A[1] * bz + A[2] * cz
+        zB[g] = B[0] * az + B[1] * bz + B[2] * cz
+        zC[g] = C[0] * az + C[1] * bz + C[2] * cz
+        if A[0] >= A[1]:
+            first = 0 if A[0] >= A[2] else 2
+        else:
+            first = 1 if A[1] >= A[2] else 2
+        if A[0] < A[1]:
+            second = 0 if A[0] < A[2] else 2
+        else:
+            second = 1 if A[1] < A[2] else 2
+        if second == first:  # all equal cannot happen
+            second = (first + 1) % 3
+        slots = (first, second, 3 - first - second)
+        for k in range(3):
+            sA[k, g], sB[k, g], sC[k, g] = A[slots[k]], B[slots[k]], C[slots[k]]
+            inv_sA[k, g] = 0.0 if sA[k, g] == 0 else 1.0 / sA[k, g]
+            coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = sA[k, g], sB[k, g], sC[k, g]
+        third_left[g] = sA[2, g] >= 0
+        coefficients[g, 9], coefficients[g, 10], coefficients[g, 11] = zA[g], zB[g], zC[g]
+    return live, lo, hi, sA, sB, sC, inv_sA, third_left, zA, zB, zC, coefficients
+
+
 class RasterScene:
     """The union of the persons' meshes in pixel space ((x, y) image position, z depth), with
     exact first-hit queries by rasterisation (see the module docstring).
@@ -265,48 +377,10 @@ class RasterScene:
     def __init__(self, vertices_px: list[np.ndarray], faces: np.ndarray):
         self.num_faces = len(faces)
         self.vertices, self.faces = _union(vertices_px, faces)
-        # Per face, one 1-D array per corner and coordinate (contiguous, fast to combine).
-        (ax, bx, cx), (ay, by, cy), (az, bz, cz) = (self.vertices[:, d][self.faces.T] for d in range(3))
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        live = np.abs(den) > DEGENERATE_AREA
-        #: (L,) global indices of the faces that can be hit (non-degenerate projections).
-        self.live = np.flatnonzero(live)
-        lo = np.stack([np.minimum(np.minimum(ax, bx), cx), np.minimum(np.minimum(ay, by), cy)])
-        hi = np.stack([np.maximum(np.maximum(ax, bx), cx), np.maximum(np.maximum(ay, by), cy)])
-        if not live.all():
-            lo, hi = lo[:, live], hi[:, live]
-            ax, ay, az, bz, cz, v0x, v0y, v1x, v1y, den = (
-                v[live] for v in (ax, ay, az, bz, cz, v0x, v0y, v1x, v1y, den)
-            )
-        self._lo, self._hi = lo, hi  # (2, L) bounding boxes
-        # Barycentric coordinates as affine functions of the position, l_k = A_k x + B_k y + C_k
-        # (k: corner), and the depth likewise (weak perspective = orthographic in pixel space).
-        A1, A2, B1, B2 = v1y / den, -v0y / den, -v1x / den, v0x / den
-        A0, B0 = -A1 - A2, -B1 - B2
-        C0, C1, C2 = 1.0 - A0 * ax - B0 * ay, -A1 * ax - B1 * ay, -A2 * ax - B2 * ay
-        self._zA = A0 * az + A1 * bz + A2 * cz
-        self._zB = B0 * az + B1 * bz + B2 * cz
-        self._zC = C0 * az + C1 * bz + C2 * cz
-        # Along a lattice row only the x slope A_k decides whether edge k bounds the face's span
-        # from the left (A_k > 0) or the right (A_k < 0). Stored by slot: 0 the corner of largest
-        # A (> 0), 1 that of smallest A (< 0; both exist since the A_k sum to 0 and are not all
-        # 0), 2 the third; as (3, L) arrays.
-        first = np.where(A0 >= A1, np.where(A0 >= A2, 0, 2), np.where(A1 >= A2, 1, 2))
-        second = np.where(A0 < A1, np.where(A0 < A2, 0, 2), np.where(A1 < A2, 1, 2))
-        second = np.where(second == first, (first + 1) % 3, second)  # all equal cannot happen
-        slots = np.stack([first, second, 3 - first - second]) * len(den) + np.arange(len(den))
-        self._sA, self._sB, self._sC = (
-            np.concatenate(m)[slots] for m in ((A0, A1, A2), (B0, B1, B2), (C0, C1, C2))
-        )
-        with np.errstate(divide="ignore"):
-            self._inv_sA = np.where(self._sA == 0, 0.0, 1.0 / self._sA)
-        #: The third edge bounds the span from the left (or is parallel to the rows).
-        self._third_left = self._sA[2] >= 0
-        # The same per face as rows of one table, for gathering many faces at once (cast).
-        self._coefficients = np.column_stack(
-            [self._sA.T, self._sB.T, self._sC.T, self._zA, self._zB, self._zC]
-        )
+        (
+            self.live, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA, self._third_left,
+            self._zA, self._zB, self._zC, self._coefficients,
+        ) = _setup_kernel(self.vertices, self.faces)  # fmt: skip
         self._cells: tuple[float, float, int, int, np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------------------------------
