@@ -390,3 +390,18 @@ def test_shading_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path]) -
     rgb = rgb / 4.0 * exposure + noise
     want = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(_compose(background, hit, colour, exposure, noise), want)
+
+
+def test_png_writer_round_trips_through_pillow() -> None:
+    import io
+
+    from PIL import Image
+
+    from dlearn.data.synth.write import _png_bytes
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (5, 7, 3), (128, 128, 3), (33, 200, 3)):
+        image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        decoded = Image.open(io.BytesIO(_png_bytes(image)))
+        assert decoded.format == "PNG" and decoded.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(decoded), image)
