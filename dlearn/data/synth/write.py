@@ -201,9 +201,10 @@ def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8
             if kp[0, 2] > 0:
                 ax_kp.scatter(kp[:1, 0] - 0.5, kp[:1, 1] - 0.5, s=14, c="red", marker="x", zorder=4)
         ax_kp.set_title("keypoints (green v=2, orange v=1, x nose)", fontsize=6)
-    fig.tight_layout()
+    # Fixed margins instead of tight_layout (which measures every axis: ~1 s of a ~3 s sheet).
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.1 / rows, wspace=0.04, hspace=0.12)
     path = Path(path)
     with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+        fig.savefig(tmp, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
