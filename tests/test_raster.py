@@ -1,4 +1,4 @@
-"""The numpy rasteriser that renders the synthetic data: exact first hits on hand-made scenes,
+"""The rasteriser (numba z-buffer) that renders the synthetic data: exact first hits on hand-made scenes,
 and the same annotations as the former embree ray caster on stand-in images."""
 
 from __future__ import annotations
@@ -207,3 +207,163 @@ def test_rendering_is_deterministic(body: _Body, tmp_path: Path) -> None:
     assert (tmp_path / "a" / first["image"]["file_name"]).read_bytes() == (
         tmp_path / "b" / second["image"]["file_name"]
     ).read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# Against the former numpy implementation (16c9e52), kept here as the bit-exact reference of
+# the numba kernels: same float64 operations in the same order, so the same bits.
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    starts = np.cumsum(counts) - counts
+    return np.arange(int(starts[-1] + counts[-1]) if len(counts) else 0) - np.repeat(starts, counts)
+
+
+def _numpy_grid_faces(scene: RasterScene, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int):
+    pad = 1e-9
+    i_lo = np.maximum(np.ceil((scene._lo[1] - pad - y0) / dy), 0)
+    i_hi = np.minimum(np.floor((scene._hi[1] + pad - y0) / dy), ny - 1)
+    j_lo = np.maximum(np.ceil((scene._lo[0] - pad - x0) / dx), 0)
+    j_hi = np.minimum(np.floor((scene._hi[0] + pad - x0) / dx), nx - 1)
+    face = np.flatnonzero((i_hi >= i_lo) & (j_hi >= j_lo))
+    rows = (i_hi[face] - i_lo[face] + 1).astype(np.int64)
+    sA, sB, sC = scene._sA[:, face], scene._sB[:, face], scene._sC[:, face]
+    scale = -scene._inv_sA[:, face] / dx
+    u = (sA * x0 + sB * y0 + sC + 1e-9) * scale
+    v = sB * dy * scale
+    u[2][sA[2] == 0] = -np.inf
+    zA, zB = scene._zA[face], scene._zB[face]
+    d0, di, dj = zA * x0 + zB * y0 + scene._zC[face], zB * dy, zA * dx
+    i = np.repeat(i_lo[face], rows) + _offsets(rows)
+    b0, b1, b2 = (np.repeat(u[k], rows) + np.repeat(v[k], rows) * i for k in range(3))
+    left = np.repeat(scene._third_left[face], rows)
+    j_first = np.maximum(np.ceil(np.where(left, np.maximum(b0, b2), b0)), np.repeat(j_lo[face], rows))
+    j_last = np.minimum(np.floor(np.where(left, b1, np.minimum(b1, b2))), np.repeat(j_hi[face], rows))
+    span = np.maximum(j_last - j_first + 1, 0).astype(np.int64)
+    dj_row = np.repeat(dj, rows)
+    depth = np.repeat(d0, rows) + np.repeat(di, rows) * i + dj_row * j_first
+    offset = _offsets(span)
+    pos = np.repeat((i * nx + j_first).astype(np.int64), span) + offset
+    depth = np.repeat(depth, span) + offset * np.repeat(dj_row, span)
+    tri = scene.live[np.repeat(np.repeat(face, rows), span)]
+    return _numpy_zbuffer(pos, depth, tri, nx * ny)
+
+
+def _numpy_zbuffer(pos: np.ndarray, depth: np.ndarray, tri: np.ndarray, size: int) -> np.ndarray:
+    none = np.iinfo(np.int64).max
+    zbuf = np.full(size, np.inf)
+    np.minimum.at(zbuf, pos, depth)
+    win = depth == zbuf[pos]
+    best = np.full(size, none)
+    np.minimum.at(best, pos[win], tri[win])
+    return np.where(best == none, -1, best)
+
+
+def _numpy_cast_faces(scene: RasterScene, xy: np.ndarray) -> np.ndarray:
+    x0, y0, ncx, ncy, cell_start, cell_face = scene._face_cells()
+    cx, cy = np.floor(xy[:, 0] - x0), np.floor(xy[:, 1] - y0)
+    query = np.flatnonzero((cx >= 0) & (cx < ncx) & (cy >= 0) & (cy < ncy))
+    cell = (cy[query] * ncx + cx[query]).astype(np.int64)
+    count = cell_start[cell + 1] - cell_start[cell]
+    q = np.repeat(query, count)
+    f = cell_face[np.repeat(cell_start[cell], count) + _offsets(count)]
+    x, y = xy[q, 0], xy[q, 1]
+    c = scene._coefficients[f]
+    lam = [c[:, k] * x + c[:, 3 + k] * y + c[:, 6 + k] for k in range(3)]
+    on = np.flatnonzero(np.minimum(np.minimum(lam[0], lam[1]), lam[2]) >= -1e-9)
+    f, q, c = f[on], q[on], c[on]
+    depth = c[:, 9] * x[on] + c[:, 10] * y[on] + c[:, 11]
+    return _numpy_zbuffer(q, depth, scene.live[f], len(xy))
+
+
+def _numpy_hits(scene: RasterScene, tri: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, ...]:
+    hit = np.flatnonzero(tri >= 0)
+    corner = scene.faces[tri[hit]].T
+    (ax, bx, cx), (ay, by, cy), (az, bz, cz) = (scene.vertices[:, d][corner] for d in range(3))
+    px, py = xy[hit, 0] - ax, xy[hit, 1] - ay
+    v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+    den = v0x * v1y - v1x * v0y
+    ok = np.abs(den) > 1e-12
+    den = np.where(ok, den, 1.0)
+    l1 = np.where(ok, (px * v1y - v1x * py) / den, 1.0 / 3.0)
+    l2 = np.where(ok, (v0x * py - px * v0y) / den, 1.0 / 3.0)
+    l0 = np.where(ok, 1.0 - l1 - l2, 1.0 / 3.0)
+    exact = ok & (np.minimum(np.minimum(l0, l1), l2) > -1e-4)
+    l0, l1, l2 = np.maximum(l0, 0.0), np.maximum(l1, 0.0), np.maximum(l2, 0.0)
+    total = l0 + l1 + l2
+    l0, l1, l2 = l0 / total, l1 / total, l2 / total
+    depth = l0 * az + l1 * bz + l2 * cz
+    out_xy = np.column_stack([l0 * ax + l1 * bx + l2 * cx, l0 * ay + l1 * by + l2 * cy])
+    return np.column_stack([l0, l1, l2]), depth, out_xy, exact
+
+
+@pytest.mark.parametrize("persons", [1, 3])
+def test_kernels_give_the_numpy_implementations_bits(body: _Body, persons: int) -> None:
+    """Face maps of pixel centres, sub-pixel samples and a DensePose grid, point queries and the
+    hits' barycentrics, depths, positions: bit for bit those of the former numpy code."""
+    options = SynthOptions(image_size=128, persons_per_image=persons)
+    for index in range(3):
+        rng = np.random.default_rng([7, persons, index])
+        scene = RasterScene(
+            [_to_pixels(p.vertices, p) for p in _sample_persons(rng, body, options)], body.faces
+        )
+        (x0, y0), (x1, y1) = scene._lo.min(axis=1), scene._hi.max(axis=1)
+        box = (x0 + (x1 - x0) / 512, y0 + (y1 - y0) / 512, (x1 - x0) / 256, (y1 - y0) / 256, 256, 256)
+        for lattice in ((0.5, 0.5, 1.0, 1.0, 128, 128), (0.25, 0.25, 0.5, 0.5, 256, 256), box):
+            expected = _numpy_grid_faces(scene, *lattice)
+            np.testing.assert_array_equal(scene._grid_faces(*lattice), expected)
+            index_hit, hits = scene.grid(*lattice)
+            np.testing.assert_array_equal(index_hit, np.flatnonzero(expected >= 0))
+            for got, want in zip((hits.bary, hits.depth, hits.xy, hits.exact),
+                                 _numpy_hits(scene, expected[index_hit], hits_positions(lattice, index_hit))):  # fmt: skip
+                np.testing.assert_array_equal(got, want)
+        xy = np.column_stack([rng.uniform(x0 - 2, x1 + 2, 4000), rng.uniform(y0 - 2, y1 + 2, 4000)])
+        expected = _numpy_cast_faces(scene, xy)
+        hits = scene.cast(xy)
+        np.testing.assert_array_equal(
+            np.where(hits.person >= 0, hits.person * scene.num_faces + hits.face, -1), expected
+        )
+        hit = expected >= 0
+        for got, want in zip((hits.bary[hit], hits.depth[hit], hits.xy[hit], hits.exact[hit]),
+                             _numpy_hits(scene, expected, xy)):  # fmt: skip
+            np.testing.assert_array_equal(got, want)
+
+
+def hits_positions(lattice: tuple, index: np.ndarray) -> np.ndarray:
+    x0, y0, sx, sy, nx, _ = lattice
+    i, j = np.divmod(index, nx)
+    return np.column_stack([x0 + j * sx, y0 + i * sy])
+
+
+def test_face_setup_gives_the_numpy_implementations_bits(body: _Body) -> None:
+    rng = np.random.default_rng([7, 9])
+    people = _sample_persons(rng, body, SynthOptions(image_size=128, persons_per_image=2))
+    scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+    (ax, bx, cx), (ay, by, cy), (az, bz, cz) = (scene.vertices[:, d][scene.faces.T] for d in range(3))
+    v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+    den = v0x * v1y - v1x * v0y
+    live = np.abs(den) > 1e-12
+    np.testing.assert_array_equal(scene.live, np.flatnonzero(live))
+    lo = np.stack([np.minimum(np.minimum(ax, bx), cx), np.minimum(np.minimum(ay, by), cy)])[:, live]
+    hi = np.stack([np.maximum(np.maximum(ax, bx), cx), np.maximum(np.maximum(ay, by), cy)])[:, live]
+    ax, ay, az, bz, cz, v0x, v0y, v1x, v1y, den = (
+        v[live] for v in (ax, ay, az, bz, cz, v0x, v0y, v1x, v1y, den)
+    )
+    A1, A2, B1, B2 = v1y / den, -v0y / den, -v1x / den, v0x / den
+    A0, B0 = -A1 - A2, -B1 - B2
+    C0, C1, C2 = 1.0 - A0 * ax - B0 * ay, -A1 * ax - B1 * ay, -A2 * ax - B2 * ay
+    zA, zB, zC = A0 * az + A1 * bz + A2 * cz, B0 * az + B1 * bz + B2 * cz, C0 * az + C1 * bz + C2 * cz
+    first = np.where(A0 >= A1, np.where(A0 >= A2, 0, 2), np.where(A1 >= A2, 1, 2))
+    second = np.where(A0 < A1, np.where(A0 < A2, 0, 2), np.where(A1 < A2, 1, 2))
+    second = np.where(second == first, (first + 1) % 3, second)
+    slots = np.stack([first, second, 3 - first - second]) * len(den) + np.arange(len(den))
+    sA, sB, sC = (np.concatenate(m)[slots] for m in ((A0, A1, A2), (B0, B1, B2), (C0, C1, C2)))
+    with np.errstate(divide="ignore"):
+        inv_sA = np.where(sA == 0, 0.0, 1.0 / sA)
+    coefficients = np.column_stack([sA.T, sB.T, sC.T, zA, zB, zC])
+    for got, want in (
+        (scene._lo, lo), (scene._hi, hi), (scene._sA, sA), (scene._sB, sB), (scene._sC, sC),
+        (scene._inv_sA, inv_sA), (scene._third_left, sA[2] >= 0), (scene._zA, zA), (scene._zB, zB),
+        (scene._zC, zC), (scene._coefficients, coefficients),
+    ):  # fmt: skip
+        np.testing.assert_array_equal(got, want)

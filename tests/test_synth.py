@@ -297,3 +297,111 @@ def test_face_chart_corners_tolerates_a_few_uncharted_faces(body) -> None:
     drop[: charts.num_faces // 10] = False
     with pytest.raises(UVChartError, match="in no chart"):
         face_chart_corners(replace(charts, faces=charts.faces[drop], face_part=charts.face_part[drop]), faces)
+
+
+# --------------------------------------------------------------------------------------------
+# The numba kernels of the appearance and shading against the former numpy code (bit for bit)
+
+
+def _numpy_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """The former numpy/scipy background (16c9e52), the reference of the kernels."""
+    import math
+
+    from scipy.ndimage import zoom
+
+    from dlearn.data.synth.appearance import _random_colour
+
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
+    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-9)
+    c0, c1 = _random_colour(rng), _random_colour(rng)
+    img = c0 * (1 - ramp) + c1 * ramp
+    cells = int(rng.integers(3, 10))
+    low = rng.normal(scale=rng.uniform(0.05, 0.25), size=(cells, cells, 3))
+    img = img + zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size]
+    if rng.random() < 0.5:
+        theta = rng.uniform(0, math.pi)
+        freq = rng.uniform(3, 20)
+        phase = np.cos(theta) * xx + np.sin(theta) * yy
+        stripes = (np.sin(2 * math.pi * freq * phase) > rng.uniform(-0.5, 0.5))[..., None]
+        img = np.where(stripes, img * rng.uniform(0.5, 0.95), img)
+    for _ in range(int(rng.integers(2, 9))):
+        cx, cy = rng.uniform(0, 1, size=2)
+        rx, ry = rng.uniform(0.03, 0.3, size=2)
+        rot = rng.uniform(0, math.pi)
+        dx, dy = xx - cx, yy - cy
+        u = (np.cos(rot) * dx + np.sin(rot) * dy) / rx
+        v = (-np.sin(rot) * dx + np.cos(rot) * dy) / ry
+        blob = (u * u + v * v < 1)[..., None]
+        img = np.where(blob, 0.3 * img + 0.7 * _random_colour(rng), img)
+    img = img + rng.normal(scale=0.02, size=img.shape)
+    return np.clip(img, 0, 1)
+
+
+@pytest.mark.parametrize("size", [64, 96, 128, 200])
+def test_background_kernels_give_the_numpy_bits(size: int) -> None:
+    from scipy.ndimage import zoom
+
+    from dlearn.data.synth.appearance import _background, _zoom_linear
+
+    for seed in range(12):
+        a, b = np.random.default_rng([seed, size]), np.random.default_rng([seed, size])
+        np.testing.assert_array_equal(_background(a, size), _numpy_background(b, size))
+        assert a.random() == b.random()  # the same draws, in the same order
+    rng = np.random.default_rng(size)
+    for cells in range(3, 10):
+        low = rng.normal(size=(cells, cells, 3))
+        want = zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size]
+        np.testing.assert_array_equal(_zoom_linear(low, size), want)
+
+
+def test_shading_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
+    from dlearn.data.synth.render import _compose, _hit_normals, _vertex_normals
+
+    rng = np.random.default_rng(4)
+    data = load_body_model(standin_files[0])
+    vertices = data.v_template + rng.normal(scale=0.01, size=data.v_template.shape)
+    faces = data.faces
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    corner = faces.T.ravel()
+    vn = np.column_stack([np.bincount(corner, np.tile(fn[:, d], 3), len(vertices)) for d in range(3)])
+    vn = vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+    np.testing.assert_array_equal(_vertex_normals(vertices, faces), vn)
+    face = rng.integers(0, len(faces), 500)
+    lam = rng.dirichlet(np.ones(3), 500)
+    normal = np.einsum("hk,hkd->hd", lam, vn[faces[face]])
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+    np.testing.assert_array_equal(
+        _hit_normals(vn, faces, np.zeros(500, np.int64), face, lam, len(vertices)), normal
+    )
+    size = 32
+    background = rng.random((size, size, 3))
+    hit = np.sort(rng.choice(4 * size * size, 900, replace=False))
+    colour = rng.random((900, 3))
+    exposure, noise = 1.07, rng.normal(scale=0.01, size=(size * size, 3))
+    samples = np.repeat(np.repeat(background, 2, axis=0), 2, axis=1).reshape(-1, 3)
+    samples[hit] = colour
+    samples = samples.reshape(size, 2, size, 2, 3)
+    rgb = np.zeros((size * size, 3))
+    for sx, sy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        rgb += samples[:, sy, :, sx].reshape(-1, 3)
+    rgb = rgb / 4.0 * exposure + noise
+    want = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(_compose(background, hit, colour, exposure, noise), want)
+
+
+def test_png_writer_round_trips_through_pillow() -> None:
+    import io
+
+    from PIL import Image
+
+    from dlearn.data.synth.write import _png_bytes
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (5, 7, 3), (128, 128, 3), (33, 200, 3)):
+        image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        decoded = Image.open(io.BytesIO(_png_bytes(image)))
+        assert decoded.format == "PNG" and decoded.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(decoded), image)

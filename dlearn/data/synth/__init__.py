@@ -47,7 +47,7 @@ Output (in ``out_dir``)
 * ``contact_sheet.png``: image, IUV overlay and keypoints of a few samples.
 
 Exactness: visibility is the first surface hit along the camera's z at an image position, found
-by a float64 z-buffer rasteriser (:class:`dlearn.data.raster.RasterScene`): pixel centres,
+by a float64 z-buffer rasteriser (:class:`dlearn.data.raster.RasterScene`, numba kernels): pixel centres,
 sub-pixel samples and the 256 x 256 DensePose grid are regular lattices scan-converted face by
 face, scattered positions (dense points, keypoints) are tested against the faces of their
 pixel. A hit's barycentric coordinates are solved in float64 in the image plane, clipped into

@@ -133,11 +133,17 @@ def _dp_masks(scene: Scene, body: _Body, k: int, box: Box) -> list[Any]:
     own = grid_hits.person == k
     coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
     coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
-    coarse = coarse.reshape(DP_GRID, DP_GRID)
-    dp_masks: list[Any] = []
-    for c in range(1, NUM_COARSE + 1):
-        cm = coarse == c
-        dp_masks.append(_rle(cm) if cm.any() else [])
+    present = np.flatnonzero(np.bincount(coarse, minlength=NUM_COARSE + 1)[1:]) + 1
+    dp_masks: list[Any] = [[] for _ in range(NUM_COARSE)]
+    if len(present):
+        # All masks in one encode call: (n, column, row) C order is (row, column, n) Fortran order.
+        stacked = np.ascontiguousarray(coarse.reshape(DP_GRID, DP_GRID).T)[None] == present[:, None, None]
+        rles = mask_utils.encode(stacked.view(np.uint8).transpose(2, 1, 0))
+        for c, rle in zip(present, rles):
+            dp_masks[c - 1] = {
+                "size": [int(rle["size"][0]), int(rle["size"][1])],
+                "counts": rle["counts"].decode("ascii"),
+            }
     return dp_masks
 
 

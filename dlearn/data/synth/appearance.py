@@ -4,8 +4,10 @@ trousers, shoes, skin, hair at the back of the head, dark eyes) and a random tex
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numba
 import numpy as np
 
 from dlearn.data.synth.body import _Body
@@ -47,33 +49,120 @@ def _person_face_colours(rng: np.random.Generator, body: _Body) -> np.ndarray:
     return np.clip(region_colour[body.face_region] * part_tint[body.face_part], 0, 1)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """(size, size, 3) random textured background in [0, 1]: gradient, noise, stripes, blobs."""
-    from scipy.ndimage import zoom
-
+@functools.lru_cache(maxsize=4)
+def _unit_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size, size) pixel row and column over the image side: ``np.mgrid[0:size, 0:size] / size``
+    (read-only; the same for every image of a size)."""
     yy, xx = np.mgrid[0:size, 0:size] / size
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
+@numba.njit(cache=True, nogil=True)
+def _background_pixels(
+    yy: np.ndarray, xx: np.ndarray, cos_a: float, sin_a: float, c0: np.ndarray, c1: np.ndarray,
+    low: np.ndarray, stripes: np.ndarray, stripe_factor: float, blobs: np.ndarray, blob_colours: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """The background's pixel arithmetic, per pixel in the order of the former whole-array numpy
+    expressions (the same float64 operations, so the same bits): gradient, low-frequency noise,
+    stripes (``stripe_factor`` < 0: none), blobs (rows: centre x, y, radii x, y, cos, sin of the
+    rotation; colours already times 0.7)."""
+    size = xx.shape[0]
+    ramp = np.empty((size, size))
+    for i in range(size):
+        for j in range(size):
+            ramp[i, j] = cos_a * xx[i, j] + sin_a * yy[i, j]
+    lo, hi = ramp.min(), ramp.max()
+    span = max(hi - lo, 1e-9)
+    img = np.empty((size, size, 3))
+    for i in range(size):
+        for j in range(size):
+            r = (ramp[i, j] - lo) / span
+            for k in range(3):
+                img[i, j, k] = c0[k] * (1 - r) + c1[k] * r + low[i, j, k]
+    if stripe_factor >= 0:
+        for i in range(size):
+            for j in range(size):
+                if stripes[i, j]:
+                    for k in range(3):
+                        img[i, j, k] = img[i, j, k] * stripe_factor
+    for b in range(blobs.shape[0]):
+        cx, cy, rx, ry = blobs[b, 0], blobs[b, 1], blobs[b, 2], blobs[b, 3]
+        cos_r, sin_r = blobs[b, 4], blobs[b, 5]
+        for i in range(size):
+            for j in range(size):
+                dx, dy = xx[i, j] - cx, yy[i, j] - cy
+                u = (cos_r * dx + sin_r * dy) / rx
+                v = (-sin_r * dx + cos_r * dy) / ry
+                if u * u + v * v < 1:
+                    for k in range(3):
+                        img[i, j, k] = 0.3 * img[i, j, k] + blob_colours[b, k]
+    return img
+
+
+@numba.njit(cache=True, nogil=True)
+def _zoom_linear(low: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.zoom(low, (size / n, size / n, 1), order=1)[:size, :size]`` of an (n, n, C)
+    array, rebuilt operation for operation (the same bits, ~10x faster than scipy's general
+    n-D code; a test compares the two): output position k samples input ``k * (n - 1) / (m - 1)``
+    (m = the zoomed side) with scipy's order-1 spline weights ``1 - t`` and ``1 - (1 - t)``,
+    summed corner by corner as ``value * weight_row * weight_column``; reads past the edge are
+    scipy's constant 0."""
+    n = low.shape[0]
+    out_n = int(np.round(n * (size / n)))
+    z = (n - 1) / (out_n - 1) if out_n > 1 else 1.0
+    m = min(out_n, size)
+    start = np.empty(m, np.int64)
+    w = np.empty((m, 2))
+    for k in range(m):
+        cc = k * z
+        s = np.floor(cc)
+        start[k] = int(s)
+        w[k, 0] = 1.0 - (cc - s)
+        w[k, 1] = 1.0 - w[k, 0]
+    out = np.empty((m, m, low.shape[2]))
+    for i in range(m):
+        for j in range(m):
+            for c in range(low.shape[2]):
+                acc = 0.0
+                for a in range(2):
+                    ii = start[i] + a
+                    for b in range(2):
+                        jj = start[j] + b
+                        value = low[ii, jj, c] if ii < n and jj < n else 0.0
+                        acc += value * w[i, a] * w[j, b]
+                out[i, j, c] = acc
+    return out
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) random textured background in [0, 1]: gradient, noise, stripes, blobs.
+
+    The random draws are made here, in a fixed order; the per-pixel work is :func:`_zoom_linear`
+    and :func:`_background_pixels`. Scalar trigonometry and the stripes' sine stay numpy's (the
+    same values as ever)."""
+    yy, xx = _unit_grid(size)
     angle = rng.uniform(0, 2 * math.pi)
-    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
-    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-9)
     c0, c1 = _random_colour(rng), _random_colour(rng)
-    img = c0 * (1 - ramp) + c1 * ramp
     cells = int(rng.integers(3, 10))
     low = rng.normal(scale=rng.uniform(0.05, 0.25), size=(cells, cells, 3))
-    img = img + zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size]
+    low = _zoom_linear(low, size)  # scipy.ndimage.zoom(low, (size / cells, size / cells, 1), order=1)
+    stripes, stripe_factor = np.zeros((1, 1), dtype=bool), -1.0
     if rng.random() < 0.5:
         theta = rng.uniform(0, math.pi)
         freq = rng.uniform(3, 20)
         phase = np.cos(theta) * xx + np.sin(theta) * yy
-        stripes = (np.sin(2 * math.pi * freq * phase) > rng.uniform(-0.5, 0.5))[..., None]
-        img = np.where(stripes, img * rng.uniform(0.5, 0.95), img)
-    for _ in range(int(rng.integers(2, 9))):
+        stripes = np.sin(2 * math.pi * freq * phase) > rng.uniform(-0.5, 0.5)
+        stripe_factor = float(rng.uniform(0.5, 0.95))
+    count = int(rng.integers(2, 9))
+    blobs, blob_colours = np.empty((count, 6)), np.empty((count, 3))
+    for b in range(count):
         cx, cy = rng.uniform(0, 1, size=2)
         rx, ry = rng.uniform(0.03, 0.3, size=2)
         rot = rng.uniform(0, math.pi)
-        dx, dy = xx - cx, yy - cy
-        u = (np.cos(rot) * dx + np.sin(rot) * dy) / rx
-        v = (-np.sin(rot) * dx + np.cos(rot) * dy) / ry
-        blob = (u * u + v * v < 1)[..., None]
-        img = np.where(blob, 0.3 * img + 0.7 * _random_colour(rng), img)
+        blobs[b] = cx, cy, rx, ry, np.cos(rot), np.sin(rot)
+        blob_colours[b] = 0.7 * _random_colour(rng)
+    cos_a, sin_a = float(np.cos(angle)), float(np.sin(angle))
+    img = _background_pixels(yy, xx, cos_a, sin_a, c0, c1, low, stripes, stripe_factor, blobs, blob_colours)
     img = img + rng.normal(scale=0.02, size=img.shape)
     return np.clip(img, 0, 1)

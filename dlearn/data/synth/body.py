@@ -36,6 +36,8 @@ class _Body:
         self.kp_joint = definition.joint  # (17,) -1: regressed from the surface
         self.kp_rows = definition.vertex_weights  # (17, N)
         self.kp_support = np.flatnonzero(np.abs(self.kp_rows).sum(axis=0))
+        reach_rows = np.abs(self.kp_rows[:, self.kp_support])
+        self._reach_rows = (reach_rows, reach_rows.sum(axis=1))  # per process, not per image
         self.parents = self.data.parents
         nbrs = _tree_neighbours(self.parents)
         self.joint_ok = np.zeros((NUM_JOINTS, NUM_JOINTS), dtype=bool)  # [keypoint joint, skinned joint]
@@ -80,9 +82,9 @@ class _Body:
     def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
         by |weight|: how far below the surface a regressed point may lie and still be seen."""
-        rows = np.abs(self.kp_rows[:, self.kp_support])  # (17, S)
+        rows, total = self._reach_rows  # (17, S) |weights| of the support vertices, their sums
         dist = np.linalg.norm(vertices[self.kp_support][None] - keypoints[:, None], axis=-1)
-        return (rows * dist).sum(axis=1) / rows.sum(axis=1)
+        return (rows * dist).sum(axis=1) / total
 
 
 def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,32 @@ COCO_SKELETON = [
 ]  # fmt: skip
 
 
+def _png_bytes(image: np.ndarray) -> bytes:
+    """A standard PNG file (8-bit RGB, no interlace) of the (H, W, 3) uint8 ``image``: every row
+    with PNG's Sub filter (each byte minus the same channel of the pixel to its left, mod 256)
+    and zlib level 1. Any PNG reader gives back the exact pixels; about 2x faster than Pillow's
+    adaptive filtering at its level 1, files of about the same size (a few % over its level 6)."""
+    height, width, channels = image.shape
+    rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
+    raw = np.empty((height, width * channels + 1), dtype=np.uint8)
+    raw[:, 0] = 1  # filter type Sub
+    raw[:, 1 : 1 + channels] = rows[:, :channels]
+    np.subtract(rows[:, channels:], rows[:, :-channels], out=raw[:, 1 + channels :])  # wraps mod 256
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(
+        ">IIBBBBB", width, height, 8, 2, 0, 0, 0
+    )  # 8 bits, RGB, deflate, filters, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
+        + chunk(b"IEND", b"")
+    )
+
+
 def _write_image_files(
     out_dir: Path,
     file_name: str,
@@ -39,11 +67,9 @@ def _write_image_files(
 ) -> None:
     """Write the (H, W, 3) uint8 ``image`` to ``out_dir / file_name``; ``with_iuv``: also the
     (H, W, 3) IUV image and the (H, W) person map as DensePose's ``iuv/<image id>`` output."""
-    from PIL import Image
-
     path = out_dir / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="PNG")
+    path.write_bytes(_png_bytes(image))
     if with_iuv:
         from dlearn.densepose.predictions import write_iuv
 
@@ -175,9 +201,10 @@ def write_contact_sheet(previews: list[dict[str, Any]], path: Path, num: int = 8
             if kp[0, 2] > 0:
                 ax_kp.scatter(kp[:1, 0] - 0.5, kp[:1, 1] - 0.5, s=14, c="red", marker="x", zorder=4)
         ax_kp.set_title("keypoints (green v=2, orange v=1, x nose)", fontsize=6)
-    fig.tight_layout()
+    # Fixed margins instead of tight_layout (which measures every axis: ~1 s of a ~3 s sheet).
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.1 / rows, wspace=0.04, hspace=0.12)
     path = Path(path)
     with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+        fig.savefig(tmp, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
