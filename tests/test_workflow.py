@@ -45,7 +45,7 @@ TINY = {
     "cgan__hidden_size": 64,
     "registration__steps": 60,
     "iterations": 2,
-    "regressor__backbone": "resnet18",
+    "regressor__backbone": "tiny16",
     "regressor__head_hidden": 16,
     "regressor__epochs": 1,
     "regressor__batch_size": 4,
@@ -75,6 +75,16 @@ def test_default_config_dry_run_plans_every_rule(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n")
     out = proc.stdout + proc.stderr
     assert "body_model" in out
+
+
+def test_the_learning_configuration_is_valid_and_writes_apart_from_the_demo(tmp_path: Path) -> None:
+    # `make learning`: config/learning.yaml merged over config.yaml, checked by the schema.
+    write_config(tmp_path)
+    shutil.copy(REPO / "config" / "learning.yaml", tmp_path / "learning.yaml")
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", "learning.yaml")
+    out = proc.stdout + proc.stderr
+    assert "results_learning/round_1/regressor/model.pt" in out and "results/round_" not in out
+    assert "--num-train 4800" in out and "--epochs 20" in out
 
 
 @pytest.mark.parametrize(
