@@ -13,7 +13,7 @@ import torch
 from dlearn.body.keypoints import COCO_FLIP, ROOT_KEYPOINTS
 from dlearn.cgan.evaluate import evaluate_depths
 from dlearn.cgan.model import Discriminator, Generator, chirality, normalise_2d, rotate_project
-from dlearn.cgan.toy import _rot_y, make_toy_stores
+from cgan_toy import _rot_y, make_toy_stores
 from dlearn.cgan.train import (
     CHECKPOINT_NAME,
     CganOptions,
