@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from cgan_toy import _rot_y, make_toy_stores
 from dlearn.body.keypoints import COCO_FLIP, ROOT_KEYPOINTS
 from dlearn.body.standin import StandinBody
 from dlearn.cgan.evaluate import evaluate_depths
 from dlearn.cgan.model import Discriminator, Generator, chirality, normalise_2d, rotate_project
-from cgan_toy import _rot_y, make_toy_stores
 from dlearn.cgan.train import (
     CHECKPOINT_NAME,
     CganOptions,

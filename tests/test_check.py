@@ -59,7 +59,6 @@ def test_every_problem_is_reported_with_its_file_and_record(user_data: Path, cap
 
 def test_a_uv_file_of_another_model_is_a_problem(user_data: Path, tmp_path: Path) -> None:
     from conftest import random_body_data
-
     from dlearn.body.io import write_smpl_pickle
 
     config = yaml.safe_load((user_data / "config.yaml").read_text())

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from test_workflow import BIN, REPO, write_config
 from test_workflow_commands import without_venv_path
 
