@@ -31,6 +31,7 @@ bench: venv
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check .
 
 fmt: venv
 	$(BIN)/snakefmt Snakefile workflow/rules

@@ -324,3 +324,5 @@ def test_lint_and_format_are_clean() -> None:
         timeout=120,
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    ruff = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
