@@ -138,6 +138,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["generator"]
 
 
+@pytest.mark.slow  # three trainings
 def test_training_is_deterministic_and_resumes(toy: Path, tmp_path: Path) -> None:
     crops = toy / "crops_train.zarr"
     summary = train_cgan(crops, tmp_path / "a.pt", tmp_path / "ck_a", TINY)

@@ -168,6 +168,7 @@ def _train(data: dict, registration: Path, out: Path, options: RegressorOptions,
     )  # fmt: skip
 
 
+@pytest.mark.slow  # 20 epochs of training
 def test_training_reduces_the_loss_and_excludes_failed_registrations(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ def test_training_reduces_the_loss_and_excludes_failed_registrations(
     assert not (tmp_path / "ckpt").exists()  # checkpoints are removed once the model is written
 
 
+@pytest.mark.slow  # training run twice, one killed
 def test_a_killed_training_resumes_to_the_same_weights(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

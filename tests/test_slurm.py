@@ -20,6 +20,8 @@ from test_workflow_commands import without_venv_path
 
 SCRIPT = REPO / "tests" / "slurm" / "localhost_cluster.sh"
 
+pytestmark = pytest.mark.slow  # sets up a SLURM cluster and runs the workflow on it
+
 
 def _why_not() -> str | None:
     if os.geteuid() != 0:

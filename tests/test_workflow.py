@@ -158,6 +158,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
+@pytest.mark.slow  # a whole workflow run
 def test_full_run_writes_every_output(finished_run: Path) -> None:
     tmp_path = finished_run
     results = tmp_path / "results"
@@ -200,6 +201,7 @@ def _rules(jobs: list[PlannedJob]) -> set[str]:
     return {job.rule for job in jobs} - {"all"}
 
 
+@pytest.mark.slow  # a whole workflow run
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -254,6 +256,7 @@ def test_ground_truth_depths_replace_the_cgan_depths_of_registration_and_regress
     assert "results/cgan/depths_test.zarr" in [p for job in jobs if job.rule == "evaluate" for p in job.inputs]
 
 
+@pytest.mark.slow  # a whole workflow run
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, finished_run: Path) -> None:
     write_config(tmp_path)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -287,6 +290,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, f
     assert np.allclose([float(r["value"]) for r in ra], [float(r["value"]) for r in rb], rtol=1e-3)
 
 
+@pytest.mark.slow  # runs workflow jobs
 def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:
     model, uv = standin_files
     user = tmp_path / "user"
@@ -299,6 +303,7 @@ def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[P
     assert linked.is_symlink() and linked.resolve() == (user / "SMPL_MALE.pkl").resolve()
 
 
+@pytest.mark.slow  # runs a workflow job
 def test_bad_user_model_fails_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a pickle")
