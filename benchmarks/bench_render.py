@@ -215,7 +215,8 @@ def main() -> None:
         f"{n} images of {args.image_size} px, {args.persons} person(s) each; best of {args.repeats} repeats"
     )
     print(
-        f"{'images/s':<32}{'renderer':>10}{'ratio':>7}{'whole':>9}{'ratio':>7}{'renderer CPU':>14}{'ratio':>7}{'whole CPU':>11}{'ratio':>7}"
+        f"{'images/s':<32}{'renderer':>10}{'ratio':>7}{'whole':>9}{'ratio':>7}"
+        f"{'renderer CPU':>14}{'ratio':>7}{'whole CPU':>11}{'ratio':>7}"
     )
     for name in renderers:
         rate, ratio = n / best[name], best[baseline] / best[name]

@@ -65,6 +65,7 @@ def _run(root: Path, command: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs a workflow job
 def test_readme_snakemake_command_runs_a_job_without_the_venv_on_path(checkout: Path) -> None:
     # README: `.venv/bin/snakemake --cores 2 synth`; check_data is the same line's cheapest job.
     proc = _run(checkout, ".venv/bin/snakemake --cores 2 check_data")

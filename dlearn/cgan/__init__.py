@@ -2,7 +2,7 @@
 
 :mod:`dlearn.cgan.model` holds the networks and the geometry, :mod:`dlearn.cgan.train` the
 `cgan_train` and `cgan_predict` stages, :mod:`dlearn.cgan.evaluate` the accuracy against 3D
-ground truth, :mod:`dlearn.cgan.toy` small 2D/3D data sets for tests and tuning.
+ground truth. The toy 2D/3D data sets the tests train it on are in ``tests/cgan_toy.py``.
 """
 
 from dlearn.cgan.evaluate import evaluate_depths

@@ -210,7 +210,8 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         "source": str(json_path),
         "skipped": dict(report.skipped),
     }
-    with StoreWriter(out_path, stage="crops", sample_id=[s.sample_id for s in samples], options=asdict(options), attrs=attrs) as w:
+    ids = [s.sample_id for s in samples]
+    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options), attrs=attrs) as w:
         w.write("box", boxes.astype(np.float32))
         w.write("keypoints", crop_keypoints(samples, boxes))
         images = w.create("image", (len(samples), size, size, 3), np.uint8, chunk_rows=options.chunk_rows)
@@ -230,6 +231,9 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         "seconds": round(seconds, 3),
         "images_per_second": round(len(samples) / max(seconds, 1e-9), 1),
     }
-    log.info("%s: %d crops of %d px (%s), %.1f images/s", out_path, len(samples), size, report.summary(), summary["images_per_second"])
+    log.info(
+        "%s: %d crops of %d px (%s), %.1f images/s",
+        out_path, len(samples), size, report.summary(), summary["images_per_second"],
+    )  # fmt: skip
     return summary
 

@@ -105,7 +105,8 @@ def padded_arrays(
         c = min(int(counts[i]), p)
         if subset_key is not None and counts[i] > p:
             # Sorted: the points keep their order, only which ones varies with the key.
-            span = data.offsets[r] + np.sort(np.random.default_rng((*subset_key, int(r))).choice(int(counts[i]), c, replace=False))
+            rng = np.random.default_rng((*subset_key, int(r)))
+            span = data.offsets[r] + np.sort(rng.choice(int(counts[i]), c, replace=False))
         else:
             span = slice(data.offsets[r], data.offsets[r] + c)
         vertex[i, :c], point[i, :c], mask[i, :c] = data.vertex[span], data.point[span], 1.0

@@ -132,7 +132,7 @@ class Params:
     def tensors(self) -> list[Tensor]:
         return [self.pose, self.scales, self.rotation, self.cam_scale, self.translation]
 
-    def detach(self) -> "Params":
+    def detach(self) -> Params:
         return Params(*(t.detach().clone() for t in self.tensors()))
 
 

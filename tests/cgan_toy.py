@@ -1,4 +1,4 @@
-"""Toy 2D/3D key point data sets for testing and tuning the cGAN without the synthetic renderer.
+"""Toy 2D/3D key point data sets for the cGAN tests: training and evaluation without the synthetic renderer.
 
 Poses come from a simple prior (independent joint angles, uniform in plausible ranges) applied
 to a body model (the stand-in by default); cameras look at the body from a random yaw (full
