@@ -31,7 +31,18 @@ _WHERE = {
     "weak_perspective_project": "dlearn.body.camera",
     "write_smpl_pickle": "dlearn.body.io",
 }
-__all__ = sorted(_WHERE)
+__all__ = [  # noqa: RUF022 (as _WHERE)
+    "BodyModel",
+    "BodyModelData",
+    "BodyModelFileError",
+    "BodyModelOutput",
+    "load_body_model",
+    "rotation_determinant",
+    "rotation_from_9d",
+    "weak_perspective_depth",
+    "weak_perspective_project",
+    "write_smpl_pickle",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dlearn.cgan.evaluate import evaluate_depths
-    from dlearn.cgan.train import CganOptions, CheckpointError, predict_depths, train_cgan
+    from dlearn.cgan.options import CganOptions
+    from dlearn.cgan.train import CheckpointError, predict_depths, train_cgan
 
 _WHERE = {
-    "CganOptions": "dlearn.cgan.train",
+    "CganOptions": "dlearn.cgan.options",
     "CheckpointError": "dlearn.cgan.train",
     "evaluate_depths": "dlearn.cgan.evaluate",
     "predict_depths": "dlearn.cgan.train",
     "train_cgan": "dlearn.cgan.train",
 }
-__all__ = sorted(_WHERE)
+__all__ = [  # noqa: RUF022 (as _WHERE)
+    "CganOptions",
+    "CheckpointError",
+    "evaluate_depths",
+    "predict_depths",
+    "train_cgan",
+]
 
 
 def __getattr__(name: str) -> Any:

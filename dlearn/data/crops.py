@@ -17,12 +17,13 @@ import logging
 import multiprocessing
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dlearn.data.crop_options import CropOptions as CropOptions
 from dlearn.data.store import StoreWriter
 from dlearn.densepose.coco import PersonSample, apply_image_rules, read_densepose_coco
 from dlearn.errors import InputError
@@ -36,31 +37,6 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 class ImageError(InputError):
     """An image is missing or unreadable; the message names it and the sample."""
-
-
-@dataclass(frozen=True)
-class CropOptions:
-    """Options of the crops stage.
-
-    Attributes:
-        image_size: side of the square crop in pixels (the regressor's input size).
-        box_scale: crop side relative to the longer side of the person box (context margin).
-        min_box_size: persons whose longer box side is smaller (pixels) are skipped.
-        workers: processes that read and resize images.
-        chunk_rows: crops per zarr chunk.
-        allow_absolute_paths: accept image file_name entries that are absolute or lead out of
-            the image root with '..' (refused by default: the annotation file decides which files are read).
-        keypoint_names: the annotation file's keypoint naming, coco or posetrack (config
-            ``dataset.densepose_coco.keypoint_names``; see :mod:`dlearn.densepose.coco`).
-    """
-
-    image_size: int = 64
-    box_scale: float = 1.2
-    min_box_size: float = 0.0
-    workers: int = 2
-    chunk_rows: int = 64
-    allow_absolute_paths: bool = False
-    keypoint_names: str = "coco"
 
 
 def square_boxes(bbox: np.ndarray, box_scale: float) -> np.ndarray:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from scipy.spatial import cKDTree
 from dlearn.data.crops import to_crop
 from dlearn.data.store import StoreError, csr_offsets, open_store, read_sample_ids, write_store
 from dlearn.densepose.coco import PersonSample, read_densepose_coco
+from dlearn.densepose.options import MatchOptions as MatchOptions
 from dlearn.densepose.uv import NUM_PARTS, UVCharts, load_uv_charts
 
 log = logging.getLogger(__name__)
@@ -84,17 +84,6 @@ def brute_force_match(charts: UVCharts, part: np.ndarray, uv: np.ndarray) -> np.
             d2 = ((uv[chunk, None, :] - chart_uv[None, chart_vertices, :]) ** 2).sum(-1)
             out[chunk] = charts.vertex[chart_vertices[d2.argmin(axis=1)]]
     return out
-
-
-@dataclass(frozen=True)
-class MatchOptions:
-    """Options of the match stage.
-
-    Attributes:
-        workers: KD-tree query threads (-1: all cores).
-    """
-
-    workers: int = -1
 
 
 def _aligned_samples(json_path: Path, crops_path: Path) -> tuple[list[PersonSample], np.ndarray]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
-from dlearn.options import option
 from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
 from dlearn.plots import pyplot, save_figure
 from dlearn.registration.data import PARAM_KEYS, load_fit_data, samples_without_depth, to_fit_batch
@@ -58,6 +57,9 @@ from dlearn.regressor.model import (
     params_from_theta,
     theta_from_arrays,
 )
+from dlearn.regressor.options import AugmentOptions as AugmentOptions
+from dlearn.regressor.options import RegressorLossWeights as RegressorLossWeights
+from dlearn.regressor.options import RegressorOptions as RegressorOptions
 
 log = logging.getLogger(__name__)
 
@@ -70,73 +72,6 @@ USABLE_STATUS = (STATUS["ok"], STATUS["kept_previous"])
 
 class CheckpointError(InputError):
     """A checkpoint or model file is unreadable or of another kind; the message names it."""
-
-
-@dataclass(frozen=True)
-class RegressorLossWeights:
-    """Weights of the regressor loss (paper eq. 5 and section 6).
-
-    Attributes:
-        theta: alpha, on the smooth-L1 distance to the registration's theta.
-        dense: beta, on L_dense of the predicted body.
-        kp: gamma, on L_KP of the predicted body.
-        joints: on the mean distance (metres) between the root-relative 3D joints of the
-            predicted body and of the registration's (not in the paper: 0 there). It weights the
-            69 pose numbers by their effect on the body; with it a small ConvNet learns pose
-            in fewer steps (docs/regressor_study.md).
-    """
-
-    theta: float = 1.0
-    dense: float = 10.0
-    kp: float = 1.0
-    joints: float = 0.0
-
-
-@dataclass(frozen=True)
-class RegressorOptions:
-    """Options of the regressor's training (defaults: the paper's, section 6).
-
-    Attributes:
-        backbone: tiny16 (dlearn's small ConvNet), resnet18, resnet34 or resnet50 (the paper's).
-        head_hidden: width of the head's hidden layer.
-        pretrained: a local torchvision ResNet state dict (ImageNet weights), or none (train
-            from scratch). Ignored when warm-starting from a previous round's model.
-        epochs: passes over the training samples.
-        batch_size: crops per optimisation step.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        lr_schedule: constant, or cosine (decays to 0 over the epochs).
-        use_depth: use the cGAN depths in L_KP.
-        max_points: dense points per sample: a sample with more uses a random subset of this
-            many, drawn anew each epoch (padding cost).
-        workers: DataLoader worker processes.
-        shuffle_chunks: batches mix samples of this many store chunks (see regressor.data).
-        device: auto (CUDA when present), cpu or cuda.
-        amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
-        channels_last: channels-last memory format on CUDA; ignored on CPU.
-        seed: seed of the initialisation, the batch order and the augmentation.
-        weights: loss weights alpha, beta, gamma.
-        augment: crop and colour augmentation.
-    """
-
-    backbone: str = "resnet50"
-    head_hidden: int = option(512, minimum=1)
-    pretrained: str = "none"
-    epochs: int = option(30, minimum=1)
-    batch_size: int = option(30, minimum=2)
-    lr: float = option(1e-4, exclusive_minimum=0)
-    weight_decay: float = option(0.0, minimum=0)
-    lr_schedule: str = "constant"
-    use_depth: bool = True
-    max_points: int = option(256, minimum=1)
-    workers: int = option(2, minimum=0)
-    shuffle_chunks: int = option(8, minimum=1)
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    seed: int = 0
-    weights: RegressorLossWeights = RegressorLossWeights()
-    augment: AugmentOptions = AugmentOptions()
 
 
 def regressor_loss(
