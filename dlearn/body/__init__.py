@@ -31,7 +31,7 @@ _WHERE = {
     "weak_perspective_project": "dlearn.body.camera",
     "write_smpl_pickle": "dlearn.body.io",
 }
-__all__ = [  # noqa: RUF022 (as _WHERE)
+__all__ = [
     "BodyModel",
     "BodyModelData",
     "BodyModelFileError",

@@ -23,7 +23,7 @@ _WHERE = {
     "predict_depths": "dlearn.cgan.train",
     "train_cgan": "dlearn.cgan.train",
 }
-__all__ = [  # noqa: RUF022 (as _WHERE)
+__all__ = [
     "CganOptions",
     "CheckpointError",
     "evaluate_depths",

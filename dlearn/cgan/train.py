@@ -39,7 +39,7 @@ from dlearn.cgan.model import (
     lift,
     normalise_2d,
 )
-from dlearn.cgan.options import CganOptions as CganOptions
+from dlearn.cgan.options import CganOptions
 from dlearn.checkpoint import atomic_save, load_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device

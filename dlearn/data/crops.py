@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlearn.data.crop_options import CropOptions as CropOptions
+from dlearn.data.crop_options import CropOptions
 from dlearn.data.store import StoreWriter
 from dlearn.densepose.coco import PersonSample, apply_image_rules, read_densepose_coco
 from dlearn.errors import InputError

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from dlearn.data.crops import to_crop
 from dlearn.data.store import StoreError, csr_offsets, open_store, read_sample_ids, write_store
 from dlearn.densepose.coco import PersonSample, read_densepose_coco
-from dlearn.densepose.options import MatchOptions as MatchOptions
+from dlearn.densepose.options import MatchOptions
 from dlearn.densepose.uv import NUM_PARTS, UVCharts, load_uv_charts
 
 log = logging.getLogger(__name__)

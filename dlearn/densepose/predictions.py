@@ -53,7 +53,7 @@ from dlearn.densepose.coco import (
     read_densepose_coco,
 )
 from dlearn.densepose.dump import DumpInstance, entry_instances, load_dump
-from dlearn.densepose.options import PredictionOptions as PredictionOptions
+from dlearn.densepose.options import PredictionOptions
 from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -459,7 +459,7 @@ def predictions_to_coco(
     keypoints_json: str | Path,
     iuv_dir: str | Path | None,
     image_root: str | Path,
-    options: PredictionOptions = PredictionOptions(),
+    options: PredictionOptions = PredictionOptions(),  # noqa: B008 (frozen)
     *,
     dumps: list[Path] | None = None,
     allow_absolute_paths: bool = False,

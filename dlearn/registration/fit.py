@@ -31,8 +31,7 @@ from dlearn.body.camera import camera_points, rotation_from_9d
 from dlearn.body.keypoints import ROOT_KEYPOINTS, CocoKeypoints
 from dlearn.body.model import BodyModel, VertexSelection
 from dlearn.registration import losses
-from dlearn.registration.options import LossWeights as LossWeights
-from dlearn.registration.options import RegistrationOptions as RegistrationOptions
+from dlearn.registration.options import LossWeights, RegistrationOptions
 
 #: Camera rotation of an upright person facing the camera (image y down, camera z away).
 UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])

@@ -30,7 +30,7 @@ from dlearn.data.store import open_store, read_sample_ids
 from dlearn.registration.data import FitData, padded_arrays
 from dlearn.registration.fit import FitBatch
 from dlearn.regressor.model import THETA_SLICES
-from dlearn.regressor.options import AugmentOptions as AugmentOptions
+from dlearn.regressor.options import AugmentOptions
 
 
 def crop_rows(crops_path: Path, ids: list[str]) -> np.ndarray:

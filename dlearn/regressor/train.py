@@ -57,9 +57,7 @@ from dlearn.regressor.model import (
     params_from_theta,
     theta_from_arrays,
 )
-from dlearn.regressor.options import AugmentOptions as AugmentOptions
-from dlearn.regressor.options import RegressorLossWeights as RegressorLossWeights
-from dlearn.regressor.options import RegressorOptions as RegressorOptions
+from dlearn.regressor.options import RegressorLossWeights, RegressorOptions
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dlearn.evaluation.h36m import make_h36m_crops
+    from dlearn.data.h36m_crops import make_h36m_crops
 
     options = options_from_args(args, H36mCropOptions).crop_options()
     check_options(options)
