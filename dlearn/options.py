@@ -35,6 +35,31 @@ _BOUNDS = {
 }
 
 
+#: Keys of the workflow config's stage blocks that are not the stage's options: the workflow reads
+#: them itself (sharding, round 0's weights, warm starts, the input paths, the Human3.6M
+#: evaluation's files) and never passes them as option flags. Block (dotted config path) -> keys.
+#: The options that the workflow takes from outside the block, such as ``device`` (the config's
+#: top-level key) or the crops' ``keypoint_names`` (the dataset's), are added by the rules.
+#: tests/test_options_schema.py checks every block's other keys against its options dataclass.
+WORKFLOW_KEYS: dict[str, tuple[str, ...]] = {
+    "registration": ("shards", "first_round"),
+    "regressor": ("warm_start",),
+    "evaluation": ("h36m",),
+    "dataset.densepose_predictions": (
+        "train_keypoints", "test_keypoints", "iuv_dir", "image_root", "train_dump", "test_dump",
+    ),
+}  # fmt: skip
+
+
+def stage_block(config: dict[str, Any], block: str) -> dict[str, Any]:
+    """The config block at dotted path ``block`` without its :data:`WORKFLOW_KEYS`: the stage's
+    options, in the config's order."""
+    values = config
+    for key in block.split("."):
+        values = values[key]
+    return {k: v for k, v in values.items() if k not in WORKFLOW_KEYS.get(block, ())}
+
+
 class OptionError(InputError):
     """A stage option is out of its range or not a finite number; the message names the flag."""
 
