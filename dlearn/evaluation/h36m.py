@@ -34,7 +34,7 @@ from dlearn.data.h36m_crops import (
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, check_bone_scaling, load_joint_regressor
 from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
-from dlearn.registration.data import PARAM_KEYS
+from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from torch import Tensor
 from dlearn.body.camera import camera_points, rotation_from_9d
 from dlearn.body.keypoints import ROOT_KEYPOINTS, CocoKeypoints
 from dlearn.body.model import BodyModel, VertexSelection
+from dlearn.params import Params
 from dlearn.registration import losses
 from dlearn.registration.options import LossWeights, RegistrationOptions
 
@@ -62,23 +63,6 @@ class FitBatch:
     keypoint_mask: Tensor
     depth: Tensor
     depth_mask: Tensor
-
-
-@dataclass
-class Params:
-    """Body and camera parameters of B samples (the registration's theta)."""
-
-    pose: Tensor  # (B, 23, 3)
-    scales: Tensor  # (B, 24)
-    rotation: Tensor  # (B, 9) raw, row-major; Gram-Schmidt gives the rotation
-    cam_scale: Tensor  # (B,)
-    translation: Tensor  # (B, 2)
-
-    def tensors(self) -> list[Tensor]:
-        return [self.pose, self.scales, self.rotation, self.cam_scale, self.translation]
-
-    def detach(self) -> "Params":
-        return Params(*(t.detach().clone() for t in self.tensors()))
 
 
 @dataclass

@@ -27,9 +27,9 @@ from torch import Tensor
 from dlearn.body.keypoints import COCO_FLIP
 from dlearn.body.symmetry import mirror_pose, mirror_rotation, mirror_scales
 from dlearn.data.store import open_store, read_sample_ids
+from dlearn.params import THETA_SLICES
 from dlearn.registration.data import FitData, padded_arrays
 from dlearn.registration.fit import FitBatch
-from dlearn.regressor.model import THETA_SLICES
 from dlearn.regressor.options import AugmentOptions
 
 

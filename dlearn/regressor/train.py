@@ -37,12 +37,18 @@ from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_s
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
 from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
+from dlearn.params import (
+    PARAM_KEYS,
+    STATUS,
+    THETA_SLICES,
+    params_from_theta,
+    status_counts,
+    theta_from_arrays,
+)
 from dlearn.plots import pyplot, save_figure
-from dlearn.registration.data import PARAM_KEYS, load_fit_data, samples_without_depth, to_fit_batch
+from dlearn.registration.data import load_fit_data, samples_without_depth, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
-from dlearn.registration.stage import STATUS, status_counts
 from dlearn.regressor.data import (
-    AugmentOptions,
     RegressorBatches,
     augment,
     crop_rows,
@@ -50,12 +56,9 @@ from dlearn.regressor.data import (
     images_to_tensor,
 )
 from dlearn.regressor.model import (
-    THETA_SLICES,
     Regressor,
     RegressorSpec,
     load_backbone_weights,
-    params_from_theta,
-    theta_from_arrays,
 )
 from dlearn.regressor.options import RegressorLossWeights, RegressorOptions
 
