@@ -40,7 +40,7 @@ from dlearn.cgan.model import (
     normalise_2d,
 )
 from dlearn.cgan.options import CganOptions
-from dlearn.checkpoint import atomic_save, load_tagged
+from dlearn.checkpoint import CheckpointError, atomic_save, load_tagged, resume_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
@@ -62,10 +62,6 @@ DEPTH_FRAME = (
     "normalisation the cGAN uses (depth / scale = the network's normalised depth). "
     "root: (N, 2) crop coordinates of the 2D root."
 )
-
-
-class CheckpointError(InputError):
-    """A checkpoint or model file is unreadable or not a dlearn cGAN file; the message names it."""
 
 
 class TrainingDivergedError(InputError):
@@ -279,7 +275,7 @@ def _fingerprint(options: CganOptions, keypoints: np.ndarray) -> str:
 
 
 def _load(path: Path, what: str) -> dict[str, Any]:
-    return load_tagged(path, MODEL_FORMAT, what, CheckpointError)
+    return load_tagged(path, MODEL_FORMAT, what)
 
 
 def save_checkpoint(path: Path, state: CganState, options: CganOptions, fingerprint: str) -> None:
@@ -310,9 +306,8 @@ def load_checkpoint(path: Path, state: CganState, fingerprint: str) -> bool:
     Raises:
         CheckpointError: the file is unreadable or not a cGAN checkpoint (naming it).
     """
-    ckpt = _load(path, "checkpoint")
-    if ckpt.get("fingerprint") != fingerprint:
-        log.warning("%s: checkpoint of other options or data, starting over", path)
+    ckpt = resume_tagged(path, MODEL_FORMAT, fingerprint)
+    if ckpt is None:
         return False
     try:
         state.generator.load_state_dict(ckpt["generator"])
