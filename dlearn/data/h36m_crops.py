@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from dlearn.data.crops import CropOptions, crop_task, square_boxes
+from dlearn.crop_geometry import square_boxes
+from dlearn.data.crops import CropOptions, crop_task
 from dlearn.data.h36m import read_spin_npz
 from dlearn.data.store import StoreWriter
 

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dlearn.body.io import load_body_model
-    from dlearn.densepose.match import match_correspondences
+    from dlearn.data.match import match_correspondences
 
     num_vertices = load_body_model(args.body_model).num_vertices
     match_correspondences(
