@@ -153,7 +153,7 @@ def stage(args: argparse.Namespace, body: tuple[Path, Path], tmp: Path) -> None:
         return
     trees = {f"baseline {args.baseline_rev}": baseline, "this checkout": REPO}
     best = {name: np.array([np.inf, 0.0]) for name in trees}  # wall (min), images/s (max)
-    for name, tree in trees.items():  # warm-up: numba's compile cache, the OS file cache
+    for tree in trees.values():  # warm-up: numba's compile cache, the OS file cache
         synth_stage(tree, body, tmp / "warm", 2)
     for _ in range(args.stage_repeats):
         for name, tree in trees.items():

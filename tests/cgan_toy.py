@@ -18,7 +18,7 @@ import torch
 from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData
 from dlearn.body.keypoints import coco_keypoint_model
 from dlearn.body.model import BodyModel
-from dlearn.data.crops import square_boxes
+from dlearn.crop_geometry import square_boxes
 from dlearn.data.store import write_store
 
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
+from dlearn.params import PARAM_KEYS
 from dlearn.registration.fit import FitBatch
 
 #: The registration's parameters as stored (registration and prediction stores alike).
-PARAM_KEYS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
 
 
 @dataclass
