@@ -1,5 +1,6 @@
 # The two set-up commands of README.md: `make demo` runs the whole workflow on config.yaml,
-# `make test` runs the test suite. Both create the virtual environment when it is missing.
+# `make test` runs the test suite (`make test-fast`: the edit loop's subset, under 3 minutes).
+# All create the virtual environment when it is missing.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `dlearn <stage>`: put the venv's console scripts on the jobs' PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv demo learning test bench lint fmt clean
+.PHONY: venv demo learning test test-fast bench lint fmt clean
 
 venv: $(VENV)/.installed
 
@@ -29,12 +30,17 @@ learning: venv
 test: venv
 	$(BIN)/python -m pytest
 
+# No whole-workflow runs, no SLURM, no long training: tests marked slow are left out.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
 
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check .
 
 fmt: venv
 	$(BIN)/snakefmt Snakefile workflow/rules

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -115,11 +115,12 @@ def main() -> None:
     base: dict[str, float] = {}
     for label, fn in rows:
 
-        def forward() -> None:
+        # Both are timed within this iteration; binding fn says so (and keeps ruff's B023 quiet).
+        def forward(fn: Callable = fn) -> None:
             with torch.no_grad():
                 fn(pose, scales)
 
-        def forward_backward() -> None:
+        def forward_backward(fn: Callable = fn) -> None:
             p, s = pose.clone().requires_grad_(), scales.clone().requires_grad_()
             fn(p, s).square().sum().backward()
 

@@ -153,7 +153,7 @@ def stage(args: argparse.Namespace, body: tuple[Path, Path], tmp: Path) -> None:
         return
     trees = {f"baseline {args.baseline_rev}": baseline, "this checkout": REPO}
     best = {name: np.array([np.inf, 0.0]) for name in trees}  # wall (min), images/s (max)
-    for name, tree in trees.items():  # warm-up: numba's compile cache, the OS file cache
+    for tree in trees.values():  # warm-up: numba's compile cache, the OS file cache
         synth_stage(tree, body, tmp / "warm", 2)
     for _ in range(args.stage_repeats):
         for name, tree in trees.items():
@@ -215,7 +215,8 @@ def main() -> None:
         f"{n} images of {args.image_size} px, {args.persons} person(s) each; best of {args.repeats} repeats"
     )
     print(
-        f"{'images/s':<32}{'renderer':>10}{'ratio':>7}{'whole':>9}{'ratio':>7}{'renderer CPU':>14}{'ratio':>7}{'whole CPU':>11}{'ratio':>7}"
+        f"{'images/s':<32}{'renderer':>10}{'ratio':>7}{'whole':>9}{'ratio':>7}"
+        f"{'renderer CPU':>14}{'ratio':>7}{'whole CPU':>11}{'ratio':>7}"
     )
     for name in renderers:
         rate, ratio = n / best[name], best[baseline] / best[name]

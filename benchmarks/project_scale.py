@@ -120,7 +120,8 @@ def main() -> None:
         regress = args.images * args.epochs / train / 3600
         predict = (args.images + args.test_images) / pred / 3600
         per_round = registration + regress + predict
-        print(f"{n:>8}{registration:>16.2f}{regress:>13.2f}{predict:>11.2f}{per_round:>13.2f}{per_round * args.rounds / 24:>12.2f}")
+        days = per_round * args.rounds / 24
+        print(f"{n:>8}{registration:>16.2f}{regress:>13.2f}{predict:>11.2f}{per_round:>13.2f}{days:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class CheckReport:
 
 def check_body(body: dict[str, Any], report: CheckReport) -> None:
     from dlearn.body.io import BodyModelFileError
-    from dlearn.body.keypoints import KeypointRegressorError, keypoint_definition
+    from dlearn.body.keypoint_definition import KeypointRegressorError, keypoint_definition
     from dlearn.body.prepare import load_user_body
 
     model, uv = str(body.get("model", STANDIN)), str(body.get("uv", STANDIN))

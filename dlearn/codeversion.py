@@ -5,12 +5,15 @@ that stage's rule and nothing else (Snakemake does not track the code of importe
 The files are found from the import statements (``ast``), not by importing: the Snakefile
 evaluates this at parse time, so the module uses the standard library only (no torch).
 
-A command's sources are: the package's ``__main__``, ``cli`` and what ``cli`` imports at module
-level (every command runs them), plus the import closure of the modules that the command's
-handler and parser-building function in ``cli`` import. The closure follows ``import dlearn.x``,
+A command's sources are: the package's ``__main__``, ``cli``, ``options`` and what they import at
+module level (every command runs them), plus the import closure of the command's stage module
+(:mod:`dlearn.stages`: the module whose ``NAME`` is the command; its ``run`` imports the stage's
+implementation). ``cli`` imports the stage modules inside a function, so one command's hash does
+not depend on the other stages' modules. The closure follows ``import dlearn.x``,
 ``from dlearn.x import y`` (``y`` a submodule or not) and relative imports, also those inside
-functions, and every package ``__init__`` on the way. It does not see modules loaded by name at
-run time (``importlib.import_module``), which dlearn does not use.
+functions and ``if TYPE_CHECKING:`` blocks (the lazy names of a package ``__init__`` are
+declared there), and every package ``__init__`` on the way. It does not see other modules loaded
+by name at run time (``importlib.import_module``).
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = "dlearn"
-#: Run by every command: ``python -m dlearn`` and the console script both enter through them.
-ENTRY_MODULES = ("dlearn.__main__", "dlearn.cli")
+#: Run by every command: ``python -m dlearn`` and the console script both enter through the first
+#: two; every command loads the flag machinery while ``cli`` collects the stages' parsers.
+ENTRY_MODULES = ("dlearn.__main__", "dlearn.cli", "dlearn.options")
+#: The package of the stage modules, one per command.
+STAGES = f"{PACKAGE}.stages"
 
 
 class UnknownCommandError(LookupError):
-    """A command name that no ``sub.add_parser`` call in ``dlearn/cli.py`` defines."""
+    """A command name that no stage module (``dlearn/stages/*.py``, its ``NAME``) defines."""
 
 
 def module_file(root: Path, module: str) -> Path | None:
@@ -123,51 +129,43 @@ def import_closure(root: Path, modules: Iterable[str], shallow: Iterable[str] = 
     return found
 
 
-@lru_cache(maxsize=16)
-def _cli_commands(source: str) -> dict[str, frozenset[str]]:
-    """Command name -> dotted names imported by its handler and by its parser-building function,
-    from the text of ``dlearn/cli.py``."""
-    tree = ast.parse(source)
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-    owners: dict[str, list[ast.FunctionDef]] = {}
-    for function in functions.values():
-        command = None
-        # ast.walk is breadth-first: sorted by position, each add_parser call is followed by
-        # the set_defaults(handler=...) of the same parser.
-        calls = sorted(
-            (node for node in ast.walk(function) if isinstance(node, ast.Call)),
-            key=lambda call: (call.lineno, call.col_offset),
-        )
-        for call in calls:
-            attr = call.func.attr if isinstance(call.func, ast.Attribute) else None
-            if attr == "add_parser" and call.args and isinstance(call.args[0], ast.Constant):
-                command = call.args[0].value
-                owners.setdefault(command, []).append(function)
-            elif attr == "set_defaults" and command is not None:
-                for keyword in call.keywords:
-                    if keyword.arg == "handler" and getattr(keyword.value, "id", None) in functions:
-                        owners[command].append(functions[keyword.value.id])
-    cli = f"{PACKAGE}.cli"
-    return {
-        command: frozenset().union(*(_import_targets(_walk(f, True), cli, is_package=False) for f in found))
-        for command, found in owners.items()
-    }
+@lru_cache(maxsize=256)
+def _stage_name(source: str) -> str | None:
+    """The ``NAME = "..."`` a stage module's text assigns at module level, if any."""
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["NAME"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    return None
+
+
+def stage_commands(root: Path) -> dict[str, str]:
+    """Command name -> dotted name of its stage module, from the ``NAME`` of ``dlearn/stages/*.py``."""
+    folder = root.joinpath(*STAGES.split("."))
+    commands = {}
+    for path in sorted(folder.glob("*.py")):
+        name = _stage_name(path.read_text(encoding="utf-8"))
+        if name is not None:
+            commands[name] = f"{STAGES}.{path.stem}"
+    return commands
 
 
 def command_modules(root: Path, command: str) -> set[str]:
-    """The dlearn modules that ``cli`` imports for ``command``: in its handler (the function that
-    ``set_defaults(handler=...)`` names after ``sub.add_parser(command, ...)``) and in the function
-    that builds its parser (options dataclasses define its flags).
+    """The stage module of ``command`` (the module of :mod:`dlearn.stages` whose ``NAME`` it is).
 
     Raises:
-        UnknownCommandError: no ``add_parser`` call in ``dlearn/cli.py`` names ``command``.
+        UnknownCommandError: no stage module names ``command``.
     """
-    commands = _cli_commands((root / PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    commands = stage_commands(root)
     if command not in commands:
         raise UnknownCommandError(
-            f"{root / PACKAGE / 'cli.py'} defines no command {command!r}; it has {', '.join(sorted(commands))}"
+            f"{root.joinpath(*STAGES.split('.'))} defines no command {command!r}; it has {', '.join(sorted(commands))}"
         )
-    return {name for name in commands[command] if module_file(root, name) is not None}
+    return {commands[command]}
 
 
 def command_files(root: Path, command: str) -> list[Path]:

@@ -35,6 +35,31 @@ _BOUNDS = {
 }
 
 
+#: Keys of the workflow config's stage blocks that are not the stage's options: the workflow reads
+#: them itself (sharding, round 0's weights, warm starts, the input paths, the Human3.6M
+#: evaluation's files) and never passes them as option flags. Block (dotted config path) -> keys.
+#: The options that the workflow takes from outside the block, such as ``device`` (the config's
+#: top-level key) or the crops' ``keypoint_names`` (the dataset's), are added by the rules.
+#: tests/test_options_schema.py checks every block's other keys against its options dataclass.
+WORKFLOW_KEYS: dict[str, tuple[str, ...]] = {
+    "registration": ("shards", "first_round"),
+    "regressor": ("warm_start",),
+    "evaluation": ("h36m",),
+    "dataset.densepose_predictions": (
+        "train_keypoints", "test_keypoints", "iuv_dir", "image_root", "train_dump", "test_dump",
+    ),
+}  # fmt: skip
+
+
+def stage_block(config: dict[str, Any], block: str) -> dict[str, Any]:
+    """The config block at dotted path ``block`` without its :data:`WORKFLOW_KEYS`: the stage's
+    options, in the config's order."""
+    values = config
+    for key in block.split("."):
+        values = values[key]
+    return {k: v for k, v in values.items() if k not in WORKFLOW_KEYS.get(block, ())}
+
+
 class OptionError(InputError):
     """A stage option is out of its range or not a finite number; the message names the flag."""
 
@@ -45,10 +70,38 @@ def option(
     minimum: float | None = None,
     exclusive_minimum: float | None = None,
     maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    parse_bounds: bool = False,
 ) -> Any:
-    """A dataclass field with ``default`` and bounds that :func:`check_options` enforces."""
+    """A dataclass field with ``default`` and bounds that :func:`check_options` enforces.
+
+    ``choices`` are the accepted values of a string (argparse refuses others, and so does
+    :func:`check_options`). With ``parse_bounds`` the flag's bounds are also argparse's: a value
+    out of them is a usage error (exit status 2) naming the flag, as for the stages' own
+    integer flags (``--shard``), instead of an :class:`OptionError` when the options are built.
+    """
     bounds = {"minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum}
-    return dataclasses.field(default=default, metadata={k: v for k, v in bounds.items() if v is not None})
+    metadata: dict[str, Any] = {k: v for k, v in bounds.items() if v is not None}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if parse_bounds:
+        metadata["parse_bounds"] = True
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _bounded(kind: type, metadata: Any) -> Any:
+    """An argparse type: ``kind`` within the bounds of ``metadata`` (argparse's error names the flag)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        for key, (_sign, holds) in _BOUNDS.items():
+            if key in metadata and not holds(value, metadata[key]):
+                below = "below the minimum" if key != "maximum" else "above the maximum"
+                raise argparse.ArgumentTypeError(f"{value} is {below} {metadata[key]}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value" for a non-number
+    return parse
 
 
 def _flag(name: str) -> str:
@@ -68,9 +121,11 @@ def check_options(options: Any, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             check_options(value, prefix=f"{name}_")
             continue
+        where = f"{_flag(name)} ({type(options).__name__}.{field.name})"
+        if "choices" in field.metadata and value not in field.metadata["choices"]:
+            raise OptionError(f"{where} is {value!r}, expected one of {', '.join(field.metadata['choices'])}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        where = f"{_flag(name)} ({type(options).__name__}.{field.name})"
         # NaN passes every comparison below, so finiteness is checked on its own.
         if isinstance(value, float) and not math.isfinite(value):
             raise OptionError(f"{where} is {value}, expected a finite number")
@@ -113,8 +168,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         text = f"{helps.get(field.name, '')} (default: {default}{bounds})".strip()
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
+        elif "choices" in field.metadata:
+            parser.add_argument(flag, dest=name, default=default, choices=field.metadata["choices"], help=text)
         else:
-            parser.add_argument(flag, dest=name, type=kind, default=default, help=text, metavar=kind.__name__.upper())
+            parse = _bounded(kind, field.metadata) if field.metadata.get("parse_bounds") else kind
+            parser.add_argument(flag, dest=name, type=parse, default=default, help=text, metavar=kind.__name__.upper())
 
 
 def options_from_args(args: argparse.Namespace, cls: type[T], prefix: str = "") -> T:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from dlearn.body.io import NUM_JOINTS, NUM_POSE_BLEND, SMPL_PARENTS, BodyModelData
+
+if TYPE_CHECKING:
+    from dlearn.body.standin import StandinBody
 
 
 def random_body_data(num_vertices: int = 60, seed: int = 0, posedirs_scale: float = 0.02) -> BodyModelData:
@@ -48,11 +52,29 @@ def random_model_data() -> BodyModelData:
 
 
 @pytest.fixture(scope="session")
-def standin_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def standin_body() -> StandinBody:
+    """The procedural stand-in body, built once per session (about 1.5 s a build)."""
+    from dlearn.body.standin import build_standin
+
+    return build_standin()
+
+
+@pytest.fixture
+def prebuilt_standin(monkeypatch: pytest.MonkeyPatch, standin_body: StandinBody) -> StandinBody:
+    """Make ``write_standin`` and ``dlearn make-body`` write the session's stand-in instead of
+    building another: for tests of what is written where, not of the build."""
+    monkeypatch.setattr("dlearn.body.standin.build_standin", lambda: standin_body)
+    return standin_body
+
+
+@pytest.fixture(scope="session")
+def standin_files(tmp_path_factory: pytest.TempPathFactory, standin_body: StandinBody) -> tuple[Path, Path]:
     """(model .pkl, UV .mat) of the procedural stand-in body, written once per session."""
     from dlearn.body.standin import write_standin
 
-    return write_standin(tmp_path_factory.mktemp("standin"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("dlearn.body.standin.build_standin", lambda: standin_body)
+        return write_standin(tmp_path_factory.mktemp("standin"))
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from cgan_toy import _rot_y, make_toy_stores
 from dlearn.body.keypoints import COCO_FLIP, ROOT_KEYPOINTS
+from dlearn.body.standin import StandinBody
 from dlearn.cgan.evaluate import evaluate_depths
 from dlearn.cgan.model import Discriminator, Generator, chirality, normalise_2d, rotate_project
-from dlearn.cgan.toy import _rot_y, make_toy_stores
 from dlearn.cgan.train import (
     CHECKPOINT_NAME,
     CganOptions,
@@ -31,12 +32,10 @@ TINY = CganOptions(epochs=2, min_steps_per_epoch=5, batch_size=8, hidden_size=32
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def toy(tmp_path_factory: pytest.TempPathFactory, standin_body: StandinBody) -> Path:
     """crops/gt stores of 64 train and 32 test persons, exact 2D (no jitter)."""
-    from dlearn.body.standin import build_standin
-
     out = tmp_path_factory.mktemp("toy")
-    body = build_standin().model
+    body = standin_body.model
     make_toy_stores(out, "train", 64, 1, body, keypoint_jitter_px=0.0)
     make_toy_stores(out, "test", 32, 2, body, keypoint_jitter_px=0.0)
     return out
@@ -139,6 +138,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["generator"]
 
 
+@pytest.mark.slow  # three trainings
 def test_training_is_deterministic_and_resumes(toy: Path, tmp_path: Path) -> None:
     crops = toy / "crops_train.zarr"
     summary = train_cgan(crops, tmp_path / "a.pt", tmp_path / "ck_a", TINY)

@@ -59,7 +59,6 @@ def test_every_problem_is_reported_with_its_file_and_record(user_data: Path, cap
 
 def test_a_uv_file_of_another_model_is_a_problem(user_data: Path, tmp_path: Path) -> None:
     from conftest import random_body_data
-
     from dlearn.body.io import write_smpl_pickle
 
     config = yaml.safe_load((user_data / "config.yaml").read_text())
@@ -70,6 +69,7 @@ def test_a_uv_file_of_another_model_is_a_problem(user_data: Path, tmp_path: Path
     assert any(config["body"]["uv"] in p for p in report.problems), report.problems
 
 
+@pytest.mark.slow  # check_data on real-format files, then the paper config's plan
 def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Path) -> None:
     """config/paper.yaml with the user's paths: accepted by the schema, no synthetic data, the
     check first; a missing file stops the run at check_data with the file named."""
@@ -97,6 +97,7 @@ def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Pa
     assert "densepose_test.json: annotation file does not exist" in (workdir / "logs" / "check_data.log").read_text()
 
 
+@pytest.mark.slow  # a whole workflow run on real-format files
 def test_paper_config_runs_end_to_end_on_real_format_files(user_data: Path, h36m_set: dict, tmp_path: Path) -> None:
     """config/paper.yaml, sizes made tiny, on files laid out like the real datasets: an SMPL-format
     pickle and UV_Processed.mat, DensePose-COCO JSON + images, a SPIN-style Human3.6M npz and a

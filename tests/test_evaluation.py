@@ -89,7 +89,9 @@ def test_rounds_gather_into_one_table_and_a_readable_history(exact_data: dict, t
     assert tuple(table[0]) == CSV_COLUMNS
     assert [int(r["round"]) for r in table] == sorted(int(r["round"]) for r in table)
     assert len(table) == 2 * len(csv_rows(report))
-    assert {(r["source"], r["split"]) for r in table} == {("registration", "train"), ("convnet", "train"), ("convnet", "test"), ("cgan", "test")}
+    assert {(r["source"], r["split"]) for r in table} == {
+        ("registration", "train"), ("convnet", "train"), ("convnet", "test"), ("cgan", "test")
+    }  # fmt: skip
     png = plot_history(rows, tmp_path / "history.png")
     assert png.stat().st_size > 10_000
     (tmp_path / "bad.csv").write_text("round,value\n0,1\n")
@@ -114,7 +116,8 @@ def test_a_joint_regressor_gives_the_mesh_points_it_selects(exact_data: dict, tm
     import torch
 
     with torch.no_grad():
-        mesh = poses.model(torch.as_tensor(arrays["pose"], dtype=torch.float64), torch.as_tensor(arrays["scales"], dtype=torch.float64)).vertices.numpy()
+        pose, scales = (torch.as_tensor(arrays[k], dtype=torch.float64) for k in ("pose", "scales"))
+        mesh = poses.model(pose, scales).vertices.numpy()
     expected = np.einsum("nij,nkj->nki", arrays["rotation"], mesh[:, picked])
     assert np.allclose(joints, expected)
     assert joints[:, H36M_TO_LSP14].shape == (len(arrays["pose"]), 14, 3)

@@ -293,7 +293,8 @@ def test_truncated_cgan_checkpoint_is_one_line_through_the_cli(
     ckpt = tmp_path / "ck" / CHECKPOINT_NAME
     ckpt.write_bytes(ckpt.read_bytes()[:3000])
     argv = ["cgan-train", "--crops", str(crops), "--out", str(tmp_path / "m2.pt"), "--checkpoint-dir", str(ckpt.parent),
-            "--epochs", "2", "--min-steps-per-epoch", "3", "--hidden-size", "32", "--num-blocks", "1", "--device", "cpu"]  # fmt: skip
+            "--epochs", "2", "--min-steps-per-epoch", "3", "--hidden-size", "32", "--num-blocks", "1",
+            "--device", "cpu"]  # fmt: skip
     with caplog.at_level(logging.ERROR, logger="dlearn"):
         assert main(argv) == 1
     assert f"{ckpt}: unreadable checkpoint" in caplog.text and "delete it" in caplog.text

@@ -286,7 +286,7 @@ def test_every_stage_declares_outputs_that_exist_as_flags() -> None:
         assert written <= set(OUTPUTS[name]), name
 
 
-def test_make_body_keeps_a_users_real_model_files(tmp_path: Path) -> None:
+def test_make_body_keeps_a_users_real_model_files(tmp_path: Path, prebuilt_standin: object) -> None:
     import pickle
 
     from dlearn.body.standin import write_standin

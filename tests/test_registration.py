@@ -92,6 +92,7 @@ def _joint_errors(data: dict[str, Path], store: Path) -> tuple[np.ndarray, np.nd
     return mpjpe_bone_scaled(pred, truth, SMPL_PARENTS).mean(1), pa_mpjpe(pred, truth).mean(1)
 
 
+@pytest.mark.slow  # a full-length fit of every sample
 def test_registration_recovers_known_bodies_from_exact_correspondences(exact_data: dict, tmp_path: Path) -> None:
     options = RegistrationOptions(steps=400, device="cpu", weights=LossWeights(scale=100.0, joint=1.0))
     summary = _register(exact_data, tmp_path / "reg.zarr", options)
@@ -137,6 +138,7 @@ def test_keep_best_keeps_a_better_previous_fit_and_flags_it(exact_data: dict, tm
     assert off["status"]["kept_previous"] == 0
 
 
+@pytest.mark.slow  # three registrations of the whole set
 def test_shards_merged_equal_a_single_run(exact_data: dict, tmp_path: Path) -> None:
     _register(exact_data, tmp_path / "single.zarr", FAST)
     shards = [tmp_path / f"shard_{i}.zarr" for i in range(3)]
@@ -189,6 +191,7 @@ def test_empty_and_non_finite_samples_are_flagged_without_disturbing_the_others(
     np.testing.assert_allclose(fitted["pose"][...][2:4], clean["pose"][...][2:4], atol=1e-5)
 
 
+@pytest.mark.slow  # a registration run twice, one killed
 def test_a_killed_run_resumes_from_its_checkpoint_and_gives_the_same_result(
     exact_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -182,10 +182,12 @@ def _train(data: dict, registration: Path, out: Path, options: RegressorOptions,
     )  # fmt: skip
 
 
+@pytest.mark.slow  # 20 epochs of training
 def test_training_reduces_the_loss_and_excludes_failed_registrations(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
-    summary = _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, epochs=20, lr=2e-3, lr_schedule="cosine", augment=AugmentOptions(0, 0, 0)))
+    options = replace(TINY, epochs=20, lr=2e-3, lr_schedule="cosine", augment=AugmentOptions(0, 0, 0))
+    summary = _train(exact_data, registration_with_a_failure, tmp_path, options)
     curve = summary["curve"]
     assert summary["samples"] == 5 and summary["excluded"] == {"non_finite": 1}
     assert curve[-1]["total"] < 0.7 * curve[0]["total"]
@@ -194,6 +196,7 @@ def test_training_reduces_the_loss_and_excludes_failed_registrations(
     assert not (tmp_path / "ckpt").exists()  # checkpoints are removed once the model is written
 
 
+@pytest.mark.slow  # training run twice, one killed
 def test_a_killed_training_resumes_to_the_same_weights(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,7 +226,8 @@ def test_a_missing_weights_file_is_an_error_naming_it(
     exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(WeightsError, match="nowhere/resnet18.pth"):
-        _train(exact_data, registration_with_a_failure, tmp_path, replace(TINY, pretrained=str(tmp_path / "nowhere/resnet18.pth")))
+        options = replace(TINY, pretrained=str(tmp_path / "nowhere/resnet18.pth"))
+        _train(exact_data, registration_with_a_failure, tmp_path, options)
     assert not (tmp_path / "model.pt").exists()
 
 

@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from test_workflow import BIN, REPO, write_config
 from test_workflow_commands import without_venv_path
 
 SCRIPT = REPO / "tests" / "slurm" / "localhost_cluster.sh"
+
+pytestmark = pytest.mark.slow  # sets up a SLURM cluster and runs the workflow on it
 
 
 def _why_not() -> str | None:

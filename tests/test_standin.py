@@ -12,7 +12,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from dlearn.body.io import KEYPOINT_VERTEX_NAMES, NUM_JOINTS, load_body_model
-from dlearn.body.standin import StandinBody, build_standin, rest_joints, write_standin, write_standin_preview
+from dlearn.body.standin import StandinBody, rest_joints, write_standin, write_standin_preview
 from dlearn.densepose.uv import (
     NUM_PARTS,
     UVChartError,
@@ -24,8 +24,8 @@ from dlearn.densepose.uv import (
 
 
 @pytest.fixture(scope="module")
-def body() -> StandinBody:
-    return build_standin()
+def body(standin_body: StandinBody) -> StandinBody:
+    return standin_body
 
 
 def test_surface_is_closed_manifold(body: StandinBody) -> None:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,33 @@ def write_config(workdir: Path, **overrides: object) -> Path:
     return path
 
 
+#: The jobs a dry run of the default config.yaml plans, per rule: three rounds of two shards,
+#: each round's predictions on both splits.
+DEFAULT_PLAN = {
+    "check_data": 1, "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
+    "cgan_evaluate": 1, "register": 6, "merge_registration": 3, "regress": 3, "predict": 6,
+    "evaluate": 3, "report": 1, "all": 1,
+}  # fmt: skip
+#: The rules the default config does not plan, and the setting that does.
+OPTIONAL_RULES = {
+    "true_depths": "depth_source: ground_truth",
+    "densepose_predictions": "dataset.kind: densepose_predictions",
+    "h36m_crops": "evaluation.h36m.npz",
+    "evaluate_h36m": "evaluation.h36m.npz",
+}
+
+
+def _job_counts(jobs: list[PlannedJob]) -> dict[str, int]:
+    return dict(Counter(job.rule for job in jobs))
+
+
 def test_default_config_dry_run_plans_every_rule(tmp_path: Path) -> None:
-    write_config(tmp_path)
-    proc = snakemake(tmp_path, "-n")
-    out = proc.stdout + proc.stderr
-    assert "body_model" in out
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    assert _job_counts(planned_jobs(tmp_path)) == DEFAULT_PLAN
+    # Every rule of the workflow is either planned by default or named above with its setting.
+    listing = snakemake(tmp_path, "--list-rules").stdout
+    rules = set(re.findall(r"^(\w+)", listing, flags=re.MULTILINE))
+    assert rules == set(DEFAULT_PLAN) | set(OPTIONAL_RULES)
 
 
 def test_the_learning_configuration_is_valid_and_writes_apart_from_the_demo(tmp_path: Path) -> None:
@@ -145,6 +168,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
+@pytest.mark.slow  # a whole workflow run
 def test_full_run_writes_every_output(finished_run: Path) -> None:
     tmp_path = finished_run
     results = tmp_path / "results"
@@ -187,6 +211,7 @@ def _rules(jobs: list[PlannedJob]) -> set[str]:
     return {job.rule for job in jobs} - {"all"}
 
 
+@pytest.mark.slow  # a whole workflow run
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -213,12 +238,7 @@ def test_a_changed_option_reruns_exactly_the_affected_rules(finished_run: Path, 
 def test_dry_run_of_three_rounds_chains_the_rounds(tmp_path: Path) -> None:
     write_config(tmp_path, iterations=3)
     jobs = planned_jobs(tmp_path)
-    counts = {rule: sum(job.rule == rule for job in jobs) for rule in {job.rule for job in jobs}}
-    assert counts == {
-        "check_data": 1, "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
-        "cgan_evaluate": 1, "register": 6, "merge_registration": 3, "regress": 3, "predict": 6,
-        "evaluate": 3, "report": 1, "all": 1,
-    }  # fmt: skip
+    assert _job_counts(jobs) == DEFAULT_PLAN  # the default config has three rounds, too
 
     def inputs(rule: str, **wildcards: str) -> tuple[str, ...]:
         (job,) = [j for j in jobs if j.rule == rule and set(wildcards.items()) <= set(j.wildcards)]
@@ -246,6 +266,7 @@ def test_ground_truth_depths_replace_the_cgan_depths_of_registration_and_regress
     assert "results/cgan/depths_test.zarr" in [p for job in jobs if job.rule == "evaluate" for p in job.inputs]
 
 
+@pytest.mark.slow  # a whole workflow run
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, finished_run: Path) -> None:
     write_config(tmp_path)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -279,6 +300,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, f
     assert np.allclose([float(r["value"]) for r in ra], [float(r["value"]) for r in rb], rtol=1e-3)
 
 
+@pytest.mark.slow  # runs workflow jobs
 def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[Path, Path]) -> None:
     model, uv = standin_files
     user = tmp_path / "user"
@@ -291,6 +313,7 @@ def test_body_model_rule_links_user_files(tmp_path: Path, standin_files: tuple[P
     assert linked.is_symlink() and linked.resolve() == (user / "SMPL_MALE.pkl").resolve()
 
 
+@pytest.mark.slow  # runs a workflow job
 def test_bad_user_model_fails_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a pickle")
@@ -316,3 +339,5 @@ def test_lint_and_format_are_clean() -> None:
         timeout=120,
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    ruff = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr

@@ -65,6 +65,7 @@ def _run(root: Path, command: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs a workflow job
 def test_readme_snakemake_command_runs_a_job_without_the_venv_on_path(checkout: Path) -> None:
     # README: `.venv/bin/snakemake --cores 2 synth`; check_data is the same line's cheapest job.
     proc = _run(checkout, ".venv/bin/snakemake --cores 2 check_data")
@@ -154,7 +155,7 @@ class Args(argparse.Namespace):
 
 parser = cli.build_parser()
 commands = parser._subparsers._group_actions[0].choices
-handlers = {name: sub.get_default("handler").__name__ for name, sub in commands.items()}
+handlers = {name: sub.get_default("handler") for name, sub in commands.items()}
 # The stages' third-party libraries, imported once for every fork; dlearn's own modules are not.
 for mod in [m for m in list(sys.modules) if m == "dlearn" or m.startswith("dlearn.")]:
     if mod not in ("dlearn", "dlearn.cli", "dlearn.options"):
@@ -166,7 +167,7 @@ for name, handler in handlers.items():
     if pid == 0:
         os.close(read)
         try:
-            getattr(cli, handler)(Args())
+            handler(Args())
             stopped = False
         except Stop:
             stopped = True
@@ -269,12 +270,14 @@ def test_import_closure_follows_relative_function_level_and_package_imports(tmp_
         "dlearn/__main__.py": "from dlearn.cli import main\n",
         "dlearn/cli.py": (
             "import argparse\nfrom dlearn import options\n\n"
-            "def _go(args):\n    from dlearn.stage import run\n\n"
-            "def _other(args):\n    import dlearn.other\n\n"
-            "def _add(sub):\n    from dlearn.opts import GoOptions\n"
-            "    p = sub.add_parser('go')\n    p.set_defaults(handler=_go)\n"
-            "    p = sub.add_parser('other')\n    p.set_defaults(handler=_other)\n"
+            "def stages():\n    from dlearn.stages import go, other\n    return [go, other]\n"
         ),
+        "dlearn/stages/__init__.py": "",
+        "dlearn/stages/go.py": (
+            "from dlearn.opts import GoOptions\nNAME = 'go'\n\n"
+            "def run(args):\n    from dlearn.stage import run\n"
+        ),
+        "dlearn/stages/other.py": "NAME = 'other'\n\ndef run(args):\n    import dlearn.other\n",
         "dlearn/options.py": "",
         "dlearn/opts.py": "",
         "dlearn/other.py": "",
@@ -290,7 +293,8 @@ def test_import_closure_follows_relative_function_level_and_package_imports(tmp_
     files = {p.relative_to(tmp_path).as_posix() for p in codeversion.command_files(tmp_path, "go")}
     assert files == {
         "dlearn/__init__.py", "dlearn/__main__.py", "dlearn/cli.py", "dlearn/options.py", "dlearn/opts.py",
-        "dlearn/stage.py", "dlearn/late.py", "dlearn/pkg/__init__.py", "dlearn/pkg/sub.py",
+        "dlearn/stages/__init__.py", "dlearn/stages/go.py", "dlearn/stage.py", "dlearn/late.py",
+        "dlearn/pkg/__init__.py", "dlearn/pkg/sub.py",
         "dlearn/deep/__init__.py", "dlearn/deep/init_dep.py", "dlearn/deep/leaf.py",
     }  # fmt: skip
     with pytest.raises(codeversion.UnknownCommandError, match="no command 'gone'.*go, other"):

@@ -139,7 +139,7 @@ class BodyModel(nn.Module):
         self._joint_order = torch.as_tensor(np.argsort(np.concatenate(levels)))
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> "BodyModel":
+    def from_file(cls, path: str | Path, **kwargs: Any) -> BodyModel:
         """Load an SMPL-format ``.pkl``/``.npz`` (see :func:`dlearn.body.io.load_body_model`)."""
         return cls(load_body_model(path), **kwargs)
 
@@ -152,7 +152,7 @@ class BodyModel(nn.Module):
         """Floating point type of the buffers (follows ``module.to(dtype)``)."""
         return self.v_template.dtype
 
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "BodyModel":
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> BodyModel:
         # Keep the chain's index tensors on the buffers' device (module.to() moves only buffers).
         super()._apply(fn, *args, **kwargs)
         device = self.v_template.device
@@ -191,7 +191,7 @@ class BodyModel(nn.Module):
             torch.cat(level_trans, dim=1).index_select(1, order),
         )
 
-    def select(self, vertex_ids: Tensor | None) -> "VertexSelection":
+    def select(self, vertex_ids: Tensor | None) -> VertexSelection:
         """Gather the template, weight and pose blend shape rows of ``vertex_ids`` (see forward)."""
         if vertex_ids is None:
             return VertexSelection(self._template_cm, self._weights_cm, self.posedirs, per_sample=False)
@@ -207,7 +207,7 @@ class BodyModel(nn.Module):
         self,
         pose: Tensor,
         scales: Tensor | None = None,
-        vertex_ids: "Tensor | VertexSelection | None" = None,
+        vertex_ids: Tensor | VertexSelection | None = None,
     ) -> BodyModelOutput:
         """Pose and scale the body.
 

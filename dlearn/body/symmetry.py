@@ -17,16 +17,13 @@ A horizontally flipped image then shows the mirrored body with the 2D translatio
 
 from __future__ import annotations
 
-import numpy as np
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from dlearn.body.io import SMPL_JOINT_NAMES
+from dlearn.coco_keypoints import swap_left_right
 
-
-def swap_left_right(names: tuple[str, ...] | list[str]) -> np.ndarray:
-    """(len(names),) index of each name's left/right partner (itself for central names)."""
-    partner = [n.replace("left", "@").replace("right", "left").replace("@", "right") for n in names]
-    return np.array([list(names).index(n) for n in partner], dtype=np.int64)
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 #: Body joint (and segment) index of each joint's mirror partner.

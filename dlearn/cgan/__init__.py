@@ -2,10 +2,37 @@
 
 :mod:`dlearn.cgan.model` holds the networks and the geometry, :mod:`dlearn.cgan.train` the
 `cgan_train` and `cgan_predict` stages, :mod:`dlearn.cgan.evaluate` the accuracy against 3D
-ground truth, :mod:`dlearn.cgan.toy` small 2D/3D data sets for tests and tuning.
+ground truth. The toy 2D/3D data sets the tests train it on are in ``tests/cgan_toy.py``. The
+names below load on first use (PEP 562): importing the light :mod:`dlearn.cgan.options` does not import torch.
 """
 
-from dlearn.cgan.evaluate import evaluate_depths
-from dlearn.cgan.train import CganOptions, CheckpointError, predict_depths, train_cgan
+from __future__ import annotations
 
-__all__ = ["CganOptions", "CheckpointError", "evaluate_depths", "predict_depths", "train_cgan"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlearn.cgan.evaluate import evaluate_depths
+    from dlearn.cgan.options import CganOptions
+    from dlearn.cgan.train import CheckpointError, predict_depths, train_cgan
+
+_WHERE = {
+    "CganOptions": "dlearn.cgan.options",
+    "CheckpointError": "dlearn.cgan.train",
+    "evaluate_depths": "dlearn.cgan.evaluate",
+    "predict_depths": "dlearn.cgan.train",
+    "train_cgan": "dlearn.cgan.train",
+}
+__all__ = [
+    "CganOptions",
+    "CheckpointError",
+    "evaluate_depths",
+    "predict_depths",
+    "train_cgan",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

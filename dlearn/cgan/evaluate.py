@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlearn.body.keypoints import ROOT_KEYPOINTS
+from dlearn.coco_keypoints import ROOT_KEYPOINTS
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.plots import pyplot, save_figure
 

@@ -17,12 +17,14 @@ import logging
 import multiprocessing
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dlearn.crop_geometry import from_crop, square_boxes, to_crop  # noqa: F401 (from_crop: re-exported)
+from dlearn.data.crop_options import CropOptions
 from dlearn.data.store import StoreWriter
 from dlearn.densepose.coco import PersonSample, apply_image_rules, read_densepose_coco
 from dlearn.errors import InputError
@@ -36,49 +38,6 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 class ImageError(InputError):
     """An image is missing or unreadable; the message names it and the sample."""
-
-
-@dataclass(frozen=True)
-class CropOptions:
-    """Options of the crops stage.
-
-    Attributes:
-        image_size: side of the square crop in pixels (the regressor's input size).
-        box_scale: crop side relative to the longer side of the person box (context margin).
-        min_box_size: persons whose longer box side is smaller (pixels) are skipped.
-        workers: processes that read and resize images.
-        chunk_rows: crops per zarr chunk.
-        allow_absolute_paths: accept image file_name entries that are absolute or lead out of
-            the image root with '..' (refused by default: the annotation file decides which files are read).
-        keypoint_names: the annotation file's keypoint naming, coco or posetrack (config
-            ``dataset.densepose_coco.keypoint_names``; see :mod:`dlearn.densepose.coco`).
-    """
-
-    image_size: int = 64
-    box_scale: float = 1.2
-    min_box_size: float = 0.0
-    workers: int = 2
-    chunk_rows: int = 64
-    allow_absolute_paths: bool = False
-    keypoint_names: str = "coco"
-
-
-def square_boxes(bbox: np.ndarray, box_scale: float) -> np.ndarray:
-    """(N, 4) x0, y0, w, h boxes -> (N, 3) square crop boxes cx, cy, side (pixels)."""
-    bbox = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
-    centre = bbox[:, :2] + bbox[:, 2:] / 2
-    side = box_scale * bbox[:, 2:].max(axis=1)
-    return np.concatenate([centre, side[:, None]], axis=1)
-
-
-def to_crop(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Image pixels (..., 2) -> normalised crop coordinates, for one box (3,) = cx, cy, side."""
-    return (np.asarray(points, dtype=np.float64) - box[:2]) / (box[2] / 2)
-
-
-def from_crop(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Normalised crop coordinates (..., 2) -> image pixels, inverse of :func:`to_crop`."""
-    return np.asarray(points, dtype=np.float64) * (box[2] / 2) + box[:2]
 
 
 def crop_image(image: Image.Image, box: np.ndarray, size: int) -> np.ndarray:
@@ -210,7 +169,8 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         "source": str(json_path),
         "skipped": dict(report.skipped),
     }
-    with StoreWriter(out_path, stage="crops", sample_id=[s.sample_id for s in samples], options=asdict(options), attrs=attrs) as w:
+    ids = [s.sample_id for s in samples]
+    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options), attrs=attrs) as w:
         w.write("box", boxes.astype(np.float32))
         w.write("keypoints", crop_keypoints(samples, boxes))
         images = w.create("image", (len(samples), size, size, 3), np.uint8, chunk_rows=options.chunk_rows)
@@ -230,6 +190,9 @@ def make_crops(json_path: Path, image_root: Path, out_path: Path, options: CropO
         "seconds": round(seconds, 3),
         "images_per_second": round(len(samples) / max(seconds, 1e-9), 1),
     }
-    log.info("%s: %d crops of %d px (%s), %.1f images/s", out_path, len(samples), size, report.summary(), summary["images_per_second"])
+    log.info(
+        "%s: %d crops of %d px (%s), %.1f images/s",
+        out_path, len(samples), size, report.summary(), summary["images_per_second"],
+    )  # fmt: skip
     return summary
 

@@ -109,7 +109,7 @@ class StoreWriter:
         }
         self.group: zarr.Group | None = None
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         check_store_output(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_siblings(self.path)

@@ -1,13 +1,29 @@
-"""DensePose data: the body-part UV charts (``UV_Processed.mat``)."""
+"""DensePose data: the body-part UV charts (``UV_Processed.mat``).
 
-from dlearn.densepose.uv import (
-    NUM_PARTS,
-    UVChartError,
-    UVCharts,
-    body_face_parts,
-    face_chart_corners,
-    load_uv_charts,
-    write_uv_charts,
-)
+The names below load on first use (PEP 562), so that importing a light submodule such as
+:mod:`dlearn.densepose.options` does not load scipy through this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlearn.densepose.uv import (
+        NUM_PARTS,
+        UVChartError,
+        UVCharts,
+        body_face_parts,
+        face_chart_corners,
+        load_uv_charts,
+        write_uv_charts,
+    )
 
 __all__ = ["NUM_PARTS", "UVChartError", "UVCharts", "body_face_parts", "face_chart_corners", "load_uv_charts", "write_uv_charts"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("dlearn.densepose.uv"), name)

@@ -32,11 +32,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from dlearn.coco_keypoints import COCO_KEYPOINT_NAMES, NUM_KEYPOINTS
 from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
 
-NUM_KEYPOINTS = 17
 NUM_PARTS = 24
 DP_GRID = 256  # dp_x, dp_y and dp_masks live on a 256 x 256 grid over the person box
 DENSE_KEYS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
@@ -44,13 +44,6 @@ COCO_PERSON_ID = 1  # COCO's person category, used when a file names no "person"
 # A labelled keypoint may lie this fraction of the image's longer side outside the image
 # (annotators click slightly past the border); further out it is an error, not a body part.
 KEYPOINT_MARGIN = 0.1
-
-COCO_KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-
 
 #: PoseTrack 2018's person keypoints (DensePose-PoseTrack): COCO's slots, head points for the eyes.
 POSETRACK_KEYPOINT_NAMES = ("nose", "head_bottom", "head_top", *COCO_KEYPOINT_NAMES[3:])

@@ -53,8 +53,8 @@ from dlearn.densepose.coco import (
     read_densepose_coco,
 )
 from dlearn.densepose.dump import DumpInstance, entry_instances, load_dump
+from dlearn.densepose.options import PredictionOptions
 from dlearn.errors import InputError
-from dlearn.options import option
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,6 @@ UV_SCALE = 255.0  # DensePose stores U and V in [0, 1] as 255 * U, 255 * V (uint
 
 class PredictionError(InputError):
     """A DensePose prediction file is missing or malformed; the message names the file and the value."""
-
-
-@dataclass(frozen=True)
-class PredictionOptions:
-    """How dense points are taken from predicted IUV maps.
-
-    Attributes:
-        points_per_person: dense points sampled per person (DensePose-COCO has about 100).
-        min_points: persons whose instance has fewer pixels inside their box are skipped.
-        min_keypoints: persons with fewer labelled keypoints are skipped.
-        seed: base seed of the point subsets; person (image_id, annotation_id) uses
-            ``default_rng([seed, image_id, annotation_id])``, so a subset does not depend on
-            which other persons the file holds.
-    """
-
-    points_per_person: int = option(100, minimum=1)
-    min_points: int = option(20, minimum=1)
-    min_keypoints: int = option(4, minimum=0)
-    seed: int = option(0, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -478,7 +459,7 @@ def predictions_to_coco(
     keypoints_json: str | Path,
     iuv_dir: str | Path | None,
     image_root: str | Path,
-    options: PredictionOptions = PredictionOptions(),
+    options: PredictionOptions = PredictionOptions(),  # noqa: B008 (frozen)
     *,
     dumps: list[Path] | None = None,
     allow_absolute_paths: bool = False,

@@ -52,7 +52,7 @@ from dlearn.evaluation.metrics import (
     pa_mpjpe,
     rotation_error_deg,
 )
-from dlearn.registration.data import PARAM_KEYS
+from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 

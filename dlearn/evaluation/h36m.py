@@ -16,24 +16,25 @@ HMR/SPIN's "P1"/"P2" numbers are this metric on other camera subsets).
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlearn.data.crops import CropOptions, crop_task, square_boxes
 from dlearn.data.h36m import (
     SPIN_J24_TO_LSP14,
     EvaluationFileError,
     read_spin_joints,
     read_spin_npz,
 )
-from dlearn.data.store import StoreWriter, open_store, read_sample_ids
+from dlearn.data.h36m_crops import (
+    make_h36m_crops,  # noqa: F401 (re-exported: its former home)
+    sample_ids,
+)
+from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, check_bone_scaling, load_joint_regressor
 from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
-from dlearn.registration.data import PARAM_KEYS
+from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -50,45 +51,6 @@ PROTOCOL = (
 def _with_root(joints: np.ndarray) -> np.ndarray:
     """(N, 14, 3) -> (N, 15, 3) with the mid-hip appended."""
     return np.concatenate([joints, joints[:, list(LSP14_HIPS)].mean(1, keepdims=True)], axis=1)
-
-
-def sample_ids(n: int) -> list[str]:
-    return [f"h36m_{i}" for i in range(n)]
-
-
-def make_h36m_crops(npz: Path, image_root: Path, out_path: Path, options: CropOptions) -> dict[str, Any]:
-    """Crops of the evaluation frames, framed like the training crops: the person's box
-    recovered from the npz (side = scale x 200 / 0.9, SPIN's factor undone, see
-    :attr:`~dlearn.data.h36m.SpinEvaluationSet.person_boxes`) made square with side
-    ``options.box_scale`` x that, as the crops stage does; otherwise the person fills 1.2 / 0.9
-    = 1.33 times more of the crop than in training and the regressor is evaluated out of
-    distribution.
-
-    Raises:
-        EvaluationFileError: the npz is unreadable; ImageError: an image is missing.
-    """
-    start = time.perf_counter()
-    frames = read_spin_npz(npz)
-    n = len(frames.imgname)
-    boxes = square_boxes(frames.person_boxes, options.box_scale)
-    ids = sample_ids(n)
-    attrs = {
-        "frame": "normalised crop coordinates",
-        "box": "cx, cy, side in image pixels: side = box_scale x scale x 200 / 0.9 (SPIN's box is 0.9 x the person's)",
-        "source": str(npz),
-    }
-    with StoreWriter(out_path, stage="crops", sample_id=ids, options=asdict(options), attrs=attrs) as w:
-        w.write("box", boxes.astype(np.float32))
-        w.write("keypoints", np.zeros((n, 17, 3), np.float32))  # Human3.6M frames carry no 2D labels here
-        images = w.create("image", (n, options.image_size, options.image_size, 3), np.uint8, chunk_rows=options.chunk_rows)
-        for first in range(0, n, options.chunk_rows):
-            rows = range(first, min(n, first + options.chunk_rows))
-            images[first : rows[-1] + 1] = np.stack(
-                [crop_task((ids[i], image_root / frames.imgname[i], boxes[i], options.image_size)) for i in rows]
-            )
-    summary = {"samples": n, "seconds": round(time.perf_counter() - start, 2)}
-    log.info("%s: %s", out_path, summary)
-    return summary
 
 
 def _bone_sum_mm(lsp14: np.ndarray) -> np.ndarray:

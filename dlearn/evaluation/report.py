@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from dlearn.body.model import BodyModel
-from dlearn.checkpoint import load_tagged
+from dlearn.checkpoint import CheckpointError, load_tagged
 from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.evaluate import CSV_COLUMNS, write_csv
+from dlearn.params import PARAM_KEYS
 from dlearn.plots import pyplot, save_figure
-from dlearn.registration.data import PARAM_KEYS
-from dlearn.regressor.train import MODEL_FORMAT, CheckpointError
+from dlearn.regressor.train import MODEL_FORMAT
 
 log = logging.getLogger(__name__)
 

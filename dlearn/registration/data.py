@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
+from dlearn.params import PARAM_KEYS
 from dlearn.registration.fit import FitBatch
 
 #: The registration's parameters as stored (registration and prediction stores alike).
-PARAM_KEYS = ("pose", "scales", "rotation", "cam_scale", "cam_translation")
 
 
 @dataclass
@@ -105,7 +105,8 @@ def padded_arrays(
         c = min(int(counts[i]), p)
         if subset_key is not None and counts[i] > p:
             # Sorted: the points keep their order, only which ones varies with the key.
-            span = data.offsets[r] + np.sort(np.random.default_rng((*subset_key, int(r))).choice(int(counts[i]), c, replace=False))
+            rng = np.random.default_rng((*subset_key, int(r)))
+            span = data.offsets[r] + np.sort(rng.choice(int(counts[i]), c, replace=False))
         else:
             span = slice(data.offsets[r], data.offsets[r] + c)
         vertex[i, :c], point[i, :c], mask[i, :c] = data.vertex[span], data.point[span], 1.0

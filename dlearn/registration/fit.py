@@ -30,8 +30,9 @@ from torch import Tensor
 from dlearn.body.camera import camera_points, rotation_from_9d
 from dlearn.body.keypoints import ROOT_KEYPOINTS, CocoKeypoints
 from dlearn.body.model import BodyModel, VertexSelection
-from dlearn.options import option
+from dlearn.params import Params
 from dlearn.registration import losses
+from dlearn.registration.options import LossWeights, RegistrationOptions
 
 #: Camera rotation of an upright person facing the camera (image y down, camera z away).
 UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
@@ -39,61 +40,6 @@ UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
 LOSS_TERMS = ("dense", "kp", "scale", "joint", "det")
 #: Start scales below this (zero, negative, tiny) start here: the log-scale needs s > 0.
 MIN_START_SCALE = 1e-2
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the registration loss terms (paper section 6; these are the later rounds').
-
-    Attributes:
-        dense: weight of the dense correspondence loss (eq. 3).
-        kp: weight of the key-point loss, 2D and cGAN depth (eq. 4).
-        scale: weight of the segment-scale smoothness.
-        joint: weight of the kinematic regulariser.
-        det: weight of the rotation determinant penalty.
-    """
-
-    dense: float = option(1000.0, minimum=0)
-    kp: float = option(1.0, minimum=0)
-    scale: float = option(10.0, minimum=0)
-    joint: float = option(0.001, minimum=0)
-    det: float = option(1.0, minimum=0)
-
-
-@dataclass(frozen=True)
-class RegistrationOptions:
-    """Options of the registration: the optimiser, the loss weights and the stage's batching.
-
-    Attributes:
-        batch_size: samples optimised together (independent problems, one vectorised loop).
-        chunk_size: samples per checkpointed chunk.
-        keep_best: keep a sample's previous-round fit when the new one fits the data worse.
-        use_depth: use the cGAN depths in the key-point loss (eq. 4).
-        device: auto (CUDA when present), cpu or cuda.
-        lr: Adam learning rate (the paper's 0.1).
-        steps: maximum optimisation steps per batch.
-        patience: steps between convergence checks.
-        tolerance: a batch stops when its total loss fell by less than this fraction over the
-            last patience steps.
-        scale_anchor: weight of the pull of log scales towards 0 inside L_scale.
-        weights: loss term weights (the rule passes round 0's stiff ones for round 0).
-        max_failed_fraction: the stage fails when more than this fraction of a shard's samples
-            went non-finite (a NaN or inf loss: bad input, or too high an lr), rather than hand
-            them on frozen at their last finite fit.
-    """
-
-    batch_size: int = option(2048, minimum=1)
-    chunk_size: int = option(2048, minimum=1)
-    keep_best: bool = True
-    use_depth: bool = True
-    device: str = "auto"
-    lr: float = option(0.1, exclusive_minimum=0)
-    steps: int = option(400, minimum=1)
-    patience: int = option(25, minimum=1)
-    tolerance: float = option(1e-4, minimum=0)
-    scale_anchor: float = option(0.1, minimum=0)
-    weights: LossWeights = LossWeights()
-    max_failed_fraction: float = option(0.05, minimum=0, maximum=1)
 
 
 @dataclass
@@ -117,23 +63,6 @@ class FitBatch:
     keypoint_mask: Tensor
     depth: Tensor
     depth_mask: Tensor
-
-
-@dataclass
-class Params:
-    """Body and camera parameters of B samples (the registration's theta)."""
-
-    pose: Tensor  # (B, 23, 3)
-    scales: Tensor  # (B, 24)
-    rotation: Tensor  # (B, 9) raw, row-major; Gram-Schmidt gives the rotation
-    cam_scale: Tensor  # (B,)
-    translation: Tensor  # (B, 2)
-
-    def tensors(self) -> list[Tensor]:
-        return [self.pose, self.scales, self.rotation, self.cam_scale, self.translation]
-
-    def detach(self) -> "Params":
-        return Params(*(t.detach().clone() for t in self.tensors()))
 
 
 @dataclass

@@ -34,6 +34,7 @@ from dlearn.data.store import StoreError, open_store, read_sample_ids, write_sto
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
 from dlearn.outputs import atomic_file, release_checkpoint_dir
+from dlearn.params import STATUS, params_from_arrays, status_counts
 from dlearn.registration.data import (
     PARAM_KEYS,
     FitData,
@@ -44,7 +45,6 @@ from dlearn.registration.data import (
 )
 from dlearn.registration.fit import (
     LOSS_TERMS,
-    Params,
     RegistrationOptions,
     data_loss,
     evaluated_vertices,
@@ -57,7 +57,6 @@ from dlearn.registration.fit import (
 log = logging.getLogger(__name__)
 
 #: Status codes of the output store.
-STATUS = {"ok": 0, "kept_previous": 1, "no_correspondences": 2, "non_finite": 3}
 TORSO_PARTS = (1, 2)
 
 
@@ -107,17 +106,8 @@ def _load_inputs(
     )
 
 
-def _params_from(arrays: dict[str, np.ndarray], device: torch.device, dtype: torch.dtype) -> Params:
-    def t(x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)
-
-    return Params(
-        pose=t(arrays["pose"]).reshape(-1, 23, 3),
-        scales=t(arrays["scales"]),
-        rotation=t(arrays["rotation"]).reshape(-1, 9),
-        cam_scale=t(arrays["cam_scale"]),
-        translation=t(arrays["cam_translation"]),
-    )
+#: The store arrays as Params (tests use the former private name).
+_params_from = params_from_arrays
 
 
 def _round0_init(model: BodyModel, data: FitData, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -151,14 +141,14 @@ def _fit_chunk(
         sub = rows[first : first + options.batch_size]
         local = np.arange(first, first + len(sub))
         batch = fit_batch(inputs.data, sub, device, dtype)
-        start = _params_from({k: v[local] for k, v in init.items()}, device, dtype)
+        start = params_from_arrays({k: v[local] for k, v in init.items()}, device, dtype)
         result = fit(model, start, batch, keypoints, options)
         params, terms, total, joints = result.params, result.terms, result.total, result.joints
         status = np.full(len(sub), STATUS["ok"], np.uint8)
         status[inputs.data.counts(sub) == 0] = STATUS["no_correspondences"]
         status[result.non_finite.cpu().numpy()] = STATUS["non_finite"]
         if options.keep_best and inputs.previous is not None:
-            previous = _params_from({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
+            previous = params_from_arrays({k: v[sub] for k, v in inputs.previous.items()}, device, dtype)
             with torch.no_grad():
                 vertices = evaluated_vertices(model, batch)
                 old_terms, old_pred = loss_terms(model, previous, batch, vertices, keypoints, options.scale_anchor)
@@ -196,10 +186,6 @@ def reflection_counts(init: dict[str, np.ndarray] | None, rows: np.ndarray, fitt
         start = int((np.linalg.det(np.asarray(init["rotation"], np.float64)[rows].reshape(-1, 3, 3)) < 0).sum())
     final = int((np.linalg.det(np.asarray(fitted, np.float64).reshape(-1, 3, 3)) < 0).sum()) if len(fitted) else 0
     return {"initial": start, "final": final}
-
-
-def status_counts(status: np.ndarray) -> dict[str, int]:
-    return {name: int((status == code).sum()) for name, code in STATUS.items()}
 
 
 def shard_rows(num_samples: int, shard: int, num_shards: int) -> np.ndarray:

@@ -16,7 +16,6 @@ and the camera, and per-channel colour gains.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,26 +27,10 @@ from torch import Tensor
 from dlearn.body.keypoints import COCO_FLIP
 from dlearn.body.symmetry import mirror_pose, mirror_rotation, mirror_scales
 from dlearn.data.store import open_store, read_sample_ids
+from dlearn.params import THETA_SLICES
 from dlearn.registration.data import FitData, padded_arrays
 from dlearn.registration.fit import FitBatch
-from dlearn.regressor.model import THETA_SLICES
-
-
-@dataclass(frozen=True)
-class AugmentOptions:
-    """Training augmentation (off: all zero).
-
-    Attributes:
-        scale: crops are zoomed by a factor drawn from [1 - scale, 1 + scale].
-        translation: crops are shifted by up to this fraction of the half crop side, per axis.
-        colour: per-channel gains drawn from [1 - colour, 1 + colour].
-        flip: mirror half the crops horizontally (needs the body's ``vertex_symmetry``).
-    """
-
-    scale: float = 0.1
-    translation: float = 0.1
-    colour: float = 0.2
-    flip: bool = False
+from dlearn.regressor.options import AugmentOptions
 
 
 def crop_rows(crops_path: Path, ids: list[str]) -> np.ndarray:

@@ -9,22 +9,21 @@ predicts a plausible body and camera.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from dlearn.errors import InputError
-from dlearn.registration.fit import Params
-
-#: Where each parameter lives in the 105-vector theta.
-THETA_SLICES: OrderedDict[str, slice] = OrderedDict(
-    pose=slice(0, 69), scales=slice(69, 93), rotation=slice(93, 102), cam_scale=slice(102, 103), translation=slice(103, 105)
+from dlearn.params import (  # the parameter vector, re-exported: its former home
+    THETA_SIZE,
+    THETA_SLICES,  # noqa: F401
+    params_from_theta,  # noqa: F401
+    theta_from_arrays,  # noqa: F401
+    theta_from_params,  # noqa: F401
 )
-THETA_SIZE = 105
+
 #: torchvision ResNets (the paper's is resnet50) and dlearn's small ConvNet ``tiny16`` (see
 #: :class:`SmallConvNet` and docs/regressor_study.md).
 BACKBONES = ("tiny16", "resnet18", "resnet34", "resnet50")
@@ -35,48 +34,6 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 class WeightsError(InputError):
     """A pretrained weights file is missing or does not fit the backbone; names the file."""
-
-
-def theta_from_params(params: Params) -> Tensor:
-    """(B, 105) theta of :class:`Params` (pose, scales, raw rotation, camera scale, translation)."""
-    b = params.pose.shape[0]
-    return torch.cat(
-        [
-            params.pose.reshape(b, 69),
-            params.scales.reshape(b, 24),
-            params.rotation.reshape(b, 9),
-            params.cam_scale.reshape(b, 1),
-            params.translation.reshape(b, 2),
-        ],
-        dim=1,
-    )
-
-
-def params_from_theta(theta: Tensor) -> Params:
-    """(B, 105) theta -> :class:`Params` (views, gradients flow)."""
-    s = THETA_SLICES
-    return Params(
-        pose=theta[:, s["pose"]].reshape(-1, 23, 3),
-        scales=theta[:, s["scales"]],
-        rotation=theta[:, s["rotation"]],
-        cam_scale=theta[:, s["cam_scale"]][:, 0],
-        translation=theta[:, s["translation"]],
-    )
-
-
-def theta_from_arrays(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """(N, 105) float32 theta from a registration store's arrays (rotation (N, 3, 3) or (N, 9))."""
-    n = len(arrays["pose"])
-    return np.concatenate(
-        [
-            np.asarray(arrays["pose"]).reshape(n, 69),
-            np.asarray(arrays["scales"]).reshape(n, 24),
-            np.asarray(arrays["rotation"]).reshape(n, 9),
-            np.asarray(arrays["cam_scale"]).reshape(n, 1),
-            np.asarray(arrays["cam_translation"]).reshape(n, 2),
-        ],
-        axis=1,
-    ).astype(np.float32)
 
 
 @dataclass(frozen=True)

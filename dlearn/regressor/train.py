@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,28 @@ from dlearn.body.camera import proper_rotation_from_9d, rotation_from_9d
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
-from dlearn.checkpoint import atomic_save, inputs_fingerprint, load_tagged
+from dlearn.checkpoint import (
+    CheckpointError,  # noqa: F401 (re-exported: model files raise it)
+    atomic_save,
+    inputs_fingerprint,
+    load_tagged,
+    resume_tagged,
+)
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
 from dlearn.device import resolve_device
-from dlearn.errors import InputError
-from dlearn.options import option
 from dlearn.outputs import claim_checkpoint_dir, release_checkpoint_dir
+from dlearn.params import (
+    PARAM_KEYS,
+    STATUS,
+    THETA_SLICES,
+    params_from_theta,
+    status_counts,
+    theta_from_arrays,
+)
 from dlearn.plots import pyplot, save_figure
-from dlearn.registration.data import PARAM_KEYS, load_fit_data, samples_without_depth, to_fit_batch
+from dlearn.registration.data import load_fit_data, samples_without_depth, to_fit_batch
 from dlearn.registration.fit import UPRIGHT_FACING, FitBatch, data_terms, evaluated_vertices
-from dlearn.registration.stage import STATUS, status_counts
 from dlearn.regressor.data import (
-    AugmentOptions,
     RegressorBatches,
     augment,
     crop_rows,
@@ -51,13 +61,11 @@ from dlearn.regressor.data import (
     images_to_tensor,
 )
 from dlearn.regressor.model import (
-    THETA_SLICES,
     Regressor,
     RegressorSpec,
     load_backbone_weights,
-    params_from_theta,
-    theta_from_arrays,
 )
+from dlearn.regressor.options import RegressorLossWeights, RegressorOptions
 
 log = logging.getLogger(__name__)
 
@@ -66,77 +74,6 @@ MODEL_VERSION = 1
 CHECKPOINT_NAME = "regressor_last.pt"
 #: Registration statuses whose fits are training targets.
 USABLE_STATUS = (STATUS["ok"], STATUS["kept_previous"])
-
-
-class CheckpointError(InputError):
-    """A checkpoint or model file is unreadable or of another kind; the message names it."""
-
-
-@dataclass(frozen=True)
-class RegressorLossWeights:
-    """Weights of the regressor loss (paper eq. 5 and section 6).
-
-    Attributes:
-        theta: alpha, on the smooth-L1 distance to the registration's theta.
-        dense: beta, on L_dense of the predicted body.
-        kp: gamma, on L_KP of the predicted body.
-        joints: on the mean distance (metres) between the root-relative 3D joints of the
-            predicted body and of the registration's (not in the paper: 0 there). It weights the
-            69 pose numbers by their effect on the body; with it a small ConvNet learns pose
-            in fewer steps (docs/regressor_study.md).
-    """
-
-    theta: float = 1.0
-    dense: float = 10.0
-    kp: float = 1.0
-    joints: float = 0.0
-
-
-@dataclass(frozen=True)
-class RegressorOptions:
-    """Options of the regressor's training (defaults: the paper's, section 6).
-
-    Attributes:
-        backbone: tiny16 (dlearn's small ConvNet), resnet18, resnet34 or resnet50 (the paper's).
-        head_hidden: width of the head's hidden layer.
-        pretrained: a local torchvision ResNet state dict (ImageNet weights), or none (train
-            from scratch). Ignored when warm-starting from a previous round's model.
-        epochs: passes over the training samples.
-        batch_size: crops per optimisation step.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        lr_schedule: constant, or cosine (decays to 0 over the epochs).
-        use_depth: use the cGAN depths in L_KP.
-        max_points: dense points per sample: a sample with more uses a random subset of this
-            many, drawn anew each epoch (padding cost).
-        workers: DataLoader worker processes.
-        shuffle_chunks: batches mix samples of this many store chunks (see regressor.data).
-        device: auto (CUDA when present), cpu or cuda.
-        amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
-        channels_last: channels-last memory format on CUDA; ignored on CPU.
-        seed: seed of the initialisation, the batch order and the augmentation.
-        weights: loss weights alpha, beta, gamma.
-        augment: crop and colour augmentation.
-    """
-
-    backbone: str = "resnet50"
-    head_hidden: int = option(512, minimum=1)
-    pretrained: str = "none"
-    epochs: int = option(30, minimum=1)
-    batch_size: int = option(30, minimum=2)
-    lr: float = option(1e-4, exclusive_minimum=0)
-    weight_decay: float = option(0.0, minimum=0)
-    lr_schedule: str = "constant"
-    use_depth: bool = True
-    max_points: int = option(256, minimum=1)
-    workers: int = option(2, minimum=0)
-    shuffle_chunks: int = option(8, minimum=1)
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    seed: int = 0
-    weights: RegressorLossWeights = RegressorLossWeights()
-    augment: AugmentOptions = AugmentOptions()
 
 
 def regressor_loss(
@@ -171,7 +108,8 @@ def reference_theta(targets: np.ndarray) -> Tensor:
 
 
 def _load(path: Path, what: str) -> dict[str, Any]:
-    return load_tagged(path, MODEL_FORMAT, what, CheckpointError)
+    """A regressor file (model or checkpoint); :class:`~dlearn.checkpoint.CheckpointError` names it otherwise."""
+    return load_tagged(path, MODEL_FORMAT, what)
 
 
 def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[str, Any]]:
@@ -198,6 +136,200 @@ def _loader(dataset: RegressorBatches, batches: list[np.ndarray], workers: int, 
     )  # fmt: skip
 
 
+@dataclass
+class _TrainingData:
+    """What a regressor run trains on: the usable registrations of the train split."""
+
+    dataset: RegressorBatches
+    image_rows: np.ndarray  # crop store rows of the training samples
+    targets: np.ndarray  # (N, 105) theta of their registrations
+    chunk_rows: int  # crops per store chunk (batches mix few chunks)
+    samples: int
+    excluded: dict[str, int]  # registration status -> samples left out
+    without_depth: int
+
+
+def _load_training_data(
+    crops: Path, correspondences: Path, registration: Path, options: RegressorOptions, depths: Path | None
+) -> _TrainingData:
+    """The samples with a usable registration (``ok`` or ``kept_previous``), their crops and targets."""
+    fit_data = load_fit_data(correspondences, crops, depths if options.use_depth else None)
+    reg = read_aligned(
+        open_store(registration, stage="merge_registration", required=[*PARAM_KEYS, "status"]),
+        fit_data.ids,
+        (*PARAM_KEYS, "status"),
+        registration,
+    )
+    usable = np.isin(reg["status"], USABLE_STATUS)
+    excluded = {name: n for name, n in status_counts(reg["status"][~usable]).items() if n}
+    if not usable.any():
+        raise ValueError(f"{registration}: no sample has a usable registration ({excluded})")
+    log.info("%d samples to train on, excluded by registration status: %s", int(usable.sum()), excluded or "none")
+    fit_rows = np.flatnonzero(usable)
+    without_depth = samples_without_depth(fit_data, fit_rows)
+    if options.use_depth and depths is not None and without_depth:
+        log.info("%d of them without a depth term in L_KP (%s marks them invalid)", without_depth, depths)
+    image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
+    targets = theta_from_arrays(reg)[fit_rows]
+    num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
+    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed)
+    chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
+    return _TrainingData(dataset, image_rows, targets, chunk_rows, int(usable.sum()), excluded, without_depth)
+
+
+@dataclass
+class _Run:
+    """A training run's network, optimiser state, random generator and progress."""
+
+    spec: RegressorSpec
+    model: Regressor
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    device: torch.device
+    use_amp: bool
+    channels_last: bool
+    epoch: int = 0
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    def checkpoint(self, fingerprint: str) -> dict[str, Any]:
+        """The state :func:`_resume` restores (see :func:`dlearn.checkpoint.resume_tagged`)."""
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "curve": self.curve,
+            "state_dict": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": self.generator.get_state(),
+        }
+
+
+def _build_run(
+    options: RegressorOptions, device: torch.device, targets: np.ndarray, init_model: Path | None
+) -> _Run:
+    """The network (warm-started from ``init_model``, else around the targets' reference theta,
+    with ``options.pretrained`` backbone weights), its optimiser, schedule and generator."""
+    cuda = device.type == "cuda"
+    spec = RegressorSpec(options.backbone, options.head_hidden)
+    if init_model is not None:
+        previous = _load(Path(init_model), "model")
+        if RegressorSpec(**previous["spec"]) != spec:
+            raise ValueError(f"{init_model}: a {previous['spec']} network cannot warm-start a {asdict(spec)} one")
+        model = Regressor(spec)
+        model.load_state_dict(previous["state_dict"])
+        log.info("warm start from %s", init_model)
+    else:
+        model = Regressor(spec, reference_theta(targets))
+        if options.pretrained != "none":
+            load_backbone_weights(model, Path(options.pretrained))
+            log.info("backbone weights from %s", options.pretrained)
+    channels_last = cuda and options.channels_last
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(options))
+    use_amp = cuda and options.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    generator = torch.Generator().manual_seed(options.seed)
+    return _Run(spec, model, optimiser, scheduler, scaler, generator, device, use_amp, channels_last)
+
+
+def _resume(run: _Run, ckpt_path: Path, fingerprint: str) -> None:
+    """Continue ``run`` after the last epoch saved at ``ckpt_path``, when that is a checkpoint of
+    the same options and inputs (:func:`dlearn.checkpoint.resume_tagged`)."""
+    ckpt = resume_tagged(ckpt_path, MODEL_FORMAT, fingerprint)
+    if ckpt is None:
+        return
+    run.model.load_state_dict(ckpt["state_dict"])
+    run.optimiser.load_state_dict(ckpt["optimiser"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    run.generator.set_state(ckpt["rng"])
+    run.epoch, run.curve = int(ckpt["epoch"]), list(ckpt["curve"])
+    log.info("resuming after epoch %d from %s", run.epoch, ckpt_path)
+
+
+def _train_epoch(
+    run: _Run,
+    data: _TrainingData,
+    options: RegressorOptions,
+    body: BodyModel,
+    keypoints: CocoKeypoints,
+    vertex_symmetry: Tensor | None,
+) -> dict[str, float]:
+    """One pass over the training samples; appends its row (mean losses, lr, throughput) to the
+    run's curve and returns it."""
+    model, device, cuda = run.model, run.device, run.device.type == "cuda"
+    model.train()
+    batches = epoch_batches(data.image_rows, data.chunk_rows, options.batch_size, options.shuffle_chunks, run.generator)
+    data.dataset.set_epoch(run.epoch)
+    sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0, "joints": 0.0}
+    seen, wait, t_epoch = 0, 0.0, time.perf_counter()
+    t_data = time.perf_counter()
+    for item in _loader(data.dataset, batches, options.workers, cuda):
+        wait += time.perf_counter() - t_data
+        images = images_to_tensor(item["image"], device, run.channels_last)
+        theta_target = item["theta"].to(device, non_blocking=True)
+        batch = to_fit_batch(item, device, torch.float32)
+        images, theta_target, batch = augment(
+            images, theta_target, batch, options.augment, run.generator, vertex_symmetry
+        )
+        with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
+            theta = model(images)
+        loss, terms = regressor_loss(body, keypoints, theta.float(), theta_target, batch, options.weights)
+        run.optimiser.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimiser)
+        run.scaler.update()
+        b = images.shape[0]
+        seen += b
+        sums["total"] += float(loss.detach()) * b
+        for name, value in terms.items():
+            sums[name] += float(value.detach().sum())
+        t_data = time.perf_counter()
+    run.scheduler.step()
+    run.epoch += 1
+    seconds = time.perf_counter() - t_epoch
+    row = {
+        "epoch": run.epoch,
+        **{k: v / max(seen, 1) for k, v in sums.items()},
+        "lr": run.optimiser.param_groups[0]["lr"],
+        "images_per_second": seen / max(seconds, 1e-9),
+        "data_wait_fraction": wait / max(seconds, 1e-9),
+    }
+    run.curve.append(row)
+    log.info(
+        "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f, joints %.4f m), %.1f images/s, %.0f%% waiting for data",
+        run.epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], row["joints"],
+        row["images_per_second"], 100 * row["data_wait_fraction"],
+    )  # fmt: skip
+    return row
+
+
+def _save_model(
+    run: _Run, data: _TrainingData, options: RegressorOptions, out_model: Path, init_model: Path | None
+) -> None:
+    """The trained network with its spec, options and curve (``model.pt``)."""
+    atomic_save(
+        {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "spec": asdict(run.spec),
+            "options": asdict(options),
+            "state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
+            "curve": run.curve,
+            "samples": data.samples,
+            "excluded": data.excluded,
+            "warm_start": str(init_model) if init_model is not None else None,
+        },
+        Path(out_model),
+    )
+
+
 def train_regressor(
     crops: Path,
     correspondences: Path,
@@ -212,6 +344,10 @@ def train_regressor(
     keypoint_regressor: Path | None = None,
 ) -> dict[str, Any]:
     """Train the regressor on a round's registrations; write ``out_model``.
+
+    Loading (:func:`_load_training_data`), building (:func:`_build_run`), resuming
+    (:func:`_resume`), one epoch at a time (:func:`_train_epoch`, a checkpoint after each) and
+    saving (:func:`_save_model`).
 
     Args:
         crops: ``crops_train.zarr``.
@@ -235,166 +371,53 @@ def train_regressor(
         # The loader's worker processes take cores from the compute threads (OMP_NUM_THREADS,
         # the rule's threads): oversubscribed CPU threads slow small convolutions up to 8x.
         torch.set_num_threads(max(1, torch.get_num_threads() - options.workers))
-    data = load_body_model(body_model)
-    if options.augment.flip and data.vertex_symmetry is None:
+    body_data = load_body_model(body_model)
+    if options.augment.flip and body_data.vertex_symmetry is None:
         raise ValueError(
             f"{body_model}: regressor.augment.flip needs the body model's vertex_symmetry (the left/right "
             "mirror of each vertex), which this file does not have; set regressor.augment.flip: false"
         )
-    cuda = device.type == "cuda"
-    fit_data = load_fit_data(correspondences, crops, depths if options.use_depth else None)
-    reg = read_aligned(
-        open_store(registration, stage="merge_registration", required=[*PARAM_KEYS, "status"]),
-        fit_data.ids,
-        (*PARAM_KEYS, "status"),
-        registration,
-    )
-    usable = np.isin(reg["status"], USABLE_STATUS)
-    excluded = {name: n for name, n in status_counts(reg["status"][~usable]).items() if n}
-    if not usable.any():
-        raise ValueError(f"{registration}: no sample has a usable registration ({excluded})")
-    log.info("%d samples to train on, excluded by registration status: %s", int(usable.sum()), excluded or "none")
-    fit_rows = np.flatnonzero(usable)
-    without_depth = samples_without_depth(fit_data, fit_rows)
-    if options.use_depth and depths is not None and without_depth:
-        log.info("%d of them without a depth term in L_KP (%s marks them invalid)", without_depth, depths)
-    image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
-    targets = theta_from_arrays(reg)[fit_rows]
-    num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
-    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed)
-    chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
+    data = _load_training_data(crops, correspondences, registration, options, depths)
+    run = _build_run(options, device, data.targets, init_model)
 
-    spec = RegressorSpec(options.backbone, options.head_hidden)
-    if init_model is not None:
-        previous = _load(Path(init_model), "model")
-        if RegressorSpec(**previous["spec"]) != spec:
-            raise ValueError(f"{init_model}: a {previous['spec']} network cannot warm-start a {asdict(spec)} one")
-        model = Regressor(spec)
-        model.load_state_dict(previous["state_dict"])
-        log.info("warm start from %s", init_model)
-    else:
-        model = Regressor(spec, reference_theta(targets))
-        if options.pretrained != "none":
-            load_backbone_weights(model, Path(options.pretrained))
-            log.info("backbone weights from %s", options.pretrained)
-    channels_last = cuda and options.channels_last
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(options))
-    use_amp = cuda and options.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    generator = torch.Generator().manual_seed(options.seed)
-
-    body = BodyModel(data, dtype=torch.float32).to(device)
-    keypoints = coco_keypoint_model(body, data, keypoint_regressor)
-    vertex_symmetry = None if data.vertex_symmetry is None else torch.as_tensor(data.vertex_symmetry, device=device)
+    body = BodyModel(body_data, dtype=torch.float32).to(device)
+    keypoints = coco_keypoint_model(body, body_data, keypoint_regressor)
+    symmetry = None if body_data.vertex_symmetry is None else torch.as_tensor(body_data.vertex_symmetry, device=device)
 
     checkpoint_dir = claim_checkpoint_dir(Path(checkpoint_dir))  # a user's folder is an error
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME
-    fingerprint = inputs_fingerprint(asdict(options), [crops, correspondences, registration, depths, init_model, body_model, keypoint_regressor])
-    epoch, curve = 0, []
-    if ckpt_path.exists():
-        ckpt = _load(ckpt_path, "checkpoint")
-        if ckpt.get("fingerprint") == fingerprint:
-            model.load_state_dict(ckpt["state_dict"])
-            optimiser.load_state_dict(ckpt["optimiser"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
-            generator.set_state(ckpt["rng"])
-            epoch, curve = int(ckpt["epoch"]), list(ckpt["curve"])
-            log.info("resuming after epoch %d from %s", epoch, ckpt_path)
-        else:
-            log.warning("%s: checkpoint of other options or inputs, starting over", ckpt_path)
+    fingerprint = inputs_fingerprint(
+        asdict(options), [crops, correspondences, registration, depths, init_model, body_model, keypoint_regressor]
+    )
+    _resume(run, ckpt_path, fingerprint)
 
     start = time.perf_counter()
-    while epoch < options.epochs:
-        model.train()
-        batches = epoch_batches(image_rows, chunk_rows, options.batch_size, options.shuffle_chunks, generator)
-        dataset.set_epoch(epoch)
-        sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0, "joints": 0.0}
-        seen, wait, t_epoch = 0, 0.0, time.perf_counter()
-        t_data = time.perf_counter()
-        for item in _loader(dataset, batches, options.workers, cuda):
-            wait += time.perf_counter() - t_data
-            images = images_to_tensor(item["image"], device, channels_last)
-            theta_target = item["theta"].to(device, non_blocking=True)
-            batch = to_fit_batch(item, device, torch.float32)
-            images, theta_target, batch = augment(
-                images, theta_target, batch, options.augment, generator, vertex_symmetry
-            )
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                theta = model(images)
-            loss, terms = regressor_loss(body, keypoints, theta.float(), theta_target, batch, options.weights)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            b = images.shape[0]
-            seen += b
-            sums["total"] += float(loss.detach()) * b
-            for name, value in terms.items():
-                sums[name] += float(value.detach().sum())
-            t_data = time.perf_counter()
-        scheduler.step()
-        epoch += 1
-        seconds = time.perf_counter() - t_epoch
-        row = {
-            "epoch": epoch,
-            **{k: v / max(seen, 1) for k, v in sums.items()},
-            "lr": optimiser.param_groups[0]["lr"],
-            "images_per_second": seen / max(seconds, 1e-9),
-            "data_wait_fraction": wait / max(seconds, 1e-9),
-        }
-        curve.append(row)
-        log.info(
-            "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f, joints %.4f m), %.1f images/s, %.0f%% waiting for data",
-            epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], row["joints"],
-            row["images_per_second"], 100 * row["data_wait_fraction"],
-        )  # fmt: skip
-        atomic_save(
-            {
-                "format": MODEL_FORMAT,
-                "version": MODEL_VERSION,
-                "fingerprint": fingerprint,
-                "epoch": epoch,
-                "curve": curve,
-                "state_dict": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": generator.get_state(),
-            },
-            ckpt_path,
-        )
+    while run.epoch < options.epochs:
+        _train_epoch(run, data, options, body, keypoints, symmetry)
+        atomic_save(run.checkpoint(fingerprint), ckpt_path)
     seconds = time.perf_counter() - start
-    atomic_save(
-        {
-            "format": MODEL_FORMAT,
-            "version": MODEL_VERSION,
-            "spec": asdict(spec),
-            "options": asdict(options),
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "curve": curve,
-            "samples": int(usable.sum()),
-            "excluded": excluded,
-            "warm_start": str(init_model) if init_model is not None else None,
-        },
-        Path(out_model),
-    )
+    _save_model(run, data, options, out_model, init_model)
     release_checkpoint_dir(checkpoint_dir)
     summary = {
-        "samples": int(usable.sum()),
-        "excluded": excluded,
-        "samples_without_depth": without_depth,
+        "samples": data.samples,
+        "excluded": data.excluded,
+        "samples_without_depth": data.without_depth,
         "seconds": round(seconds, 2),
-        "curve": curve,
+        "curve": run.curve,
     }
     log.info("%s: trained on %d samples in %.1f s", out_model, summary["samples"], seconds)
     return summary
 
 
 def predict(
-    model_path: Path, crops: Path, body_model: Path, out_path: Path, *, device: str = "auto", batch_size: int = 64, workers: int = 0
+    model_path: Path,
+    crops: Path,
+    body_model: Path,
+    out_path: Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """theta for every crop of a split, written in the registration store's layout.
 

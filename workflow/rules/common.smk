@@ -15,6 +15,7 @@ REPO = Path(workflow.basedir)
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 import dlearn.codeversion as codeversion
+from dlearn.options import stage_block  # the stage blocks less the workflow's own keys
 
 
 def dlearn_command():
@@ -136,16 +137,7 @@ def mixed_image_root():
 
 def prediction_options():
     """The densepose_predictions block's sampling options (the paths are the rule's inputs)."""
-    paths = (
-        "train_keypoints",
-        "test_keypoints",
-        "iuv_dir",
-        "image_root",
-        "train_dump",
-        "test_dump",
-    )
-    block = DATASET["densepose_predictions"]
-    return {k: v for k, v in block.items() if k not in paths}
+    return stage_block(config, "dataset.densepose_predictions")
 
 
 def annotation_naming():
@@ -174,7 +166,7 @@ REG = config["registration"]
 
 def registration_options(round_k):
     """The register flags of round k: round 0 uses the stiff first-round weights (paper section 6)."""
-    options = {k: v for k, v in REG.items() if k not in ("shards", "first_round")}
+    options = stage_block(config, "registration")
     if int(round_k) == 0:
         options["weights"] = {**REG["weights"], **REG["first_round"]["weights"]}
     return cli_flags({**options, "device": config["device"]})

@@ -24,10 +24,8 @@ rule evaluate:
         mem_mb=rule_resources("evaluate")["mem_mb"],
         runtime=rule_resources("evaluate")["runtime"],
     params:
-        # evaluation.h36m is evaluate_h36m's.
-        options=cli_flags(
-            {k: v for k, v in config["evaluation"].items() if k != "h36m"}
-        ),
+        # evaluation.h36m is evaluate_h36m's (a workflow key of the block).
+        options=cli_flags(stage_block(config, "evaluation")),
         keypoints=optional_input_flags("keypoint_regressor"),
         code=code_version("evaluate"),
     shell:

@@ -24,7 +24,7 @@ rule regress:
     params:
         options=cli_flags(
             {
-                **{k: v for k, v in REGRESSOR.items() if k != "warm_start"},
+                **stage_block(config, "regressor"),
                 "device": config["device"],
             }
         ),

@@ -1,4 +1,4 @@
-"""Toy 2D/3D key point data sets for testing and tuning the cGAN without the synthetic renderer.
+"""Toy 2D/3D key point data sets for the cGAN tests: training and evaluation without the synthetic renderer.
 
 Poses come from a simple prior (independent joint angles, uniform in plausible ranges) applied
 to a body model (the stand-in by default); cameras look at the body from a random yaw (full
@@ -18,7 +18,7 @@ import torch
 from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData
 from dlearn.body.keypoints import coco_keypoint_model
 from dlearn.body.model import BodyModel
-from dlearn.data.crops import square_boxes
+from dlearn.crop_geometry import square_boxes
 from dlearn.data.store import write_store
 
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
