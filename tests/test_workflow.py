@@ -82,6 +82,7 @@ DEFAULT_PLAN = {
 OPTIONAL_RULES = {
     "true_depths": "depth_source: ground_truth",
     "densepose_predictions": "dataset.kind: densepose_predictions",
+    "mix_datasets": "dataset.kind: mixed",
     "h36m_crops": "evaluation.h36m.npz",
     "evaluate_h36m": "evaluation.h36m.npz",
 }
