@@ -78,6 +78,7 @@ def test_paper_config_plans_the_real_data_workflow(user_data: Path, tmp_path: Pa
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     mine = yaml.safe_load((user_data / "config.yaml").read_text())
     paper["body"], paper["dataset"]["densepose_coco"] = mine["body"], mine["dataset"]["densepose_coco"]
+    paper["dataset"]["kind"] = "densepose_coco"  # the DensePose-COCO part of the paper's mix only
     paper["device"] = "cpu"
     for name in ("h36m.npz", "J_regressor_h36m.npy", "h36m_train.npz"):  # a dry run only needs them to exist
         (tmp_path / name).write_bytes(b"")
@@ -109,13 +110,14 @@ def test_paper_config_runs_end_to_end_on_real_format_files(user_data: Path, h36m
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     mine = yaml.safe_load((user_data / "config.yaml").read_text())
     paper["body"], paper["dataset"]["densepose_coco"] = mine["body"], mine["dataset"]["densepose_coco"]
+    paper["dataset"]["kind"] = "densepose_coco"  # the DensePose-COCO part of the paper's mix only
     paper["evaluation"]["h36m"] = {"npz": str(h36m_set["npz"]), "image_root": str(h36m_set["root"]),
                                    "joint_regressor": str(h36m_set["regressor"])}  # fmt: skip
     paper.update(device="cpu", iterations=1)
     paper["crops"].update(image_size=32, min_box_size=0)
     paper["cgan"].update(epochs=2, min_steps_per_epoch=20, hidden_size=64)
     paper["registration"].update(steps=60, shards=2)
-    paper["regressor"].update(backbone="resnet18", head_hidden=16, pretrained="none", epochs=1, batch_size=4, workers=0)
+    paper["regressor"].update(backbone="tiny16", head_hidden=16, pretrained="none", epochs=1, batch_size=4, workers=0)
     paper["predict"].update(workers=0)
     paper["report"].update(overlay_samples=2, meshes=1)
     for block in paper["resources"].values():  # a 2-core machine without a GPU
@@ -135,3 +137,15 @@ def test_paper_config_runs_end_to_end_on_real_format_files(user_data: Path, h36m
         ("h36m", "convnet", m) for m in ("h36m_mpjpe", "h36m_mpjpe_bone_scaled", "h36m_pa_mpjpe")
     }
     assert all(float(r["value"]) > 0 for r in rows)
+
+
+def test_the_paper_configuration_is_the_papers_mix_and_passes_the_schema() -> None:
+    from snakemake.utils import validate
+
+    from test_workflow import REPO
+
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    # DensePose-COCO annotations + DensePose's predictions on Human3.6M S1, S5-S8 (paper Table 1).
+    assert paper["dataset"]["kind"] == "mixed"
+    assert paper["regressor"]["backbone"] == "resnet50" and paper["regressor"]["weights"]["joints"] == 0.0

@@ -108,7 +108,7 @@ def test_the_learning_configuration_is_valid_and_writes_apart_from_the_demo(tmp_
     proc = snakemake(tmp_path, "-n", "-p", "--configfile", "learning.yaml")
     out = proc.stdout + proc.stderr
     assert "results_learning/round_1/regressor/model.pt" in out and "results/round_" not in out
-    assert "--num-train 4800" in out and "--epochs 20" in out
+    assert "--num-train 9600" in out and "--backbone tiny16" in out  # the rest is config.yaml's
 
 
 @pytest.mark.parametrize(
