@@ -22,12 +22,14 @@ And no output may be, contain or (for stores and files) lie inside one of the st
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dlearn.errors import InputError
 
@@ -116,6 +118,16 @@ def atomic_file(path: Path, signature: bytes | None = None) -> Iterator[Path]:
         _remove(tmp)
         raise
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as compact JSON to the file output ``path``, atomically (:func:`atomic_file`).
+
+    Raises:
+        OutputError: see :func:`check_file_output`.
+    """
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, separators=(",", ":")))
 
 
 def check_folder_output(path: Path) -> None:

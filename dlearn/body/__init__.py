@@ -6,8 +6,9 @@ The names below load on first use (PEP 562), so that importing a torch-free subm
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dlearn.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from dlearn.body.camera import (
@@ -44,8 +45,4 @@ __all__ = [
     "write_smpl_pickle",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

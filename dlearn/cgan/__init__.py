@@ -8,8 +8,9 @@ names below load on first use (PEP 562): importing the light :mod:`dlearn.cgan.o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dlearn.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from dlearn.cgan.evaluate import evaluate_depths
@@ -31,8 +32,4 @@ __all__ = [
     "train_cgan",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -6,8 +6,9 @@ The names below load on first use (PEP 562), so that importing a light submodule
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dlearn.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from dlearn.densepose.uv import (
@@ -22,8 +23,4 @@ if TYPE_CHECKING:
 
 __all__ = ["NUM_PARTS", "UVChartError", "UVCharts", "body_face_parts", "face_chart_corners", "load_uv_charts", "write_uv_charts"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module("dlearn.densepose.uv"), name)
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "dlearn.densepose.uv"))

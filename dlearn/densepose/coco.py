@@ -100,6 +100,18 @@ class ReadReport:
         return f"kept {self.kept} persons; skipped: {reasons}"
 
 
+def _malformed(exc: AnnotationError, report: ReadReport, problems: list[str] | None) -> None:
+    """Collect a malformed annotation's error: its message into ``problems``, one "malformed" skip.
+
+    Raises:
+        AnnotationError: ``exc`` itself, when there is no ``problems`` list to collect into.
+    """
+    if problems is None:
+        raise exc
+    problems.append(str(exc))
+    report.skipped["malformed"] += 1
+
+
 def _array(ann: dict, key: str, where: str, dtype: type) -> np.ndarray:
     """Field ``key`` as a flat array of finite numbers (Python's json reads NaN and Infinity)."""
     try:
@@ -218,10 +230,7 @@ def apply_image_rules(
         try:
             check_keypoints_in_image(sample, size, json_path)
         except AnnotationError as exc:
-            if problems is None:
-                raise
-            problems.append(str(exc))
-            report.skipped["malformed"] += 1
+            _malformed(exc, report, problems)
             continue
         kept.append(sample)
     report.kept = len(kept)
@@ -463,10 +472,7 @@ def read_densepose_coco(
                 report, unlabelled,
             )  # fmt: skip
         except AnnotationError as exc:
-            if problems is None:
-                raise
-            problems.append(str(exc))
-            report.skipped["malformed"] += 1
+            _malformed(exc, report, problems)
             continue
         if sample is not None:
             samples.append(sample)

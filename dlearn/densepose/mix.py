@@ -60,7 +60,7 @@ def mix_datasets(sources: list[tuple[str, Path, Path, str]], out: Path, image_ro
         _person_categories,
         check_keypoint_names,
     )
-    from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
+    from dlearn.outputs import write_json
 
     names = [s[0] for s in sources]
     if len(set(names)) != len(names):
@@ -107,11 +107,5 @@ def mix_datasets(sources: list[tuple[str, Path, Path, str]], out: Path, image_ro
         "annotations": annotations,
         "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO_KEYPOINT_NAMES)}],
     }
-    out = Path(out)
-    check_file_output(out)
-    clean_stale_siblings(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(out)
-    tmp.write_text(json.dumps(mixed, separators=(",", ":")))
-    tmp.replace(out)
+    write_json(out, mixed)
     return summary

@@ -32,7 +32,6 @@ or too few labelled keypoints are skipped and counted.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -638,19 +637,13 @@ def write_predictions_dataset(
     Returns:
         A summary: persons kept, skipped by reason, dense points.
     """
-    from dlearn.outputs import check_file_output, clean_stale_siblings, tmp_sibling
+    from dlearn.outputs import write_json
 
     dataset, report = predictions_to_coco(
         keypoints_json, iuv_dir, image_root, options, allow_absolute_paths=allow_absolute_paths,
         dumps=None if dump is None else dump_files(dump),
     )  # fmt: skip
-    out = Path(out)
-    check_file_output(out)
-    clean_stale_siblings(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(out)
-    tmp.write_text(json.dumps(dataset, separators=(",", ":")))
-    tmp.replace(out)
+    write_json(out, dataset)
     return {
         "persons": report.kept,
         "skipped": dict(report.skipped),

@@ -21,6 +21,11 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def add_body_model(p: argparse.ArgumentParser) -> None:
+    """The body model flag of every stage that needs the model file itself."""
+    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+
+
 def add_keypoint_regressor(p: argparse.ArgumentParser) -> None:
     """The COCO keypoints' regressor flag of every stage that computes the model's keypoints."""
     p.add_argument(

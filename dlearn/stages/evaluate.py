@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dlearn.evaluation.options import EvaluateOptions
 from dlearn.options import add_options, options_from_args
-from dlearn.stages.common import add_keypoint_regressor
+from dlearn.stages.common import add_body_model, add_keypoint_regressor
 
 log = logging.getLogger("dlearn")
 
@@ -23,7 +23,7 @@ OUTPUTS = {"out_json": "file", "out_csv": "file"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--round", type=int, required=True, help="round k")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     for split in ("train", "test"):
         p.add_argument(f"--crops-{split}", type=Path, required=True, help=f"crops_{split}.zarr")
         p.add_argument(f"--gt-{split}", type=Path, required=True, help=f"gt_{split}.zarr")

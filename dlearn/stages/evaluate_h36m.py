@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from dlearn.evaluation.options import BONE_SCALING
+from dlearn.stages.common import add_body_model
 
 log = logging.getLogger("dlearn")
 
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictions", type=Path, required=True, help="predictions_h36m.zarr")
     p.add_argument("--npz", type=Path, required=True, help="SPIN-style evaluation .npz")
     p.add_argument("--joint-regressor", type=Path, required=True, help="J_regressor_h36m.npy (17 x vertices)")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--bone-scaling", default="canonical_average", choices=BONE_SCALING,
                    help="bone-scaled MPJPE: canonical_average (the paper's: only the prediction, to the mean "
                    "bone-length sum of the --train-npz frames (without one: the rest skeleton's)), both_to_rest "

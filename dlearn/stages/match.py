@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dlearn.densepose.options import MatchOptions
 from dlearn.options import add_options, options_from_args
+from dlearn.stages.common import add_body_model
 
 NAME = "match"
 HELP = "stage match: nearest body vertex in (U, V) of its part for every dense point"
@@ -20,7 +21,7 @@ OUTPUTS = {"out": "store"}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", type=Path, required=True, help="DensePose-COCO JSON file")
     p.add_argument("--crops", type=Path, required=True, help="crops_{split}.zarr of the same split")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat of the body model")
     p.add_argument("--out", type=Path, required=True, help="output correspondences_{split}.zarr")
     add_options(p, MatchOptions)

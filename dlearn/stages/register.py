@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dlearn.options import add_options, options_from_args
 from dlearn.registration.options import RegistrationOptions
-from dlearn.stages.common import add_keypoint_regressor, int_at_least
+from dlearn.stages.common import add_body_model, add_keypoint_regressor, int_at_least
 
 NAME = "register"
 HELP = "stage register: fit the body to dense correspondences and keypoints (one shard of round k)"
@@ -21,7 +21,7 @@ OUTPUTS = {"out": "store", "checkpoint_dir": "checkpoint"}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr")
     p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr (keypoints)")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--out", type=Path, required=True, help="output shard store")
     p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (the key-point loss's z term)")
     p.add_argument("--init", type=Path, help="round k >= 1: the previous round's predictions_train.zarr")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dlearn.options import add_options, options_from_args
 from dlearn.regressor.options import RegressorOptions
-from dlearn.stages.common import add_keypoint_regressor
+from dlearn.stages.common import add_body_model, add_keypoint_regressor
 
 NAME = "regress"
 HELP = "stage regress: train the ResNet regressor on round k's registrations"
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr")
     p.add_argument("--correspondences", type=Path, required=True, help="correspondences_train.zarr (L_dense)")
     p.add_argument("--registration", type=Path, required=True, help="the round's registration.zarr (targets)")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--out", type=Path, required=True, help="output model.pt")
     p.add_argument("--checkpoint-dir", type=Path, required=True, help="per-epoch checkpoints (resume)")
     p.add_argument("--depths", type=Path, help="cGAN depths_train.zarr (L_KP's depth term)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dlearn.evaluation.options import ReportOptions
 from dlearn.options import add_options, options_from_args
+from dlearn.stages.common import add_body_model
 
 NAME = "report"
 HELP = "stage report: summary table, MPJPE history (paper Fig. 2), overlays, meshes, loss curves"
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-predictions", type=Path, nargs="+", required=True, help="every round's predictions_test.zarr")
     p.add_argument("--regressors", type=Path, nargs="+", required=True, help="every round's regressor model.pt")
     p.add_argument("--crops", type=Path, required=True, help="crops_train.zarr")
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat (part colours)")
     p.add_argument("--overlays", type=Path, nargs="+", required=True, help="output overlay PNG per round")
     p.add_argument("--losses", type=Path, required=True, help="output loss curves PNG")

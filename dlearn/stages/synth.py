@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from dlearn.options import add_options, options_from_args
-from dlearn.stages.common import add_keypoint_regressor
+from dlearn.stages.common import add_body_model, add_keypoint_regressor
 
 NAME = "synth"
 HELP = "stage synth: synthetic DensePose-COCO-format dataset with exact 3D ground truth"
@@ -24,7 +24,7 @@ OUTPUTS = {"out": "folder"}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dlearn.data.synth.options import SynthOptions
 
-    p.add_argument("--body-model", type=Path, required=True, help="SMPL-format body model file")
+    add_body_model(p)
     p.add_argument("--uv", type=Path, required=True, help="UV_Processed.mat of the body model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_keypoint_regressor(p)

@@ -114,10 +114,9 @@ from dlearn.data.synth.write import (
     COCO_SKELETON,
     _coco_categories,
     _write_gt,
-    _write_json,
     write_contact_sheet,
 )
-from dlearn.outputs import OutputError, check_folder_output
+from dlearn.outputs import OutputError, check_folder_output, write_json
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ def synthesize(
             "annotations": [a for r in recs for a in r["annotations"]],
             "categories": _coco_categories(),
         }
-        _write_json(out_dir / f"densepose_{split}.json", coco)
+        write_json(out_dir / f"densepose_{split}.json", coco)
         gts = [g for r in recs for g in r["gt"]]
         _write_gt(out_dir / f"gt_{split}.zarr", gts, options, split)
         summary["images"][split] = len(recs)

@@ -5,7 +5,6 @@ DensePose's inference output), the split's DensePose-COCO JSON, its ground-truth
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import zlib
@@ -87,11 +86,6 @@ def _coco_categories() -> list[dict[str, Any]]:
             "skeleton": COCO_SKELETON,
         }
     ]
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, separators=(",", ":")))
 
 
 def _write_gt(path: Path, gts: list[dict[str, Any]], options: SynthOptions, split: str) -> None:
