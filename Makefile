@@ -30,9 +30,9 @@ learning: venv
 test: venv
 	$(BIN)/python -m pytest
 
-# No whole-workflow runs, no SLURM, no long training: tests marked slow are left out.
+# No Snakemake runs (marked workflow), no SLURM, no long training (marked slow): ~1 min on 2 cores.
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not workflow"
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

@@ -135,6 +135,7 @@ def _dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=False, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 @pytest.mark.parametrize(
     ("block", "key", "value", "named"),
     [
@@ -155,6 +156,7 @@ def test_config_rejects_non_finite_numbers_before_any_job(
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 def test_results_naming_an_existing_file_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("a file")
     config = {**yaml.safe_load((REPO / "config.yaml").read_text()), "results": "out/run1"}

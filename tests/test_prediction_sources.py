@@ -323,6 +323,7 @@ def test_check_data_covers_both_sources_of_a_mixed_config(mixed_files, tmp_path)
     assert report.problems == [f"{tmp_path / 'missing.pkl'}: DensePose dump does not exist"]
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 def test_dry_run_of_a_mixed_config_plans_predictions_mixing_and_crops(tmp_path):
     import subprocess
 

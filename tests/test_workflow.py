@@ -21,6 +21,9 @@ import yaml
 
 from dlearn.data.store import open_store, read_sample_ids
 
+#: Every test here runs the Snakemake command line (~11 s a run): not in `make test-fast`.
+pytestmark = pytest.mark.workflow
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

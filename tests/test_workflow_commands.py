@@ -75,6 +75,7 @@ def test_readme_snakemake_command_runs_a_job_without_the_venv_on_path(checkout: 
     assert (checkout / "results" / "check_data.txt").exists()
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 @pytest.mark.parametrize("profile", ["default", "slurm"])
 def test_readme_profile_commands_plan_the_workflow(checkout: Path, profile: str) -> None:
     proc = _run(checkout, f".venv/bin/snakemake --profile workflow/profiles/{profile} -n")
@@ -82,6 +83,7 @@ def test_readme_profile_commands_plan_the_workflow(checkout: Path, profile: str)
     assert "register" in proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 def test_nested_config_override_reaches_the_rules_typed(checkout: Path) -> None:
     target = "results/round_0/registration/shard_0.zarr"
     proc = _run(
@@ -97,6 +99,7 @@ def test_nested_config_override_reaches_the_rules_typed(checkout: Path) -> None:
     assert f"--steps {steps} " in out
 
 
+@pytest.mark.workflow  # runs the Snakemake command line (~11 s)
 def test_nested_config_override_of_the_wrong_type_names_key_and_value(checkout: Path) -> None:
     proc = _run(
         checkout, '.venv/bin/snakemake --cores 2 -n --config \'registration={"weights":{"dense":"heavy"}}\''
