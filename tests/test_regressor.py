@@ -18,7 +18,7 @@ from dlearn.registration.data import PARAM_KEYS, read_params
 from dlearn.registration.fit import FitBatch
 from dlearn.registration.stage import STATUS, RegistrationOptions, register
 from dlearn.regressor import train as regressor_train
-from dlearn.regressor.data import AugmentOptions, augment, epoch_batches, mirror_theta
+from dlearn.regressor.data import AugmentOptions, ChunkCache, augment, epoch_batches, mirror_theta
 from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_backbone_weights
 from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
 
@@ -38,6 +38,21 @@ def test_epoch_batches_visit_every_sample_once_from_few_chunks() -> None:
     assert max(len(np.unique(b // 10)) for b in batches) <= 2 * 2
     again = epoch_batches(rows, 10, 8, 2, torch.Generator().manual_seed(0))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_an_epoch_decodes_each_image_chunk_once(tmp_path: Path) -> None:
+    images = np.arange(100 * 2 * 2 * 3, dtype=np.uint8).reshape(100, 2, 2, 3)
+    write_store(tmp_path / "crops.zarr", {"image": images}, stage="crops", sample_id=[str(i) for i in range(100)],
+                chunk_rows=10)  # fmt: skip
+    array = open_store(tmp_path / "crops.zarr", stage="crops")["image"]
+    cache = ChunkCache(array, capacity=2 * 2)
+    decoded = []
+    read_chunk = cache._chunk
+    cache._chunk = lambda index: (decoded.append(index) if index not in cache._chunks else None) or read_chunk(index)
+    batches = epoch_batches(np.arange(100), 10, 8, 2, torch.Generator().manual_seed(0))
+    for rows in batches:
+        assert np.array_equal(cache.read(rows), images[rows])  # rows in the batch's order
+    assert sorted(decoded) == list(range(10))
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -3,7 +3,8 @@
 Images stay in the crops store (a paper-scale run does not fit in memory) and are read one
 batch at a time by DataLoader workers. Random access to single rows of a chunked store would
 decompress a whole chunk per image, so batches are drawn by :func:`epoch_batches` from a few
-shuffled chunks at a time: every chunk is decoded about once per epoch, and a batch still mixes
+shuffled chunks at a time and each worker keeps the decoded chunks of the current window
+(:class:`ChunkCache`): every chunk is decoded about once per epoch, and a batch still mixes
 samples of ``shuffle_chunks`` chunks.
 
 Augmentation runs on the training device, batched (:func:`augment`): a horizontal flip of half
@@ -16,6 +17,7 @@ and the camera, and per-channel colour gains.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +45,44 @@ def crop_rows(crops_path: Path, ids: list[str]) -> np.ndarray:
     return np.array([row[sid] for sid in ids], dtype=np.int64)
 
 
-def read_images(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), S, S, 3) images of arbitrary rows, decoding each touched chunk once."""
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    unique, inverse = np.unique(sorted_rows, return_inverse=True)
-    block = np.asarray(array.oindex[unique])[inverse]
-    out = np.empty_like(block)
-    out[order] = block
-    return out
+class ChunkCache:
+    """Rows of a chunked zarr array read through the last ``capacity`` decoded chunks.
+
+    A batch drawn from a window of ``shuffle_chunks`` chunks touches most of them; without the
+    cache every batch decoded all of them again (with 64-row chunks and batches of 16 that is
+    ~30x the decoding of one pass: 15 ms of the regressor's ~45 ms step at 64 px).
+
+    Args:
+        array: (N, ...) array, chunked along axis 0 only.
+        capacity: decoded chunks kept (least recently used dropped first).
+    """
+
+    def __init__(self, array: zarr.Array, capacity: int):
+        self.array = array
+        self.chunk_rows = int(array.chunks[0])
+        self.capacity = max(int(capacity), 1)
+        self._chunks: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _chunk(self, index: int) -> np.ndarray:
+        if index in self._chunks:
+            self._chunks.move_to_end(index)
+            return self._chunks[index]
+        start = index * self.chunk_rows
+        block = np.asarray(self.array[start : start + self.chunk_rows])
+        self._chunks[index] = block
+        if len(self._chunks) > self.capacity:
+            self._chunks.popitem(last=False)
+        return block
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), ...) the given rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.array.shape[1:]), dtype=self.array.dtype)
+        chunk_of = rows // self.chunk_rows
+        for index in np.unique(chunk_of):
+            hit = chunk_of == index
+            out[hit] = self._chunk(int(index))[rows[hit] - index * self.chunk_rows]
+        return out
 
 
 class RegressorBatches(torch.utils.data.Dataset):
@@ -68,6 +99,8 @@ class RegressorBatches(torch.utils.data.Dataset):
             a random subset, drawn anew each epoch from (seed, epoch, sample) (deterministic,
             so a resumed run sees the same points; see :meth:`set_epoch`).
         seed: seed of the point subsets.
+        cache_chunks: decoded image chunks each process keeps (training: 2 x ``shuffle_chunks``,
+            the most a batch can span, two consecutive windows: each chunk is decoded once an epoch).
     """
 
     def __init__(
@@ -79,6 +112,7 @@ class RegressorBatches(torch.utils.data.Dataset):
         fit_rows: np.ndarray | None = None,
         num_points: int = 1,
         seed: int = 0,
+        cache_chunks: int = 2,
     ):
         self.crops_path = Path(crops_path)
         self.image_rows = image_rows
@@ -87,8 +121,9 @@ class RegressorBatches(torch.utils.data.Dataset):
         self.fit_rows = fit_rows
         self.num_points = num_points
         self.seed = seed
+        self.cache_chunks = cache_chunks
         self.epoch = 0
-        self._array: zarr.Array | None = None
+        self._images: ChunkCache | None = None
         self._pid = -1
 
     def __len__(self) -> int:
@@ -98,15 +133,15 @@ class RegressorBatches(torch.utils.data.Dataset):
         """Draw the dense point subsets of ``epoch`` (call before the epoch's DataLoader)."""
         self.epoch = int(epoch)
 
-    def _images(self) -> zarr.Array:
-        if self._array is None or self._pid != os.getpid():
-            self._array = zarr.open_group(self.crops_path, mode="r")["image"]
+    def _reader(self) -> ChunkCache:
+        if self._images is None or self._pid != os.getpid():
+            self._images = ChunkCache(zarr.open_group(self.crops_path, mode="r")["image"], self.cache_chunks)
             self._pid = os.getpid()
-        return self._array
+        return self._images
 
     def __getitem__(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         positions = np.asarray(positions)
-        item = {"image": read_images(self._images(), self.image_rows[positions]), "position": positions}
+        item = {"image": self._reader().read(self.image_rows[positions]), "position": positions}
         if self.targets is not None:
             item["theta"] = self.targets[positions]
         if self.fit_data is not None and self.fit_rows is not None:

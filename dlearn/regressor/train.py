@@ -172,7 +172,10 @@ def _load_training_data(
     image_rows = crop_rows(crops, fit_data.ids)[fit_rows]
     targets = theta_from_arrays(reg)[fit_rows]
     num_points = int(min(max(fit_data.counts(fit_rows).max(), 1), options.max_points))
-    dataset = RegressorBatches(crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed)
+    dataset = RegressorBatches(
+        crops, image_rows, targets, fit_data, fit_rows, num_points, seed=options.seed,
+        cache_chunks=2 * options.shuffle_chunks,
+    )
     chunk_rows = int(open_store(crops, stage="crops")["image"].chunks[0])
     return _TrainingData(dataset, image_rows, targets, chunk_rows, int(usable.sum()), excluded, without_depth)
 
