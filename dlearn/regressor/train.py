@@ -33,6 +33,7 @@ from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.checkpoint import (
+    REGRESSOR_FORMAT,
     CheckpointError,  # noqa: F401 (re-exported: model files raise it)
     atomic_save,
     inputs_fingerprint,
@@ -69,7 +70,6 @@ from dlearn.regressor.options import RegressorLossWeights, RegressorOptions
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "dlearn-regressor"
 MODEL_VERSION = 1
 CHECKPOINT_NAME = "regressor_last.pt"
 #: Registration statuses whose fits are training targets.
@@ -109,7 +109,7 @@ def reference_theta(targets: np.ndarray) -> Tensor:
 
 def _load(path: Path, what: str) -> dict[str, Any]:
     """A regressor file (model or checkpoint); :class:`~dlearn.checkpoint.CheckpointError` names it otherwise."""
-    return load_tagged(path, MODEL_FORMAT, what)
+    return load_tagged(path, REGRESSOR_FORMAT, what)
 
 
 def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[str, Any]]:
@@ -196,7 +196,7 @@ class _Run:
     def checkpoint(self, fingerprint: str) -> dict[str, Any]:
         """The state :func:`_resume` restores (see :func:`dlearn.checkpoint.resume_tagged`)."""
         return {
-            "format": MODEL_FORMAT,
+            "format": REGRESSOR_FORMAT,
             "version": MODEL_VERSION,
             "fingerprint": fingerprint,
             "epoch": self.epoch,
@@ -241,7 +241,7 @@ def _build_run(
 def _resume(run: _Run, ckpt_path: Path, fingerprint: str) -> None:
     """Continue ``run`` after the last epoch saved at ``ckpt_path``, when that is a checkpoint of
     the same options and inputs (:func:`dlearn.checkpoint.resume_tagged`)."""
-    ckpt = resume_tagged(ckpt_path, MODEL_FORMAT, fingerprint)
+    ckpt = resume_tagged(ckpt_path, REGRESSOR_FORMAT, fingerprint)
     if ckpt is None:
         return
     run.model.load_state_dict(ckpt["state_dict"])
@@ -316,7 +316,7 @@ def _save_model(
     """The trained network with its spec, options and curve (``model.pt``)."""
     atomic_save(
         {
-            "format": MODEL_FORMAT,
+            "format": REGRESSOR_FORMAT,
             "version": MODEL_VERSION,
             "spec": asdict(run.spec),
             "options": asdict(options),
