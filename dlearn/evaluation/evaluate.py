@@ -28,8 +28,6 @@ name says otherwise.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +54,6 @@ from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("round", "split", "source", "metric", "value")
 #: COCO limb keypoints (indices into the 17) of the coco12 set; the mid-hip root is appended.
 LIMB_KEYPOINTS = list(range(5, 17))
 #: Parents in the coco12 set (index 12 is the mid-hip root): shoulders and hips hang from the
@@ -367,34 +364,3 @@ def registration_kept_fits(registration: Path) -> dict[str, Any]:
         "status_counts": counts,
         "new_fit_kept_share": round(counts.get("ok", 0) / usable, 4) if usable else None,
     }
-
-
-def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (split, source, metric) of an :func:`evaluate_round` report (means)."""
-    rows = []
-    for split, by_source in report["results"].items():
-        for source, metrics in by_source.items():
-            for metric, value in metrics.items():
-                rows.append({"round": report["round"], "split": split, "source": source, "metric": metric,
-                             "value": round(value["mean"], 3)})  # fmt: skip
-    share = report.get("registration", {}).get("new_fit_kept_share")
-    if share is not None:
-        rows.append({"round": report["round"], "split": "train", "source": "registration",
-                     "metric": "new_fit_kept_share", "value": share})  # fmt: skip
-    return rows
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def write_evaluation(report: dict[str, Any], json_path: Path, csv_path: Path) -> None:
-    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
-    write_csv(csv_rows(report), csv_path)
