@@ -29,12 +29,14 @@ name says otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import zarr
 
 from dlearn.body.io import SMPL_JOINT_NAMES, load_body_model
 from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoint_model
@@ -260,8 +262,8 @@ def _summary(per_sample: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _params(path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
-    store = open_store(path, stage=stage, required=PARAM_KEYS)
+def _params(store: zarr.Group, path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
+    """The parameters of ``store`` (opened from ``path`` by the ``stage`` that wrote it) in ``ids``' order."""
     n = int(store.attrs.get("num_samples", len(read_sample_ids(store))))
     if n != len(ids) and stage == "predict":
         raise StoreError(f"{path}: {n} predictions, the split has {len(ids)} samples")
@@ -308,13 +310,16 @@ def evaluate_round(
         keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
         cache[split] = (ids, ground_truth(gt[split], ids, poses), keypoints)
     canonical = canonical_bone_sums(bone_scaling, poses, cache["train"][1])
+    kept: dict[str, Any] = {}
     for split, source, path in sources:
         ids, truth, keypoints = cache[split]
         limbs = limb_mask(keypoints)
         stage = "merge_registration" if source == "registration" else "predict"
-        pred = poses.pose_set(_params(path, ids, stage))
+        store = open_store(path, stage=stage, required=PARAM_KEYS)
+        if source == "registration":
+            kept = registration_kept_fits(store.attrs)
+        pred = poses.pose_set(_params(store, path, ids, stage))
         results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
-    kept = registration_kept_fits(registration)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]
         cgan = cgan_poses(cgan_depths, keypoints, ids)
@@ -348,15 +353,15 @@ def evaluate_round(
     }
 
 
-def registration_kept_fits(registration: Path) -> dict[str, Any]:
-    """Which fits a round's registration kept: its status counts, where its fits started (the
-    T-pose, or the previous round's ConvNet predictions) and the share of usable samples whose
-    kept fit is this round's (``ok``) rather than the previous round's (``kept_previous``, keep-best).
+def registration_kept_fits(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Which fits a round's registration kept, from its store's ``attrs``: its status counts,
+    where its fits started (the T-pose, or the previous round's ConvNet predictions) and the share
+    of usable samples whose kept fit is this round's (``ok``) rather than the previous round's
+    (``kept_previous``, keep-best).
 
     From round 1 on that share is the paper's mechanism at work: fits started from the ConvNet's
     predictions that match the annotations better than last round's fits.
     """
-    attrs = open_store(registration, stage="merge_registration").attrs
     counts = {k: int(v) for k, v in dict(attrs.get("status_counts", {})).items()}
     usable = counts.get("ok", 0) + counts.get("kept_previous", 0)
     return {
