@@ -21,6 +21,7 @@ from dlearn.regressor import train as regressor_train
 from dlearn.regressor.data import AugmentOptions, augment, epoch_batches, mirror_theta
 from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_backbone_weights
 from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
+from helpers import killed_on_call
 
 TINY = RegressorOptions(
     backbone="tiny16", head_hidden=32, epochs=2, batch_size=3, lr=1e-3, workers=0, device="cpu",
@@ -241,23 +242,12 @@ def test_training_reduces_the_loss_and_excludes_failed_registrations(
 
 @pytest.mark.slow  # training run twice, one killed
 def test_a_killed_training_resumes_to_the_same_weights(
-    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
     _train(exact_data, registration_with_a_failure, tmp_path / "straight", TINY)
-    calls = {"n": 0}
-    original = regressor_train.epoch_batches
-
-    def dies_in_epoch_2(*args: object, **kwargs: object) -> list:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(regressor_train, "epoch_batches", dies_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_on_call(regressor_train, "epoch_batches", 2):  # in epoch 2
         _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
     assert (tmp_path / "resumed" / "ckpt" / regressor_train.CHECKPOINT_NAME).exists()
-    monkeypatch.setattr(regressor_train, "epoch_batches", original)
     summary = _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
     assert len(summary["curve"]) == 2
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state_dict"]
