@@ -6,6 +6,10 @@ torch file (:func:`resume_tagged`: the state to resume from, or None), and a fol
 pieces (:func:`open_resumable_dir`: claimed, and emptied when it belongs to other options or
 inputs). Every checkpoint error is a :class:`CheckpointError`, an
 :class:`~dlearn.errors.InputError`: the CLI prints its message (which names the file) alone.
+
+The model files' ``format`` tags are defined here, so that a reader of a model file (the report)
+and a stage's output kinds need not import the training code. Standard library only at import:
+the functions that read or write torch files import torch.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from dlearn.errors import InputError
 from dlearn.outputs import (
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 
 #: The file in a folder of resumable pieces that names the options and inputs they belong to.
 FINGERPRINT_FILE = "fingerprint.txt"
+#: The ``format`` tag of the regressor's model file and checkpoint (:mod:`dlearn.regressor.train`).
+REGRESSOR_FORMAT = "dlearn-regressor"
+#: The ``format`` tag of the cGAN's model file and checkpoint (:mod:`dlearn.cgan.train`).
+CGAN_FORMAT = "dlearn-cgan"
+
 
 class CheckpointError(InputError):
     """A checkpoint or model file is unreadable, corrupted or not a dlearn file of the expected
@@ -54,6 +61,8 @@ def check_tagged_output(path: Path, file_format: str) -> None:
     if not path.exists() or path.resolve() in _WRITTEN:
         return
     refusal = f"dlearn replaces only its own {file_format} files, so give another output path"
+    import torch
+
     try:
         # mmap: only the pickled dict is read, not the tensors' bytes.
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -70,6 +79,8 @@ def atomic_save(obj: Any, path: Path) -> None:
     ``obj`` is a dict with a ``format`` tag; an existing ``path`` is replaced only if it carries
     the same tag (:func:`check_tagged_output`). Siblings left by killed jobs are removed.
     """
+    import torch
+
     path = Path(path)
     check_tagged_output(path, obj["format"])
     with atomic_file(path) as tmp:
@@ -83,6 +94,8 @@ def load_tagged(
     """A dict saved with ``{"format": file_format, ...}``; ``error`` names the file otherwise."""
     if not Path(path).is_file():  # not "unreadable, delete it": there is nothing to delete
         raise error(f"{path}: {what} file does not exist")
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import scipy.sparse
 
 from dlearn.body.io import BodyModelData, BodyModelFileError, load_body_model, to_smpl_dict, write_smpl_pickle
+from helpers import fake_chumpy
 
 
 def _assert_same(loaded: BodyModelData, expected: BodyModelData) -> None:
@@ -25,28 +25,11 @@ def _write_chumpy_pickle(smpl: dict, path: Path, chumpy_keys: tuple[str, ...]) -
 
     A fake ``chumpy.ch.Ch`` exists only while pickling, so the loader must cope without it.
     """
-
-    class Ch:
-        def __init__(self, x: np.ndarray) -> None:
-            self.x = x  # real chumpy keeps the array in the instance dict under 'x' too
-            self.dterms = ()
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    fake_ch = types.ModuleType("chumpy.ch")
-    fake_ch.Ch = Ch
-    saved = {name: sys.modules.get(name) for name in ("chumpy", "chumpy.ch")}
-    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), fake_ch
-    try:
+    with fake_chumpy() as Ch:
         raw = {k: Ch(v) if k in chumpy_keys else v for k, v in smpl.items()}
         raw["J_regressor"] = scipy.sparse.csc_matrix(smpl["J_regressor"])
         with path.open("wb") as fh:
             pickle.dump(raw, fh, protocol=2)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                del sys.modules[name]
-            else:
-                sys.modules[name] = module
 
 
 def test_chumpy_pickle_loads_without_chumpy(tmp_path: Path, random_model_data: BodyModelData) -> None:

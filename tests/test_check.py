@@ -119,7 +119,7 @@ def test_paper_config_runs_end_to_end_on_real_format_files(user_data: Path, h36m
     paper["registration"].update(steps=60, shards=2)
     paper["regressor"].update(backbone="tiny16", head_hidden=16, pretrained="none", epochs=1, batch_size=4, workers=0)
     paper["predict"].update(workers=0)
-    paper["report"].update(overlay_samples=2, meshes=1)
+    paper["report"].update(overlay_samples=2, meshes_per_round=1)
     for block in paper["resources"].values():  # a 2-core machine without a GPU
         block["threads"] = min(block.get("threads", 1), 2)
         if "gpu" in block:

@@ -10,8 +10,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
-from dlearn.evaluation.evaluate import CSV_COLUMNS, csv_rows, evaluate_round, write_evaluation
+from dlearn.evaluation.evaluate import evaluate_round
 from dlearn.evaluation.report import gather_evaluations, plot_history
+from dlearn.evaluation.table import CSV_COLUMNS, csv_rows, write_evaluation
 from dlearn.registration.data import PARAM_KEYS
 from dlearn.registration.stage import STATUS, status_counts
 

@@ -275,12 +275,12 @@ def test_a_store_of_an_older_dlearn_without_zero_chunks_still_opens(tmp_path: Pa
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
 def test_truncated_regressor_model_in_the_report_names_the_file(tmp_path: Path, keep: float) -> None:
+    from dlearn.checkpoint import REGRESSOR_FORMAT
     from dlearn.evaluation.report import plot_losses
-    from dlearn.regressor.train import MODEL_FORMAT
     from dlearn.regressor.train import CheckpointError as RegressorCheckpointError
 
     whole = tmp_path / "whole.pt"
-    torch.save({"format": MODEL_FORMAT, "curve": [], "weights": torch.zeros(20000)}, whole)
+    torch.save({"format": REGRESSOR_FORMAT, "curve": [], "weights": torch.zeros(20000)}, whole)
     data = whole.read_bytes()
     model = tmp_path / "model.pt"
     model.write_bytes(data[: int(len(data) * keep)])

@@ -38,11 +38,8 @@ BLOCKS: dict[str, tuple[type, set[str]]] = {
     "regressor": (RegressorOptions, {"device"}),
     "predict": (PredictOptions, {"device"}),
     "evaluation": (EvaluateOptions, set()),
+    "report": (ReportOptions, set()),
 }
-#: Known drift, named: the config key report.meshes is the flag --meshes-per-round (--meshes is
-#: the report's output folder); renaming the config key changes users' configs.
-RENAMED = {"report": {"meshes": "meshes_per_round"}}
-BLOCKS["report"] = (ReportOptions, set())
 
 _TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
@@ -63,14 +60,13 @@ def _resolve(node: dict[str, Any]) -> dict[str, Any]:
 
 def _drift(cls: type, node: dict[str, Any], path: str, elsewhere: set[str], workflow: tuple[str, ...] = ()) -> list[str]:
     node = _resolve(node)
-    renamed = RENAMED.get(path, {})
-    keys = {renamed.get(k, k): k for k in node["properties"] if k not in workflow}
+    keys = {k for k in node["properties"] if k not in workflow}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    problems = [f"{path}.{keys[k]}: no field {cls.__name__}.{k}" for k in sorted(set(keys) - set(fields))]
-    problems += [f"{path}: no key for {cls.__name__}.{k}" for k in sorted(set(fields) - set(keys) - elsewhere)]
-    for name in sorted(set(keys) & set(fields)):
-        field, prop, where = fields[name], _resolve(node["properties"][keys[name]]), f"{path}.{keys[name]}"
+    problems = [f"{path}.{k}: no field {cls.__name__}.{k}" for k in sorted(keys - set(fields))]
+    problems += [f"{path}: no key for {cls.__name__}.{k}" for k in sorted(set(fields) - keys - elsewhere)]
+    for name in sorted(keys & set(fields)):
+        field, prop, where = fields[name], _resolve(node["properties"][name]), f"{path}.{name}"
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
             problems += _drift(kind, prop, where, set())

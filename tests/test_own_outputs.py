@@ -24,6 +24,7 @@ from dlearn.outputs import CHECKPOINT_MARKER, OutputError, claim_checkpoint_dir,
 from dlearn.registration import stage
 from dlearn.registration.stage import RegistrationOptions, register
 from dlearn.regressor.train import RegressorOptions, train_regressor
+from helpers import killed_on_call
 
 # A PID no process can have (Linux's pid_max is at most 2^22): a killed job's leftover.
 DEAD_PID = 2**22 + 7
@@ -118,27 +119,14 @@ def test_checkpoint_folders_dlearn_made_go_and_adopted_empty_ones_stay(tmp_path:
     assert (tmp_path / "mine.txt").read_text() == "x"
 
 
-def test_a_killed_registration_still_resumes_from_its_marked_checkpoint(
-    exact_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_killed_registration_still_resumes_from_its_marked_checkpoint(exact_data: dict, tmp_path: Path) -> None:
     checkpoint = tmp_path / "ckpt"
-    real_fit_chunk = stage._fit_chunk
-    calls = {"n": 0}
-
-    def dies_on_the_second_chunk(*args: object, **kwargs: object) -> dict:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("job killed")
-        return real_fit_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(stage, "_fit_chunk", dies_on_the_second_chunk)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_on_call(stage, "_fit_chunk", 2):
         register(exact_data["corr"], exact_data["crops"], exact_data["model"], tmp_path / "reg.zarr", TINY_FIT,
                  checkpoint_dir=checkpoint)  # fmt: skip
     assert (checkpoint / CHECKPOINT_MARKER).is_file() and len(list(checkpoint.glob("chunk_*.npz"))) == 1
     # A half-written chunk of the killed job is cleaned; the finished one is resumed.
     (checkpoint / f".chunk_00001.npz.tmp-{DEAD_PID}").write_bytes(b"half")
-    monkeypatch.setattr(stage, "_fit_chunk", real_fit_chunk)
     summary = register(exact_data["corr"], exact_data["crops"], exact_data["model"], tmp_path / "reg.zarr",
                        TINY_FIT, checkpoint_dir=checkpoint)  # fmt: skip
     assert summary["resumed_chunks"] == 1 and not checkpoint.exists()

@@ -248,14 +248,14 @@ def _constant_regressor(path: Path, theta: np.ndarray) -> Path:
     """A model.pt whose network predicts ``theta`` (105,) for every crop."""
     import torch
 
-    from dlearn.checkpoint import atomic_save
+    from dlearn.checkpoint import REGRESSOR_FORMAT, atomic_save
     from dlearn.regressor.model import Regressor, RegressorSpec
-    from dlearn.regressor.train import MODEL_FORMAT, MODEL_VERSION
+    from dlearn.regressor.train import MODEL_VERSION
 
     spec = RegressorSpec("resnet18", 8)
     model = Regressor(spec, torch.as_tensor(theta, dtype=torch.float32))
     torch.nn.init.zeros_(model.head[-1].weight)
-    atomic_save({"format": MODEL_FORMAT, "version": MODEL_VERSION, "spec": {"backbone": "resnet18", "head_hidden": 8},
+    atomic_save({"format": REGRESSOR_FORMAT, "version": MODEL_VERSION, "spec": {"backbone": "resnet18", "head_hidden": 8},
                  "options": {}, "state_dict": model.state_dict(), "curve": []}, path)  # fmt: skip
     return path
 

@@ -16,6 +16,7 @@ from dlearn.evaluation.metrics import mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration import losses, stage
 from dlearn.registration.fit import LossWeights
 from dlearn.registration.stage import STATUS, RegistrationOptions, merge_registration, register
+from helpers import killed_on_call
 
 FAST = RegistrationOptions(steps=60, patience=20, batch_size=4, chunk_size=4, device="cpu")
 
@@ -192,27 +193,14 @@ def test_empty_and_non_finite_samples_are_flagged_without_disturbing_the_others(
 
 
 @pytest.mark.slow  # a registration run twice, one killed
-def test_a_killed_run_resumes_from_its_checkpoint_and_gives_the_same_result(
-    exact_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_killed_run_resumes_from_its_checkpoint_and_gives_the_same_result(exact_data: dict, tmp_path: Path) -> None:
     options = replace(FAST, chunk_size=2)
     _register(exact_data, tmp_path / "straight.zarr", options)
 
-    real_fit_chunk = stage._fit_chunk
-    calls = {"n": 0}
-
-    def dies_on_the_second_chunk(*args: object, **kwargs: object) -> dict:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("job killed")
-        return real_fit_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(stage, "_fit_chunk", dies_on_the_second_chunk)
     checkpoint = tmp_path / "ckpt"
-    with pytest.raises(KeyboardInterrupt):
+    with killed_on_call(stage, "_fit_chunk", 2):
         _register(exact_data, tmp_path / "resumed.zarr", options, checkpoint_dir=checkpoint)
     assert not (tmp_path / "resumed.zarr").exists() and len(list(checkpoint.glob("chunk_*.npz"))) == 1
-    monkeypatch.setattr(stage, "_fit_chunk", real_fit_chunk)
     summary = _register(exact_data, tmp_path / "resumed.zarr", options, checkpoint_dir=checkpoint)
     assert summary["resumed_chunks"] == 1 and not checkpoint.exists()
     straight, resumed = open_store(tmp_path / "straight.zarr"), open_store(tmp_path / "resumed.zarr")

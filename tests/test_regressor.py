@@ -21,6 +21,7 @@ from dlearn.regressor import train as regressor_train
 from dlearn.regressor.data import AugmentOptions, ChunkCache, augment, epoch_batches, mirror_theta
 from dlearn.regressor.model import Regressor, RegressorSpec, WeightsError, load_backbone_weights
 from dlearn.regressor.train import RegressorOptions, predict, regressor_loss, train_regressor
+from helpers import killed_on_call
 
 TINY = RegressorOptions(
     backbone="tiny16", head_hidden=32, epochs=2, batch_size=3, lr=1e-3, workers=0, device="cpu",
@@ -135,23 +136,30 @@ def test_flip_needs_a_vertex_symmetry(exact_data: dict, registration_with_a_fail
         _train({**exact_data, "model": no_symmetry}, registration_with_a_failure, tmp_path, options)
 
 
-def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> None:
+def _loss_inputs(exact_data: dict) -> tuple:
+    """(body, keypoints, theta, target, batch): the true bodies as targets, predictions near them."""
     from dlearn.body.io import load_body_model
     from dlearn.body.keypoints import coco_keypoint_model
     from dlearn.body.model import BodyModel
     from dlearn.registration.data import fit_batch, load_fit_data
-    from dlearn.registration.fit import data_terms, evaluated_vertices
-    from dlearn.regressor.model import params_from_theta, theta_from_arrays
+    from dlearn.regressor.model import theta_from_arrays
 
     data = load_fit_data(exact_data["corr"], exact_data["crops"], exact_data["depths"])
     truth = theta_from_arrays(read_params(exact_data["truth"], data.ids))
     body_data = load_body_model(exact_data["model"])
     body = BodyModel(body_data)
     keypoints = coco_keypoint_model(body, body_data)
-    rows = np.arange(len(data.ids))
-    batch = fit_batch(data, rows, torch.device("cpu"), torch.float32)
+    batch = fit_batch(data, np.arange(len(data.ids)), torch.device("cpu"), torch.float32)
     target = torch.as_tensor(truth)
     theta = target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    return body, keypoints, theta, target, batch
+
+
+def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> None:
+    from dlearn.registration.fit import data_terms, evaluated_vertices
+    from dlearn.regressor.model import params_from_theta
+
+    body, keypoints, theta, target, batch = _loss_inputs(exact_data)
     weights = replace(TINY.weights, joints=5.0)
     total, terms = regressor_loss(body, keypoints, theta, target, batch, weights)
     expected, _ = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
@@ -177,6 +185,42 @@ def test_regressor_loss_is_eq5_with_the_registration_terms(exact_data: dict) -> 
     _, at_truth = regressor_loss(body, keypoints, target.detach(), target.detach(), batch, weights)
     assert float(at_truth["dense"].max()) < 1e-4 and float(at_truth["theta"].max()) == 0.0
     assert float(at_truth["joints"].max()) < 1e-6
+
+
+def test_a_joints_weight_of_0_skips_the_targets_body(exact_data: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The targets' body is posed for the joint term only: at weight 0 (the paper's) that forward
+    is skipped and the loss is the one the term, multiplied by 0, used to leave."""
+    from dlearn.registration.fit import data_terms, evaluated_vertices
+    from dlearn.regressor.model import params_from_theta
+
+    body, keypoints, theta, target, batch = _loss_inputs(exact_data)
+    target_pose = params_from_theta(target).pose
+    calls = {"body": 0, "targets": 0}
+    forward = type(body).forward
+
+    def counting(self, pose, *args, **kwargs):
+        calls["body"] += 1
+        calls["targets"] += int(pose.shape == target_pose.shape and torch.equal(pose, target_pose))
+        return forward(self, pose, *args, **kwargs)
+
+    monkeypatch.setattr(type(body), "forward", counting)
+    weights = replace(TINY.weights, joints=0.0)
+    total, terms = regressor_loss(body, keypoints, theta, target, batch, weights)
+    assert calls == {"body": 1, "targets": 0} and "joints" not in terms
+    # What the loss was with the term computed and weighted by 0.
+    expected, pred = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
+    goal = params_from_theta(target)
+    j_reg = body(goal.pose, goal.scales).joints
+    joints = ((pred.joints - pred.joints[:, :1]) - (j_reg - j_reg[:, :1])).norm(dim=-1).mean(-1)
+    smooth = F.smooth_l1_loss(theta, target, reduction="none").sum(1)
+    before = (
+        weights.theta * smooth + weights.dense * expected["dense"] + weights.kp * expected["kp"] + weights.joints * joints
+    ).mean()
+    assert torch.equal(total, before)
+    # A weight that is not 0 poses the targets once more.
+    calls.update(body=0, targets=0)
+    regressor_loss(body, keypoints, theta, target, batch, replace(weights, joints=5.0))
+    assert calls == {"body": 2, "targets": 1}
 
 
 @pytest.fixture(scope="module")
@@ -213,23 +257,12 @@ def test_training_reduces_the_loss_and_excludes_failed_registrations(
 
 @pytest.mark.slow  # training run twice, one killed
 def test_a_killed_training_resumes_to_the_same_weights(
-    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exact_data: dict, registration_with_a_failure: Path, tmp_path: Path
 ) -> None:
     _train(exact_data, registration_with_a_failure, tmp_path / "straight", TINY)
-    calls = {"n": 0}
-    original = regressor_train.epoch_batches
-
-    def dies_in_epoch_2(*args: object, **kwargs: object) -> list:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(regressor_train, "epoch_batches", dies_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_on_call(regressor_train, "epoch_batches", 2):  # in epoch 2
         _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
     assert (tmp_path / "resumed" / "ckpt" / regressor_train.CHECKPOINT_NAME).exists()
-    monkeypatch.setattr(regressor_train, "epoch_batches", original)
     summary = _train(exact_data, registration_with_a_failure, tmp_path / "resumed", TINY)
     assert len(summary["curve"]) == 2
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state_dict"]

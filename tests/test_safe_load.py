@@ -7,8 +7,6 @@ import io
 import os
 import pickle
 import struct
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +19,7 @@ import scipy.sparse
 from dlearn.body.io import WRITER_KEY, BodyModelData, BodyModelFileError, load_body_model, to_smpl_dict
 from dlearn.densepose.uv import UVChartError, load_uv_charts, write_uv_charts
 from dlearn.errors import InputError
+from helpers import fake_chumpy
 
 # --- files laid out like the official chumpy SMPL pickles, as Python 2 wrote them ------------
 
@@ -50,28 +49,11 @@ _PY2_GLOBALS = {
 }
 
 
-@pytest.fixture
-def fake_chumpy() -> Iterator[type]:
+@pytest.fixture(name="fake_chumpy")
+def fake_chumpy_fixture() -> Iterator[type]:
     """chumpy's ``Ch`` (module ``chumpy.ch``), importable only while the test pickles with it."""
-
-    class Ch:
-        def __init__(self, x: Any) -> None:
-            self.x = x  # chumpy's __getstate__ is the instance dict: the array under 'x'
-            self.dterms = ("x",)
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    fake = types.ModuleType("chumpy.ch")
-    fake.Ch = Ch
-    saved = {name: sys.modules.get(name) for name in ("chumpy", "chumpy.ch")}
-    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), fake
-    try:
+    with fake_chumpy() as Ch:
         yield Ch
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                del sys.modules[name]
-            else:
-                sys.modules[name] = module
 
 
 def _official_layout(data: BodyModelData, ch: type) -> dict[str, Any]:

@@ -55,7 +55,7 @@ TINY = {
     "regressor__batch_size": 4,
     "regressor__workers": 0,
     "report__overlay_samples": 2,
-    "report__meshes": 1,
+    "report__meshes_per_round": 1,
 }
 
 

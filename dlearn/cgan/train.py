@@ -40,14 +40,13 @@ from dlearn.cgan.model import (
     normalise_2d,
 )
 from dlearn.cgan.options import CganOptions
-from dlearn.checkpoint import CheckpointError, atomic_save, load_tagged, resume_tagged
+from dlearn.checkpoint import CGAN_FORMAT, CheckpointError, atomic_save, load_tagged, resume_tagged
 from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.device import resolve_device
 from dlearn.errors import InputError
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "dlearn-cgan"
 MODEL_VERSION = 1
 CHECKPOINT_NAME = "cgan_last.pt"
 
@@ -275,14 +274,14 @@ def _fingerprint(options: CganOptions, keypoints: np.ndarray) -> str:
 
 
 def _load(path: Path, what: str) -> dict[str, Any]:
-    return load_tagged(path, MODEL_FORMAT, what)
+    return load_tagged(path, CGAN_FORMAT, what)
 
 
 def save_checkpoint(path: Path, state: CganState, options: CganOptions, fingerprint: str) -> None:
     """Write the training state atomically (temporary sibling, then rename)."""
     atomic_save(
         {
-            "format": MODEL_FORMAT,
+            "format": CGAN_FORMAT,
             "version": MODEL_VERSION,
             "fingerprint": fingerprint,
             "options": asdict(options),
@@ -306,7 +305,7 @@ def load_checkpoint(path: Path, state: CganState, fingerprint: str) -> bool:
     Raises:
         CheckpointError: the file is unreadable or not a cGAN checkpoint (naming it).
     """
-    ckpt = resume_tagged(path, MODEL_FORMAT, fingerprint)
+    ckpt = resume_tagged(path, CGAN_FORMAT, fingerprint)
     if ckpt is None:
         return False
     try:
@@ -377,7 +376,7 @@ def train_cgan(crops_path: Path, out_model: Path, checkpoint_dir: Path, options:
 
     atomic_save(
         {
-            "format": MODEL_FORMAT,
+            "format": CGAN_FORMAT,
             "version": MODEL_VERSION,
             "options": asdict(options),
             "generator": {k: v.cpu() for k, v in state.ema.state_dict().items()},

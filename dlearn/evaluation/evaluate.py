@@ -28,15 +28,15 @@ name says otherwise.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import zarr
 
 from dlearn.body.io import SMPL_JOINT_NAMES, load_body_model
 from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoint_model
@@ -56,7 +56,6 @@ from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("round", "split", "source", "metric", "value")
 #: COCO limb keypoints (indices into the 17) of the coco12 set; the mid-hip root is appended.
 LIMB_KEYPOINTS = list(range(5, 17))
 #: Parents in the coco12 set (index 12 is the mid-hip root): shoulders and hips hang from the
@@ -263,8 +262,8 @@ def _summary(per_sample: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _params(path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
-    store = open_store(path, stage=stage, required=PARAM_KEYS)
+def _params(store: zarr.Group, path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
+    """The parameters of ``store`` (opened from ``path`` by the ``stage`` that wrote it) in ``ids``' order."""
     n = int(store.attrs.get("num_samples", len(read_sample_ids(store))))
     if n != len(ids) and stage == "predict":
         raise StoreError(f"{path}: {n} predictions, the split has {len(ids)} samples")
@@ -311,13 +310,16 @@ def evaluate_round(
         keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
         cache[split] = (ids, ground_truth(gt[split], ids, poses), keypoints)
     canonical = canonical_bone_sums(bone_scaling, poses, cache["train"][1])
+    kept: dict[str, Any] = {}
     for split, source, path in sources:
         ids, truth, keypoints = cache[split]
         limbs = limb_mask(keypoints)
         stage = "merge_registration" if source == "registration" else "predict"
-        pred = poses.pose_set(_params(path, ids, stage))
+        store = open_store(path, stage=stage, required=PARAM_KEYS)
+        if source == "registration":
+            kept = registration_kept_fits(store.attrs)
+        pred = poses.pose_set(_params(store, path, ids, stage))
         results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
-    kept = registration_kept_fits(registration)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]
         cgan = cgan_poses(cgan_depths, keypoints, ids)
@@ -351,15 +353,15 @@ def evaluate_round(
     }
 
 
-def registration_kept_fits(registration: Path) -> dict[str, Any]:
-    """Which fits a round's registration kept: its status counts, where its fits started (the
-    T-pose, or the previous round's ConvNet predictions) and the share of usable samples whose
-    kept fit is this round's (``ok``) rather than the previous round's (``kept_previous``, keep-best).
+def registration_kept_fits(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Which fits a round's registration kept, from its store's ``attrs``: its status counts,
+    where its fits started (the T-pose, or the previous round's ConvNet predictions) and the share
+    of usable samples whose kept fit is this round's (``ok``) rather than the previous round's
+    (``kept_previous``, keep-best).
 
     From round 1 on that share is the paper's mechanism at work: fits started from the ConvNet's
     predictions that match the annotations better than last round's fits.
     """
-    attrs = open_store(registration, stage="merge_registration").attrs
     counts = {k: int(v) for k, v in dict(attrs.get("status_counts", {})).items()}
     usable = counts.get("ok", 0) + counts.get("kept_previous", 0)
     return {
@@ -367,34 +369,3 @@ def registration_kept_fits(registration: Path) -> dict[str, Any]:
         "status_counts": counts,
         "new_fit_kept_share": round(counts.get("ok", 0) / usable, 4) if usable else None,
     }
-
-
-def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (split, source, metric) of an :func:`evaluate_round` report (means)."""
-    rows = []
-    for split, by_source in report["results"].items():
-        for source, metrics in by_source.items():
-            for metric, value in metrics.items():
-                rows.append({"round": report["round"], "split": split, "source": source, "metric": metric,
-                             "value": round(value["mean"], 3)})  # fmt: skip
-    share = report.get("registration", {}).get("new_fit_kept_share")
-    if share is not None:
-        rows.append({"round": report["round"], "split": "train", "source": "registration",
-                     "metric": "new_fit_kept_share", "value": share})  # fmt: skip
-    return rows
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def write_evaluation(report: dict[str, Any], json_path: Path, csv_path: Path) -> None:
-    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
-    write_csv(csv_rows(report), csv_path)

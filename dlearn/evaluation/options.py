@@ -32,7 +32,7 @@ class ReportOptions:
 
     Attributes:
         overlay_samples: samples per overlay.
-        meshes_per_round: test meshes per round (config ``report.meshes``).
+        meshes_per_round: test meshes (.obj) exported per round.
     """
 
     overlay_samples: int = option(8, minimum=1, parse_bounds=True)

@@ -1,5 +1,8 @@
 """The `report` stage: every round's evaluation in one table, the paper's Fig. 2 for this run,
-overlays, meshes and loss curves."""
+overlays, meshes and loss curves.
+
+The table and the figures need no torch: it is imported where a model file is read (the loss
+curves) or the body model runs (the meshes)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from dlearn.body.model import BodyModel
-from dlearn.checkpoint import CheckpointError, load_tagged
+from dlearn.checkpoint import REGRESSOR_FORMAT, CheckpointError, load_tagged
 from dlearn.data.store import open_store, read_sample_ids
-from dlearn.evaluation.evaluate import CSV_COLUMNS, write_csv
+from dlearn.evaluation.table import CSV_COLUMNS, write_csv
 from dlearn.params import PARAM_KEYS
 from dlearn.plots import pyplot, save_figure
-from dlearn.regressor.train import MODEL_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
     offset = 0
     for k, path in enumerate(regressor_models):
         # A truncated model.pt is an error that names it, not torch's traceback.
-        curve = load_tagged(path, MODEL_FORMAT, "regressor model", CheckpointError).get("curve", [])
+        curve = load_tagged(path, REGRESSOR_FORMAT, "regressor model", CheckpointError).get("curve", [])
         epochs = [offset + row["epoch"] for row in curve]
         left.plot(epochs, [row["total"] for row in curve], label=f"round {k}")
         offset = epochs[-1] if epochs else offset
@@ -121,7 +121,10 @@ def plot_losses(regressor_models: Sequence[Path], registrations: Sequence[Path],
 def export_meshes(predictions: Path, body_model: Path, out_dir: Path, num: int, prefix: str) -> list[Path]:
     """The first ``num`` predicted bodies as .obj meshes (body frame, metres) with a .json of
     their parameters."""
+    import torch
     import trimesh
+
+    from dlearn.body.model import BodyModel
 
     group = open_store(predictions, required=PARAM_KEYS)
     ids = read_sample_ids(group)[:num]

@@ -33,6 +33,7 @@ from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import CocoKeypoints, coco_keypoint_model
 from dlearn.body.model import BodyModel
 from dlearn.checkpoint import (
+    REGRESSOR_FORMAT,
     CheckpointError,  # noqa: F401 (re-exported: model files raise it)
     atomic_save,
     inputs_fingerprint,
@@ -69,7 +70,6 @@ from dlearn.regressor.options import RegressorLossWeights, RegressorOptions
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "dlearn-regressor"
 MODEL_VERSION = 1
 CHECKPOINT_NAME = "regressor_last.pt"
 #: Registration statuses whose fits are training targets.
@@ -85,17 +85,22 @@ def regressor_loss(
     weights: RegressorLossWeights,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Paper eq. 5 for a batch, plus the 3D joint term: (scalar mean total, per-sample terms
-    theta, dense, kp, joints (B,) each)."""
+    theta, dense, kp and, when ``weights.joints`` is not 0, joints (B,) each).
+
+    With a joints weight of 0 (the paper's) the targets' body is not posed: the joint term is
+    neither computed nor returned, and the total is the same.
+    """
     terms, pred = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
-    with torch.no_grad():
-        goal = params_from_theta(target)
-        target_joints = body(goal.pose, goal.scales, vertex_ids=torch.zeros(0, dtype=torch.long, device=theta.device)).joints
-    terms["joints"] = ((pred.joints - pred.joints[:, :1]) - (target_joints - target_joints[:, :1])).norm(dim=-1).mean(-1)
-    total = (
-        weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
-        + weights.joints * terms["joints"]
-    )
+    total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
+    if weights.joints != 0:
+        with torch.no_grad():
+            goal = params_from_theta(target)
+            no_vertices = torch.zeros(0, dtype=torch.long, device=theta.device)
+            target_joints = body(goal.pose, goal.scales, vertex_ids=no_vertices).joints
+        relative = (pred.joints - pred.joints[:, :1]) - (target_joints - target_joints[:, :1])
+        terms["joints"] = relative.norm(dim=-1).mean(-1)
+        total = total + weights.joints * terms["joints"]
     return total.mean(), terms
 
 
@@ -109,7 +114,7 @@ def reference_theta(targets: np.ndarray) -> Tensor:
 
 def _load(path: Path, what: str) -> dict[str, Any]:
     """A regressor file (model or checkpoint); :class:`~dlearn.checkpoint.CheckpointError` names it otherwise."""
-    return load_tagged(path, MODEL_FORMAT, what)
+    return load_tagged(path, REGRESSOR_FORMAT, what)
 
 
 def load_regressor(path: Path, device: torch.device) -> tuple[Regressor, dict[str, Any]]:
@@ -199,7 +204,7 @@ class _Run:
     def checkpoint(self, fingerprint: str) -> dict[str, Any]:
         """The state :func:`_resume` restores (see :func:`dlearn.checkpoint.resume_tagged`)."""
         return {
-            "format": MODEL_FORMAT,
+            "format": REGRESSOR_FORMAT,
             "version": MODEL_VERSION,
             "fingerprint": fingerprint,
             "epoch": self.epoch,
@@ -244,7 +249,7 @@ def _build_run(
 def _resume(run: _Run, ckpt_path: Path, fingerprint: str) -> None:
     """Continue ``run`` after the last epoch saved at ``ckpt_path``, when that is a checkpoint of
     the same options and inputs (:func:`dlearn.checkpoint.resume_tagged`)."""
-    ckpt = resume_tagged(ckpt_path, MODEL_FORMAT, fingerprint)
+    ckpt = resume_tagged(ckpt_path, REGRESSOR_FORMAT, fingerprint)
     if ckpt is None:
         return
     run.model.load_state_dict(ckpt["state_dict"])
@@ -270,7 +275,8 @@ def _train_epoch(
     model.train()
     batches = epoch_batches(data.image_rows, data.chunk_rows, options.batch_size, options.shuffle_chunks, run.generator)
     data.dataset.set_epoch(run.epoch)
-    sums = {"total": 0.0, "theta": 0.0, "dense": 0.0, "kp": 0.0, "joints": 0.0}
+    # The joints term is logged only where it is trained (regressor_loss skips it at weight 0).
+    sums = dict.fromkeys(("total", "theta", "dense", "kp", *(("joints",) if options.weights.joints else ())), 0.0)
     seen, wait, t_epoch = 0, 0.0, time.perf_counter()
     t_data = time.perf_counter()
     for item in _loader(data.dataset, batches, options.workers, cuda):
@@ -305,9 +311,10 @@ def _train_epoch(
         "data_wait_fraction": wait / max(seconds, 1e-9),
     }
     run.curve.append(row)
+    joints = f", joints {row['joints']:.4f} m" if "joints" in row else ""
     log.info(
-        "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f, joints %.4f m), %.1f images/s, %.0f%% waiting for data",
-        run.epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], row["joints"],
+        "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f%s), %.1f images/s, %.0f%% waiting for data",
+        run.epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], joints,
         row["images_per_second"], 100 * row["data_wait_fraction"],
     )  # fmt: skip
     return row
@@ -319,7 +326,7 @@ def _save_model(
     """The trained network with its spec, options and curve (``model.pt``)."""
     atomic_save(
         {
-            "format": MODEL_FORMAT,
+            "format": REGRESSOR_FORMAT,
             "version": MODEL_VERSION,
             "spec": asdict(run.spec),
             "options": asdict(options),
@@ -483,7 +490,8 @@ def plot_regressor_curve(curve: list[dict[str, float]], png_path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     for key, label in (("total", "total (eq. 5)"), ("theta", "smooth-L1 to registration"), ("dense", "L_dense"), ("kp", "L_KP"),
                        ("joints", "3D joints (m)")):  # fmt: skip
-        if all(key in row for row in curve):  # models of older versions have no joints term
+        # Models of older versions, and those trained with a joints weight of 0, have no joints term.
+        if all(key in row for row in curve):
             ax.plot(epochs, [max(row[key], 1e-12) for row in curve], label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")

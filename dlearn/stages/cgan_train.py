@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dlearn.cgan.options import CganOptions
+from dlearn.checkpoint import CGAN_FORMAT
 from dlearn.options import add_options, options_from_args
 
 NAME = "cgan-train"
@@ -15,7 +16,7 @@ DESCRIPTION = (
     "Checkpoints every epoch; a killed run resumes from the last one."
 )
 # The cGAN keeps its checkpoint folder and deletes nothing there (atomic_save checks the file).
-OUTPUTS = {"out": "dlearn-cgan", "checkpoint_dir": "folder", "curve": "file"}
+OUTPUTS = {"out": CGAN_FORMAT, "checkpoint_dir": "folder", "curve": "file"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

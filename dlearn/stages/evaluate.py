@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dlearn.evaluation.evaluate import evaluate_round, write_evaluation
+    from dlearn.evaluation.evaluate import evaluate_round
+    from dlearn.evaluation.table import write_evaluation
 
     report = evaluate_round(
         args.round,

@@ -40,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dlearn.evaluation.evaluate import write_evaluation
     from dlearn.evaluation.h36m import evaluate_h36m
+    from dlearn.evaluation.table import write_evaluation
 
     report = evaluate_h36m(
         args.round, args.predictions, args.npz, args.joint_regressor, args.body_model, bone_scaling=args.bone_scaling,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dlearn.checkpoint import REGRESSOR_FORMAT
 from dlearn.options import add_options, options_from_args
 from dlearn.regressor.options import RegressorOptions
 from dlearn.stages.common import add_body_model, add_keypoint_regressor
@@ -15,7 +16,7 @@ DESCRIPTION = (
     "Train the regressor (paper section 5) on the train split's crops with the round's "
     "registrations as targets. Per-epoch checkpoints in --checkpoint-dir make a killed run resume."
 )
-OUTPUTS = {"out": "dlearn-regressor", "checkpoint_dir": "checkpoint", "curve": "file"}
+OUTPUTS = {"out": REGRESSOR_FORMAT, "checkpoint_dir": "checkpoint", "curve": "file"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -138,7 +138,7 @@ rule report:
     params:
         evaluation=report_evaluation_flags,
         overlay_samples=config["report"]["overlay_samples"],
-        meshes=config["report"]["meshes"],
+        meshes_per_round=config["report"]["meshes_per_round"],
         code=code_version("report"),
     shell:
         "dlearn report {params.evaluation} --summary {output.summary:q} "
@@ -147,4 +147,4 @@ rule report:
         "--regressors {input.regressors:q} --crops {input.crops:q} --body-model {input.model:q} "
         "--uv {input.uv:q} --overlays {output.overlays:q} --losses {output.losses:q} "
         "--meshes {output.meshes:q} --overlay-samples {params.overlay_samples} "
-        "--meshes-per-round {params.meshes} > {log:q} 2>&1"
+        "--meshes-per-round {params.meshes_per_round} > {log:q} 2>&1"
