@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
 
-# The learning configuration (README, "Learning configuration"): ~2x the demo's data, 3x its steps.
+# The learning configuration (README, "Learning configuration"): 4x the demo's data, 7x its steps.
 learning: venv
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile config/learning.yaml
 
