@@ -12,17 +12,12 @@ import pytest
 import torch
 
 from dlearn.body.io import BodyModelData, load_body_model
-from dlearn.body.keypoint_definition import (
-    KeypointDefinition,
-    fallback_definition,
-    keypoint_definition,
-    rest_keypoints,
-)
+from dlearn.body.keypoint_definition import KeypointDefinition, fallback_definition, keypoint_definition
 from dlearn.body.keypoints import CocoKeypoints
 from dlearn.body.model import BodyModel
 from dlearn.data.store import StoreError, open_store, read_sample_ids, write_store
 from dlearn.evaluation.body_points import PoseComputer
-from dlearn.evaluation.evaluate import COCO12_PARENTS, coco12, rest_bone_sums
+from dlearn.evaluation.evaluate import COCO12_PARENTS, coco12, rest_bone_sums, rest_keypoints
 from dlearn.evaluation.metrics import bone_lengths
 from dlearn.params import PARAM_KEYS, STATUS
 from dlearn.registration import stage

@@ -54,7 +54,7 @@ __all__ = [
     "COCOPLUS_NAMES", "COCOPLUS_TO_COCO", "COCO_FLIP", "COCO_KEYPOINT_NAMES", "FACE_VERTEX_NAMES", "LIMB_JOINTS",
     "NUM_KEYPOINTS", "ROOT_KEYPOINTS", "SMPL_FACE_VERTEX_IDS", "SMPL_NUM_VERTICES", "KeypointDefinition",
     "KeypointRegressorError", "fallback_definition", "keypoint_definition", "keypoint_vertex_ids",
-    "load_keypoint_regressor", "rest_keypoints",
+    "load_keypoint_regressor",
 ]  # fmt: skip
 
 
@@ -159,13 +159,3 @@ def keypoint_definition(data: BodyModelData, regressor_path: str | Path | None =
     return fallback_definition(data)
 
 
-
-
-def rest_keypoints(data: BodyModelData, definition: KeypointDefinition) -> np.ndarray:
-    """(17, 3) keypoints of the rest body (zero pose, unit scales): a keypoint on a joint is that
-    rest joint, the others ``vertex_weights @ v_template`` (every skinning transform is the
-    identity at rest, so :class:`~dlearn.body.keypoints.CocoKeypoints` gives the same points)."""
-    points = np.asarray(definition.vertex_weights, np.float64) @ np.asarray(data.v_template, np.float64)
-    on_joint = definition.joint >= 0
-    points[on_joint] = data.rest_joints[definition.joint[on_joint]]
-    return points

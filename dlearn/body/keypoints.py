@@ -18,12 +18,10 @@ regressor, SPIN's J_regressor_extra). Where it comes from, first found first:
    face keypoints at single vertices (the file's ``vertex_ids``, or SMPL's), limb keypoints at
    the skeleton's joints, hips included, inside the pelvis, where annotators do not click.
 
-Every stage that computes keypoints of the model (registration's L_KP and stored keypoints, the
-regressor's loss, the predictions' stored keypoints, which the evaluation compares, the synthetic
-generator) uses :class:`CocoKeypoints`, so they never disagree; the evaluation's rest skeleton
-is :func:`~dlearn.body.keypoint_definition.rest_keypoints`, the same points at rest.
-:class:`CocoKeypoints` computes the regressed points from the skinning transforms, exactly
-(linear blend skinning is linear in the rest vertex), without skinning the regressor's vertices.
+Every stage that computes keypoints of the model (registration's L_KP, the regressor's loss,
+the evaluation's keypoint joints, the synthetic generator) uses :class:`CocoKeypoints`, so they
+never disagree. It computes the regressed points from the skinning transforms, exactly (linear
+blend skinning is linear in the rest vertex), without skinning the regressor's vertices.
 """
 
 from __future__ import annotations

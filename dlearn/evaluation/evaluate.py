@@ -44,7 +44,7 @@ import numpy as np
 import zarr
 
 from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData, load_body_model
-from dlearn.body.keypoint_definition import KeypointDefinition, keypoint_definition, rest_keypoints
+from dlearn.body.keypoint_definition import KeypointDefinition, keypoint_definition
 from dlearn.coco_keypoints import COCO_KEYPOINT_NAMES, ROOT_KEYPOINTS
 from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
 from dlearn.evaluation.metrics import (
@@ -120,6 +120,16 @@ def coco12(keypoints17: np.ndarray) -> np.ndarray:
     """(N, 17, 3) -> (N, 13, 3): the limb keypoints and their mid-hip root."""
     root = keypoints17[:, list(ROOT_KEYPOINTS)].mean(1, keepdims=True)
     return np.concatenate([keypoints17[:, LIMB_KEYPOINTS], root], axis=1)
+
+
+def rest_keypoints(data: BodyModelData, definition: KeypointDefinition) -> np.ndarray:
+    """(17, 3) COCO keypoints of the rest body (zero pose, unit scales): a keypoint on a joint is
+    that rest joint, the others ``vertex_weights @ v_template`` (every skinning transform is the
+    identity at rest, so :class:`~dlearn.body.keypoints.CocoKeypoints` gives the same points)."""
+    points = np.asarray(definition.vertex_weights, np.float64) @ np.asarray(data.v_template, np.float64)
+    on_joint = definition.joint >= 0
+    points[on_joint] = data.rest_joints[definition.joint[on_joint]]
+    return points
 
 
 def rest_bone_sums(data: BodyModelData, definition: KeypointDefinition) -> dict[str, float]:
