@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from dlearn.data.store import open_store, read_sample_ids
-from dlearn.evaluation.evaluate import PoseComputer, ground_truth
+from dlearn.evaluation.body_points import PoseComputer
+from dlearn.evaluation.evaluate import ground_truth
 from dlearn.evaluation.metrics import pa_mpjpe
 from dlearn.registration.options import LossWeights, RegistrationOptions
 from dlearn.registration.stage import register
@@ -71,7 +72,7 @@ def main() -> None:
             store = open_store(out)
             ids = read_sample_ids(store)
             pred = poses.pose_set({k: np.asarray(store[k][...]) for k in ("pose", "scales", "rotation")})
-            truth = ground_truth(r / "data/gt_train.zarr", ids, poses)
+            truth = ground_truth(r / "data/gt_train.zarr", ids)
             pa = float(pa_mpjpe(pred.joints24 * 1000, truth.joints24 * 1000).mean())
             print(f"| {name} | {pa:.2f} | {time.perf_counter() - start:.0f} |", flush=True)
 

@@ -46,7 +46,7 @@ from dlearn.data.store import open_store, read_aligned, read_sample_ids
 from dlearn.data.synth import SPLITS, NoiseOptions, SynthOptions, synthesize
 from dlearn.data.synth.options import SPLIT_ID_OFFSET
 from dlearn.data.synth.priors import _MODE_PROBS, POSE_MODES
-from dlearn.evaluation.evaluate import PoseComputer
+from dlearn.evaluation.body_points import PoseComputer
 from dlearn.evaluation.metrics import mpjpe, mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration.fit import FitBatch
 from dlearn.regressor.data import AugmentOptions, augment

@@ -87,6 +87,7 @@ def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Pa
     from dlearn.data.store import open_store, read_sample_ids, write_store
     from dlearn.data.synth import SynthOptions, synthesize
     from dlearn.densepose.match import MatchOptions, match_correspondences
+    from helpers import with_body_points
 
     root = tmp_path_factory.mktemp("exact")
     model, uv = standin_files
@@ -112,6 +113,7 @@ def exact_data(tmp_path_factory: pytest.TempPathFactory, standin_files: tuple[Pa
         "cam_scale": scale,
         "cam_translation": (gt["cam_translation"][...][idx] - box[:, :2]) / half[:, None],
     }
+    truth = with_body_points(truth, model)  # the registration store's layout
     truth["status"] = np.zeros(len(ids), np.uint8)
     write_store(root / "truth.zarr", truth, stage="merge_registration", sample_id=ids)
     return {"root": root, "model": model, "corr": root / "corr.zarr", "crops": root / "crops.zarr",
@@ -129,7 +131,7 @@ def h36m_set(exact_data: dict, tmp_path: Path) -> dict[str, Path]:
 
     from dlearn.body.io import load_body_model
     from dlearn.data.store import open_store, read_sample_ids, write_store
-    from dlearn.evaluation.evaluate import PoseComputer
+    from dlearn.evaluation.body_points import PoseComputer
     from dlearn.registration.data import PARAM_KEYS
 
     crops = open_store(exact_data["crops"])

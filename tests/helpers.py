@@ -59,3 +59,29 @@ def killed_on_call(owner: Any, name: str, call: int) -> Iterator[None]:
             yield
     finally:
         setattr(owner, name, real)
+
+
+def with_body_points(arrays: dict[str, Any], body_model: Any) -> dict[str, Any]:
+    """``arrays`` (a registration or prediction store's parameters) with the body-frame
+    ``joints`` (N, 24, 3) and COCO ``keypoints`` (N, 17, 3) their stage would store (float32),
+    posed from ``pose`` and ``scales`` through the body model: for stores written by hand."""
+    from dlearn.evaluation.body_points import PoseComputer
+
+    joints, keypoints = PoseComputer(body_model).body_points(arrays["pose"], arrays["scales"])
+    return {**arrays, "joints": joints.astype("float32"), "keypoints": keypoints.astype("float32")}
+
+
+def constant_regressor(path: Any, theta: Any) -> Any:
+    """A model.pt at ``path`` whose network predicts ``theta`` (105,) for every crop."""
+    import torch
+
+    from dlearn.checkpoint import REGRESSOR_FORMAT, atomic_save
+    from dlearn.regressor.model import Regressor, RegressorSpec
+    from dlearn.regressor.train import MODEL_VERSION
+
+    spec = RegressorSpec("resnet18", 8)
+    model = Regressor(spec, torch.as_tensor(theta, dtype=torch.float32))
+    torch.nn.init.zeros_(model.head[-1].weight)
+    atomic_save({"format": REGRESSOR_FORMAT, "version": MODEL_VERSION, "spec": {"backbone": "resnet18", "head_hidden": 8},
+                 "options": {}, "state_dict": model.state_dict(), "curve": []}, path)  # fmt: skip
+    return path

@@ -16,10 +16,13 @@ from dlearn.evaluation.table import CSV_COLUMNS, csv_rows, write_evaluation
 from dlearn.registration.data import PARAM_KEYS
 from dlearn.registration.stage import STATUS, status_counts
 
+#: A registration or prediction store's arrays that the evaluation reads or checks.
+STORED = (*PARAM_KEYS, "joints", "keypoints")
+
 
 def _as_predictions(truth: Path, out: Path, edit: dict[str, np.ndarray] | None = None, rows: slice = slice(None)) -> Path:
     store = open_store(truth)
-    arrays = {k: np.asarray(store[k][...])[rows] for k in PARAM_KEYS}
+    arrays = {k: np.asarray(store[k][...])[rows] for k in STORED}
     arrays.update(edit or {})
     arrays["status"] = np.zeros(len(arrays["pose"]), np.uint8)
     write_store(out, arrays, stage="predict", sample_id=read_sample_ids(store)[rows])
@@ -76,6 +79,26 @@ def test_a_prediction_store_of_another_split_is_an_error_naming_it(exact_data: d
         _evaluate(exact_data, short)
 
 
+def test_a_store_of_an_older_dlearn_without_keypoints_says_what_to_rerun(exact_data: dict, tmp_path: Path) -> None:
+    # Stores of older versions hold the parameters and joints, not the body-frame keypoints.
+    truth = open_store(exact_data["truth"])
+    arrays = {k: np.asarray(truth[k][...]) for k in (*PARAM_KEYS, "joints", "status")}
+    old = tmp_path / "old.zarr"
+    write_store(old, arrays, stage="predict", sample_id=read_sample_ids(truth))
+    with pytest.raises(StoreError, match=rf"{old}: no array keypoints .*older dlearn.*rerun `dlearn predict`"):
+        _evaluate(exact_data, old)
+    wrong = _as_predictions(exact_data["truth"], tmp_path / "wrong.zarr", {"keypoints": arrays["joints"]})
+    with pytest.raises(StoreError, match=r"wrong.zarr: keypoints has shape \(6, 24, 3\), expected \(N, 17, 3\)"):
+        _evaluate(exact_data, wrong)
+    write_store(tmp_path / "old_reg.zarr", arrays, stage="merge_registration", sample_id=read_sample_ids(truth))
+    pred = _as_predictions(exact_data["truth"], tmp_path / "p.zarr")
+    with pytest.raises(StoreError, match=r"old_reg.zarr: no array keypoints .*rerun the round's registration"):
+        evaluate_round(
+            0, exact_data["model"], {"train": exact_data["crops"], "test": exact_data["crops"]},
+            {"train": exact_data["gt"], "test": exact_data["gt"]}, tmp_path / "old_reg.zarr", {"train": pred, "test": pred},
+        )  # fmt: skip
+
+
 def test_rounds_gather_into_one_table_and_a_readable_history(exact_data: dict, tmp_path: Path) -> None:
     pred = _as_predictions(exact_data["truth"], tmp_path / "p.zarr")
     csvs = []
@@ -102,7 +125,8 @@ def test_rounds_gather_into_one_table_and_a_readable_history(exact_data: dict, t
 
 def test_a_joint_regressor_gives_the_mesh_points_it_selects(exact_data: dict, tmp_path: Path) -> None:
     from dlearn.body.io import load_body_model
-    from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, load_joint_regressor
+    from dlearn.evaluation.body_points import PoseComputer
+    from dlearn.evaluation.evaluate import H36M_TO_LSP14, load_joint_regressor
 
     n = load_body_model(exact_data["model"]).num_vertices
     rng = np.random.default_rng(0)
@@ -158,7 +182,7 @@ def test_the_share_of_kept_fits_started_from_the_convnet_is_reported(exact_data:
     # the annotations better than last round's (kept_previous): the paper's mechanism, apart
     # from keep-best.
     truth = open_store(exact_data["truth"])
-    arrays = {k: np.asarray(truth[k][...]) for k in PARAM_KEYS}
+    arrays = {k: np.asarray(truth[k][...]) for k in STORED}
     n = len(arrays["pose"])
     arrays["status"] = np.where(np.arange(n) < n // 2, STATUS["kept_previous"], STATUS["ok"]).astype(np.uint8)
     registration = tmp_path / "registration.zarr"

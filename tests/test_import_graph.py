@@ -12,10 +12,13 @@ Run as a script to print the graph's edges and any cycle: ``python tests/test_im
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "dlearn"
@@ -179,6 +182,25 @@ def test_the_reports_table_and_history_do_not_load_torch(tmp_path: Path) -> None
     assert (tmp_path / "summary.csv").is_file() and (tmp_path / "history.png").is_file()
     # The check itself sees torch when it is loaded.
     assert _loads_torch("import dlearn.body.model") is True
+
+
+def test_the_evaluate_stage_does_not_load_torch(exact_data: dict, tmp_path: Path) -> None:
+    """`dlearn evaluate` reads the body-frame points the stores hold: no body is posed."""
+    from dlearn.data.store import open_store, read_sample_ids, write_store
+
+    truth = open_store(exact_data["truth"])
+    predictions = tmp_path / "predictions.zarr"  # the true bodies as the ConvNet's
+    write_store(predictions, {k: np.asarray(truth[k][...]) for k in truth.array_keys() if k != "sample_id"},
+                stage="predict", sample_id=read_sample_ids(truth))  # fmt: skip
+    data = {k: str(v) for k, v in exact_data.items()}
+    argv = ["evaluate", "--round", "0", "--body-model", data["model"], "--registration", data["truth"],
+            "--cgan-depths", data["depths"], "--bone-scaling", "both_to_rest",
+            "--out-json", str(tmp_path / "evaluation.json"), "--out-csv", str(tmp_path / "evaluation.csv")]  # fmt: skip
+    for split in ("train", "test"):  # the exact data has one split: it plays both
+        argv += [f"--crops-{split}", data["crops"], f"--gt-{split}", data["gt"], f"--predictions-{split}", str(predictions)]
+    assert _loads_torch(f"from dlearn.cli import main\nassert main({argv!r}) == 0") is False
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["results"]["test"]["convnet"]["mpjpe_bone_scaled"]["mean"] < 0.5  # mm: exact bodies
 
 
 if __name__ == "__main__":

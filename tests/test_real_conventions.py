@@ -18,6 +18,7 @@ from dlearn.body.io import SMPL_PARENTS
 from dlearn.data.h36m import EvaluationFileError
 from dlearn.errors import InputError
 from dlearn.evaluation.metrics import bone_lengths, mpjpe_bone_scaled
+from helpers import constant_regressor
 
 #: SPIN's global_idx: slot of S (24) of each of the 17 Human3.6M joints (datasets/preprocess/h36m.py).
 SPIN_GLOBAL_IDX = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]
@@ -145,7 +146,7 @@ def test_evaluation_scales_to_the_training_splits_mean_skeleton_and_says_so(exac
     from dlearn.registration.data import PARAM_KEYS
 
     truth = open_store(exact_data["truth"])
-    arrays = {k: np.asarray(truth[k][...]) for k in PARAM_KEYS}
+    arrays = {k: np.asarray(truth[k][...]) for k in (*PARAM_KEYS, "joints", "keypoints")}
     write_store(tmp_path / "p.zarr", {**arrays, "status": np.zeros(len(arrays["pose"]), np.uint8)}, stage="predict",
                 sample_id=read_sample_ids(truth))  # fmt: skip
     reports = {
@@ -244,22 +245,6 @@ def test_segment_scales_stay_positive_from_an_adversarial_start(exact_data: dict
 # --- 6. predicted rotations are proper ---------------------------------------------------------
 
 
-def _constant_regressor(path: Path, theta: np.ndarray) -> Path:
-    """A model.pt whose network predicts ``theta`` (105,) for every crop."""
-    import torch
-
-    from dlearn.checkpoint import REGRESSOR_FORMAT, atomic_save
-    from dlearn.regressor.model import Regressor, RegressorSpec
-    from dlearn.regressor.train import MODEL_VERSION
-
-    spec = RegressorSpec("resnet18", 8)
-    model = Regressor(spec, torch.as_tensor(theta, dtype=torch.float32))
-    torch.nn.init.zeros_(model.head[-1].weight)
-    atomic_save({"format": REGRESSOR_FORMAT, "version": MODEL_VERSION, "spec": {"backbone": "resnet18", "head_hidden": 8},
-                 "options": {}, "state_dict": model.state_dict(), "curve": []}, path)  # fmt: skip
-    return path
-
-
 def test_a_reflection_predicted_by_the_regressor_becomes_a_rotation(exact_data: dict, tmp_path: Path) -> None:
     from dlearn.data.store import open_store
     from dlearn.regressor.model import THETA_SIZE, THETA_SLICES
@@ -270,7 +255,7 @@ def test_a_reflection_predicted_by_the_regressor_becomes_a_rotation(exact_data: 
     theta[THETA_SLICES["cam_scale"]] = 0.9
     reflection = np.diag([1.0, -1.0, 1.0])  # Gram-Schmidt keeps it: det -1
     theta[THETA_SLICES["rotation"]] = reflection.reshape(9)
-    model = _constant_regressor(tmp_path / "model.pt", theta)
+    model = constant_regressor(tmp_path / "model.pt", theta)
     summary = predict(model, exact_data["crops"], exact_data["model"], tmp_path / "pred.zarr", device="cpu", batch_size=4)
     store = open_store(tmp_path / "pred.zarr", stage="predict")
     rotation = np.asarray(store["rotation"][...], np.float64)

@@ -148,7 +148,7 @@ def test_shards_merged_equal_a_single_run(exact_data: dict, tmp_path: Path) -> N
     merge_registration(shards, exact_data["corr"], tmp_path / "merged.zarr")
     single, merged = open_store(tmp_path / "single.zarr"), open_store(tmp_path / "merged.zarr")
     assert read_sample_ids(single) == read_sample_ids(merged)
-    for key in ("pose", "scales", "rotation", "cam_scale", "cam_translation", "joints", "status"):
+    for key in ("pose", "scales", "rotation", "cam_scale", "cam_translation", "joints", "keypoints", "status"):
         np.testing.assert_allclose(merged[key][...], single[key][...], atol=1e-5, err_msg=key)
     with pytest.raises(ValueError, match="shards hold"):
         merge_registration(shards[:2], exact_data["corr"], tmp_path / "bad.zarr")
@@ -184,7 +184,7 @@ def test_empty_and_non_finite_samples_are_flagged_without_disturbing_the_others(
     assert status[0] == STATUS["no_correspondences"] and status[1] == STATUS["non_finite"]
     assert summary["status"]["ok"] == 4
     fitted = open_store(tmp_path / "reg.zarr")
-    for key in ("pose", "joints", "cam_scale"):
+    for key in ("pose", "joints", "keypoints", "cam_scale"):
         assert np.all(np.isfinite(fitted[key][...])), key
     # The other samples come out exactly as in a run without the broken ones.
     _register(exact_data, tmp_path / "clean.zarr", FAST)
@@ -204,5 +204,5 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_gives_the_same_result(exac
     summary = _register(exact_data, tmp_path / "resumed.zarr", options, checkpoint_dir=checkpoint)
     assert summary["resumed_chunks"] == 1 and not checkpoint.exists()
     straight, resumed = open_store(tmp_path / "straight.zarr"), open_store(tmp_path / "resumed.zarr")
-    for key in ("pose", "scales", "joints", "status"):
+    for key in ("pose", "scales", "joints", "keypoints", "status"):
         np.testing.assert_array_equal(resumed[key][...], straight[key][...])

@@ -270,6 +270,22 @@ def test_ground_truth_depths_replace_the_cgan_depths_of_registration_and_regress
     assert "results/cgan/depths_test.zarr" in [p for job in jobs if job.rule == "evaluate" for p in job.inputs]
 
 
+def test_a_keypoint_regressor_reaches_every_rule_that_places_keypoints(tmp_path: Path) -> None:
+    # The predictions store the keypoints the evaluation compares: predict places them by the
+    # same regressor as the registration, the regressor's loss and the synthetic data.
+    regressor = tmp_path / "cocoplus.npy"
+    np.save(regressor, np.full((17, 4), 0.25))  # the plan does not read it
+    write_config(tmp_path, body__keypoint_regressor=str(regressor))
+    rules = {"synth", "register", "regress", "predict", "evaluate"}
+    jobs = [job for job in planned_jobs(tmp_path) if job.rule in rules]
+    assert {job.rule for job in jobs} == rules
+    assert all(str(regressor) in job.inputs for job in jobs), [job for job in jobs if str(regressor) not in job.inputs]
+    commands = snakemake(tmp_path, "-n", "-p").stdout.splitlines()
+    for command in ("synth", "register", "regress", "predict", "evaluate"):
+        lines = [line for line in commands if f"dlearn {command} " in line]
+        assert lines and all(f"--keypoint-regressor {regressor}" in line for line in lines), command
+
+
 @pytest.mark.slow  # a whole workflow run
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path, finished_run: Path) -> None:
     write_config(tmp_path)

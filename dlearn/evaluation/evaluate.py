@@ -24,6 +24,12 @@ prediction to each ground truth.
 
 Metric definitions in :mod:`dlearn.evaluation.metrics`; values in millimetres unless the metric
 name says otherwise.
+
+Nothing here poses a body (no torch): the registration and prediction stores hold the body-frame
+``joints`` and COCO ``keypoints`` their stage computed with the body model (float32), and the
+rest skeleton of ``both_to_rest`` is the model file's J_regressor and keypoint definition applied
+to its template (:func:`rest_bone_sums`). Posing bodies from parameters is
+:mod:`dlearn.evaluation.body_points`'s (the Human3.6M evaluation's joints come from full meshes).
 """
 
 from __future__ import annotations
@@ -35,14 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import zarr
 
-from dlearn.body.io import SMPL_JOINT_NAMES, load_body_model
-from dlearn.body.keypoints import ROOT_KEYPOINTS, coco_keypoint_model
-from dlearn.body.model import BodyModel
+from dlearn.body.io import SMPL_JOINT_NAMES, BodyModelData, load_body_model
+from dlearn.body.keypoint_definition import KeypointDefinition, keypoint_definition
+from dlearn.coco_keypoints import COCO_KEYPOINT_NAMES, ROOT_KEYPOINTS
 from dlearn.data.store import StoreError, open_store, read_aligned, read_sample_ids
-from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
 from dlearn.evaluation.metrics import (
     BONE_SCALING,
     bone_lengths,
@@ -52,7 +56,6 @@ from dlearn.evaluation.metrics import (
     pa_mpjpe,
     rotation_error_deg,
 )
-from dlearn.params import PARAM_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,14 @@ LIMB_BONES = np.array(
 H36M_TO_LSP14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 #: Pelvis among the 17 Human3.6M joints (the root of "Protocol #1" root-aligned MPJPE).
 H36M_PELVIS = 0
+#: The arrays of a registration or prediction store the evaluation reads, and their shapes
+#: (rotation: (3, 3), or its 9 numbers row-major).
+POINT_SHAPES = {"joints": [(24, 3)], "keypoints": [(17, 3)], "rotation": [(3, 3), (9,)]}
+#: What writes each evaluated store again, for the message about a store of an older dlearn.
+RERUN = {
+    "merge_registration": "the round's registration (`dlearn register` of every shard, then `dlearn merge-registration`)",
+    "predict": "`dlearn predict`",
+}
 
 
 def load_joint_regressor(path: Path, num_vertices: int) -> np.ndarray:
@@ -100,64 +111,59 @@ class PoseSet:
     rotation: np.ndarray | None = None  # (N, 3, 3) camera rotation (the cGAN has none)
 
 
-def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+def rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, J, 3) body-frame points -> camera orientation R p."""
     return np.einsum("nij,nkj->nki", rotation, points)
 
 
-def _coco12(keypoints17: np.ndarray) -> np.ndarray:
+def coco12(keypoints17: np.ndarray) -> np.ndarray:
     """(N, 17, 3) -> (N, 13, 3): the limb keypoints and their mid-hip root."""
     root = keypoints17[:, list(ROOT_KEYPOINTS)].mean(1, keepdims=True)
     return np.concatenate([keypoints17[:, LIMB_KEYPOINTS], root], axis=1)
 
 
-class PoseComputer:
-    """Joints and COCO keypoints of body parameters, through the body model."""
+def rest_keypoints(data: BodyModelData, definition: KeypointDefinition) -> np.ndarray:
+    """(17, 3) COCO keypoints of the rest body (zero pose, unit scales): a keypoint on a joint is
+    that rest joint, the others ``vertex_weights @ v_template`` (every skinning transform is the
+    identity at rest, so :class:`~dlearn.body.keypoints.CocoKeypoints` gives the same points)."""
+    points = np.asarray(definition.vertex_weights, np.float64) @ np.asarray(data.v_template, np.float64)
+    on_joint = definition.joint >= 0
+    points[on_joint] = data.rest_joints[definition.joint[on_joint]]
+    return points
 
-    def __init__(self, body_model: Path, keypoint_regressor: Path | None = None):
+
+def rest_bone_sums(data: BodyModelData, definition: KeypointDefinition) -> dict[str, float]:
+    """Per joint set, the bone-length sum (metres) of the body model's rest skeleton (zero pose,
+    unit scales): the joints ``J_regressor @ v_template`` (:attr:`BodyModelData.rest_joints`, the
+    torch model's ``rest_joints``) and the keypoints of :func:`rest_keypoints`."""
+    parents = np.asarray(data.parents)
+    return {
+        "joints24": float(bone_lengths(np.asarray(data.rest_joints, np.float64), parents).sum()),
+        "coco12": float(bone_lengths(coco12(rest_keypoints(data, definition)[None])[0], COCO12_PARENTS).sum()),
+    }
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """What the metrics need of the body model: the joint tree and the rest skeleton's bone sums."""
+
+    parents: np.ndarray  # (24,) the 24 joints' parents, -1 at the root
+    canonical_bone_sum: dict[str, float]  # per joint set, the rest skeleton's bone-length sum (m)
+
+    @classmethod
+    def of(cls, body_model: Path, keypoint_regressor: Path | None = None) -> Skeleton:
+        """The skeleton of a model file and its keypoints (see :func:`keypoint_definition`)."""
         data = load_body_model(body_model)
-        self.parents = np.asarray(data.parents)
-        self.model = BodyModel(data, dtype=torch.float64)
-        self.keypoints = coco_keypoint_model(self.model, data, keypoint_regressor)
-        rest = self.body_points(np.zeros((1, 23, 3)), np.ones((1, 24)))
-        self.canonical_bone_sum = {
-            "joints24": float(bone_lengths(rest[0], self.parents).sum()),
-            "coco12": float(bone_lengths(_coco12(rest[1]), COCO12_PARENTS).sum()),
-        }
-
-    def body_points(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Body-frame (N, 24, 3) joints and (N, 17, 3) COCO keypoints."""
-        pose_t = torch.as_tensor(pose, dtype=torch.float64).reshape(-1, 23, 3)
-        with torch.no_grad():
-            # Keypoints come from the skinning transforms: no vertex needs skinning.
-            out = self.model(pose_t, torch.as_tensor(scales, dtype=torch.float64), torch.zeros(0, dtype=torch.long))
-            kp = self.keypoints(out, pose_t)
-        return out.joints.numpy(), kp.numpy()
-
-    def regressed_joints(self, arrays: dict[str, np.ndarray], regressor: np.ndarray) -> np.ndarray:
-        """(N, J, 3) camera-oriented joints ``regressor @ vertices`` of the full posed mesh (the
-        Human3.6M protocols' joints with J_regressor_h36m; H36M_TO_LSP14 picks the 14-joint set)."""
-        with torch.no_grad():
-            vertices = self.model(
-                torch.as_tensor(arrays["pose"], dtype=torch.float64).reshape(-1, 23, 3),
-                torch.as_tensor(arrays["scales"], dtype=torch.float64),
-            ).vertices.numpy()
-        joints = np.einsum("jv,nvk->njk", regressor, vertices)
-        return _rotate(joints, np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3))
-
-    def pose_set(self, arrays: dict[str, np.ndarray]) -> PoseSet:
-        joints, kp = self.body_points(arrays["pose"], arrays["scales"])
-        rotation = np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3)
-        return PoseSet(_rotate(joints, rotation), _coco12(_rotate(kp, rotation)), rotation)
+        return cls(np.asarray(data.parents), rest_bone_sums(data, keypoint_definition(data, keypoint_regressor)))
 
 
-def ground_truth(gt_path: Path, ids: list[str], poses: PoseComputer) -> PoseSet:
+def ground_truth(gt_path: Path, ids: list[str]) -> PoseSet:
     keys = ("joints3d", "keypoints3d", "cam_rotation")
     gt = read_aligned(open_store(gt_path, required=keys), ids, keys, gt_path)
     rotation = gt["cam_rotation"].astype(np.float64)
     return PoseSet(
-        _rotate(gt["joints3d"].astype(np.float64), rotation),
-        _coco12(_rotate(gt["keypoints3d"].astype(np.float64), rotation)),
+        rotate(gt["joints3d"].astype(np.float64), rotation),
+        coco12(rotate(gt["keypoints3d"].astype(np.float64), rotation)),
         rotation,
     )
 
@@ -167,7 +173,7 @@ def cgan_poses(depths_path: Path, keypoints: np.ndarray, ids: list[str]) -> Pose
     depths = read_aligned(open_store(depths_path, required=["depth"]), ids, ("depth",), depths_path)["depth"]
     xy = keypoints[..., :2].astype(np.float64)
     lifted = np.concatenate([xy, np.asarray(depths, np.float64)[..., None]], axis=-1)
-    return PoseSet(None, _coco12(lifted))
+    return PoseSet(None, coco12(lifted))
 
 
 def limb_mask(keypoints: np.ndarray) -> np.ndarray:
@@ -180,7 +186,7 @@ def check_bone_scaling(bone_scaling: str) -> None:
         raise ValueError(f"bone_scaling must be one of {', '.join(BONE_SCALING)}, got {bone_scaling!r}")
 
 
-def canonical_bone_sums(bone_scaling: str, poses: PoseComputer, train_truth: PoseSet) -> dict[str, float | None]:
+def canonical_bone_sums(bone_scaling: str, poses: Skeleton, train_truth: PoseSet) -> dict[str, float | None]:
     """Per joint set, the bone-length sum (mm) ``mpjpe_bone_scaled`` scales to (None: each
     ground truth's): the training split's mean (``canonical_average``), the rest skeleton's
     (``both_to_rest``)."""
@@ -200,7 +206,7 @@ def pose_metrics(
     pred: PoseSet,
     gt: PoseSet,
     limbs: np.ndarray,
-    poses: PoseComputer,
+    poses: Skeleton,
     bone_scaling: str = "canonical_average",
     canonical: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
@@ -262,15 +268,35 @@ def _summary(per_sample: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _params(store: zarr.Group, path: Path, ids: list[str], stage: str | None) -> dict[str, np.ndarray]:
-    """The parameters of ``store`` (opened from ``path`` by the ``stage`` that wrote it) in ``ids``' order."""
+def stored_poses(store: zarr.Group, path: Path, ids: list[str], stage: str) -> PoseSet:
+    """The :class:`PoseSet` of a registration or prediction store (opened from ``path``, written
+    by ``stage``) in ``ids``' order: its body-frame ``joints`` and ``keypoints`` rotated by its
+    ``rotation``, in float64.
+
+    Raises:
+        StoreError: a prediction store of another split, an array missing (a store of an older
+            dlearn: the message says what to rerun) or of another shape; names the store.
+    """
     n = int(store.attrs.get("num_samples", len(read_sample_ids(store))))
     if n != len(ids) and stage == "predict":
         raise StoreError(f"{path}: {n} predictions, the split has {len(ids)} samples")
-    arrays = read_aligned(store, ids, PARAM_KEYS, path)
-    if arrays["pose"].shape[1:] not in ((23, 3), (69,)):
-        raise StoreError(f"{path}: pose has shape {arrays['pose'].shape}, expected (N, 23, 3)")
-    return arrays
+    missing = [k for k in POINT_SHAPES if k not in store]
+    if missing:
+        raise StoreError(
+            f"{path}: no array {', '.join(missing)} (the body-frame points the evaluation reads; a store "
+            f"written by an older dlearn): rerun {RERUN.get(stage, f'stage {stage}')}"
+        )
+    arrays = read_aligned(store, ids, tuple(POINT_SHAPES), path)
+    for key, shapes in POINT_SHAPES.items():
+        if arrays[key].shape[1:] not in shapes:
+            expected = " or ".join(f"(N, {', '.join(map(str, shape))})" for shape in shapes)
+            raise StoreError(f"{path}: {key} has shape {arrays[key].shape}, expected {expected}")
+    rotation = arrays["rotation"].astype(np.float64).reshape(-1, 3, 3)
+    return PoseSet(
+        rotate(arrays["joints"].astype(np.float64), rotation),
+        coco12(rotate(arrays["keypoints"].astype(np.float64), rotation)),
+        rotation,
+    )
 
 
 def evaluate_round(
@@ -292,14 +318,15 @@ def evaluate_round(
         cgan_depths: the cGAN's test depths (None: no cGAN rows).
         bone_scaling: see the module docstring (``canonical_average`` averages the train split's
             ground truth).
-        keypoint_regressor: the COCO keypoint regressor file the coco12 keypoints of the
-            predictions come from (see :mod:`dlearn.body.keypoints`); None: the model file's.
+        keypoint_regressor: the COCO keypoint regressor file of the rest skeleton's coco12
+            keypoints (``both_to_rest``; see :mod:`dlearn.body.keypoints`); None: the model
+            file's. The stores' keypoints are those their stage computed.
 
     Returns:
         {"round", "protocol", "results": {split: {source: metrics}}} (see :func:`pose_metrics`).
     """
     check_bone_scaling(bone_scaling)
-    poses = PoseComputer(body_model, keypoint_regressor)
+    poses = Skeleton.of(body_model, keypoint_regressor)
     results: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, str, Path]] = [("train", "registration", registration)]
     sources += [(split, "convnet", path) for split, path in predictions.items()]
@@ -308,17 +335,17 @@ def evaluate_round(
         store = open_store(crops[split], stage="crops", required=["keypoints"])
         ids = read_sample_ids(store)
         keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
-        cache[split] = (ids, ground_truth(gt[split], ids, poses), keypoints)
+        cache[split] = (ids, ground_truth(gt[split], ids), keypoints)
     canonical = canonical_bone_sums(bone_scaling, poses, cache["train"][1])
     kept: dict[str, Any] = {}
     for split, source, path in sources:
         ids, truth, keypoints = cache[split]
         limbs = limb_mask(keypoints)
         stage = "merge_registration" if source == "registration" else "predict"
-        store = open_store(path, stage=stage, required=PARAM_KEYS)
+        store = open_store(path, stage=stage)
         if source == "registration":
             kept = registration_kept_fits(store.attrs)
-        pred = poses.pose_set(_params(store, path, ids, stage))
+        pred = stored_poses(store, path, ids, stage)
         results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]

@@ -32,7 +32,8 @@ from dlearn.data.h36m_crops import (
     sample_ids,
 )
 from dlearn.data.store import open_store, read_sample_ids
-from dlearn.evaluation.evaluate import H36M_TO_LSP14, PoseComputer, check_bone_scaling, load_joint_regressor
+from dlearn.evaluation.body_points import PoseComputer
+from dlearn.evaluation.evaluate import H36M_TO_LSP14, check_bone_scaling, load_joint_regressor
 from dlearn.evaluation.metrics import bone_lengths, mpjpe, mpjpe_bone_scaled, pa_mpjpe
 from dlearn.params import PARAM_KEYS
 

@@ -73,6 +73,7 @@ class Prediction:
     keypoints: Tensor  # (B, 17, 2) projected keypoints
     keypoint_depth: Tensor  # (B, 17) root-relative depths
     joints: Tensor  # (B, 24, 3) joints in the body frame
+    keypoints3d: Tensor  # (B, 17, 3) COCO keypoints in the body frame
 
 
 def evaluated_vertices(model: BodyModel, batch: FitBatch) -> VertexSelection:
@@ -95,7 +96,7 @@ def predict(
     projected = cam[..., :2] + params.translation[:, None, :]
     depth = cam[:, p:, 2]
     root_depth = depth[:, list(ROOT_KEYPOINTS)].mean(-1, keepdim=True)
-    return Prediction(projected[:, :p], projected[:, p:], depth - root_depth, out.joints)
+    return Prediction(projected[:, :p], projected[:, p:], depth - root_depth, out.joints, kp3d)
 
 
 def data_terms(
@@ -146,7 +147,8 @@ class FitResult:
     params: Params
     terms: dict[str, Tensor]  # final per-term losses (B,) each, unweighted
     total: Tensor  # (B,) weighted total
-    joints: Tensor  # (B, 24, 3)
+    joints: Tensor  # (B, 24, 3) body frame
+    keypoints: Tensor  # (B, 17, 3) COCO keypoints (the fit's keypoint model), body frame
     non_finite: Tensor  # (B,) bool: the loss became non-finite at some step
     steps: int
 
@@ -207,7 +209,8 @@ def fit(model: BodyModel, init: Params, batch: FitBatch, keypoints: CocoKeypoint
     with torch.no_grad():
         terms, pred = loss_terms(model, best_params, batch, vertices, keypoints, options.scale_anchor)
         total = weighted_total(terms, options.weights)
-    return FitResult(best_params, {k: v.detach() for k, v in terms.items()}, total, pred.joints, frozen.clone(), step)
+    terms = {k: v.detach() for k, v in terms.items()}
+    return FitResult(best_params, terms, total, pred.joints, pred.keypoints3d, frozen.clone(), step)
 
 
 def initial_params(

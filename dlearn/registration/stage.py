@@ -8,9 +8,11 @@ inputs it was made with and is discarded when they change.
 Output store (``round_k/registration/shard_i.zarr``, merged into ``round_k/registration.zarr``),
 aligned with the crops store's sample ids: ``pose`` (N, 23, 3), ``scales`` (N, 24),
 ``rotation`` (N, 3, 3) (Gram-Schmidt of the fitted 9 numbers), ``cam_scale`` (N,),
-``cam_translation`` (N, 2) (normalised crop coordinates), ``joints`` (N, 24, 3) in the body
-frame, ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``total`` (N,),
-``status`` (N,) uint8 (codes in :data:`STATUS`). Attribute ``reflections``: samples whose start
+``cam_translation`` (N, 2) (normalised crop coordinates), ``joints`` (N, 24, 3) and
+``keypoints`` (N, 17, 3) (the COCO keypoints of the keypoint model the fit used), body frame,
+metres, of the kept fit (keep-best: the previous round's where it was kept; the evaluation reads
+these points), ``losses`` (N, 5) the unweighted terms (dense, kp, scale, joint, det), ``total``
+(N,), ``status`` (N,) uint8 (codes in :data:`STATUS`). Attribute ``reflections``: samples whose start
 rotation was a reflection (det < 0, e.g. from an older regressor's predictions) and whose fit
 still is one (L_det corrects them).
 """
@@ -56,8 +58,10 @@ from dlearn.registration.fit import (
 
 log = logging.getLogger(__name__)
 
-#: Status codes of the output store.
+#: Parts whose correspondences place round 0's start camera (the torso's).
 TORSO_PARTS = (1, 2)
+#: The arrays of a fitted chunk (and of the shard's store, with ``sample_id``).
+CHUNK_KEYS = (*PARAM_KEYS, "joints", "keypoints", "losses", "total", "status")
 
 
 class RegistrationFailedError(InputError):
@@ -136,14 +140,15 @@ def _fit_chunk(
     init = (
         {k: v[rows] for k, v in inputs.init.items()} if inputs.init is not None else _round0_init(model, inputs.data, rows)
     )
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints", "losses", "total", "status")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in CHUNK_KEYS}
     for first in range(0, len(rows), options.batch_size):
         sub = rows[first : first + options.batch_size]
         local = np.arange(first, first + len(sub))
         batch = fit_batch(inputs.data, sub, device, dtype)
         start = params_from_arrays({k: v[local] for k, v in init.items()}, device, dtype)
         result = fit(model, start, batch, keypoints, options)
-        params, terms, total, joints = result.params, result.terms, result.total, result.joints
+        params, terms, total = result.params, result.terms, result.total
+        joints, keypoints3d = result.joints, result.keypoints
         status = np.full(len(sub), STATUS["ok"], np.uint8)
         status[inputs.data.counts(sub) == 0] = STATUS["no_correspondences"]
         status[result.non_finite.cpu().numpy()] = STATUS["non_finite"]
@@ -159,6 +164,7 @@ def _fit_chunk(
                 for name in LOSS_TERMS:
                     terms[name][worse] = old_terms[name][worse]
                 joints[worse] = old_pred.joints[worse]
+                keypoints3d[worse] = old_pred.keypoints3d[worse]
                 total = torch.where(worse, weighted_total(old_terms, options.weights), total)
                 status[worse.cpu().numpy() & (status == STATUS["ok"])] = STATUS["kept_previous"]
         out["pose"].append(params.pose.cpu().numpy())
@@ -167,12 +173,13 @@ def _fit_chunk(
         out["cam_scale"].append(params.cam_scale.cpu().numpy())
         out["cam_translation"].append(params.translation.cpu().numpy())
         out["joints"].append(joints.cpu().numpy())
+        out["keypoints"].append(keypoints3d.cpu().numpy())
         out["losses"].append(torch.stack([terms[n] for n in LOSS_TERMS], dim=1).cpu().numpy())
         out["total"].append(total.cpu().numpy())
         out["status"].append(status)
     if not len(rows):  # an empty shard (more shards than samples) still writes a valid store
         shapes = {"pose": (23, 3), "scales": (24,), "rotation": (3, 3), "cam_scale": (), "cam_translation": (2,),
-                  "joints": (24, 3), "losses": (len(LOSS_TERMS),), "total": ()}  # fmt: skip
+                  "joints": (24, 3), "keypoints": (17, 3), "losses": (len(LOSS_TERMS),), "total": ()}  # fmt: skip
         empty = {k: np.zeros((0, *shape), np.float32) for k, shape in shapes.items()}
         return {**empty, "status": np.zeros(0, np.uint8)}
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -270,13 +277,17 @@ def register(
         if path.exists():
             try:
                 with np.load(path) as npz:
-                    chunks.append({k: npz[k] for k in npz.files})
-                resumed += 1
-                continue
+                    chunk = {k: npz[k] for k in npz.files}
             except (OSError, ValueError) as exc:
                 raise CheckpointError(
                     f"{path}: corrupted registration checkpoint ({exc}); delete it to refit"
                 ) from exc
+            if set(chunk) == set(CHUNK_KEYS):
+                chunks.append(chunk)
+                resumed += 1
+                continue
+            # Written by an older dlearn (another set of arrays, e.g. no keypoints): refitted.
+            log.info("chunk %d: %s holds another set of arrays (an older dlearn's), refitted", c, path)
         result = _fit_chunk(model, keypoints, inputs, chunk_rows, options)
         _save_npz_atomic(path, result)
         chunks.append(result)
@@ -346,7 +357,13 @@ def merge_registration(shards: list[Path], correspondences: Path, out_path: Path
             f"{out_path}: the {len(shards)} shards hold {len(shard_ids)} samples, "
             f"{correspondences} has {len(ids)} (or another order): rerun the shards"
         )
-    keys = [k for k in parts[0].array_keys() if k != "sample_id"]
+    keys = sorted(k for k in parts[0].array_keys() if k != "sample_id")
+    for path, group in zip(shards[1:], parts[1:]):
+        other = sorted(k for k in group.array_keys() if k != "sample_id")
+        if other != keys:  # shards of two dlearn versions (e.g. one without keypoints)
+            raise StoreError(
+                f"{path}: arrays {', '.join(other)}, {shards[0]} has {', '.join(keys)}: rerun the shards"
+            )
     merged = {k: np.concatenate([np.asarray(g[k][...]) for g in parts]) for k in keys}
     for path, group in zip(shards, parts):
         # Each shard's own option: a shard written by hand or by an older dlearn is checked too.

@@ -428,6 +428,7 @@ def predict(
     device: str = "auto",
     batch_size: int = 64,
     workers: int = 0,
+    keypoint_regressor: Path | None = None,
 ) -> dict[str, Any]:
     """theta for every crop of a split, written in the registration store's layout.
 
@@ -435,8 +436,9 @@ def predict(
     ``scales`` (N, 24), ``rotation`` (N, 3, 3) (Gram-Schmidt with c3 = c1 x c2: always a rotation;
     the attribute ``reflections_corrected`` counts predictions whose plain Gram-Schmidt was a
     reflection), ``cam_scale`` (N,),
-    ``cam_translation`` (N, 2) normalised crop coordinates, ``joints`` (N, 24, 3) body frame,
-    ``status`` (N,) (all ``ok``).
+    ``cam_translation`` (N, 2) normalised crop coordinates, ``joints`` (N, 24, 3) and
+    ``keypoints`` (N, 17, 3) (COCO keypoints of ``keypoint_regressor``'s definition, see
+    :mod:`dlearn.body.keypoints`) body frame, metres, ``status`` (N,) (all ``ok``).
     """
     dev = resolve_device(device)
     model, saved = load_regressor(model_path, dev)
@@ -444,15 +446,18 @@ def predict(
     rows = np.arange(len(ids))
     dataset = RegressorBatches(crops, rows)
     batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-    body = BodyModel(load_body_model(body_model), dtype=torch.float32).to(dev)
+    body_data = load_body_model(body_model)
+    body = BodyModel(body_data, dtype=torch.float32).to(dev)
+    keypoints = coco_keypoint_model(body, body_data, keypoint_regressor)
     no_vertices = torch.zeros(0, dtype=torch.long, device=dev)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*PARAM_KEYS, "joints", "keypoints")}
     reflections = 0
     start = time.perf_counter()
     with torch.no_grad():
         for item in _loader(dataset, batches, workers, dev.type == "cuda"):
             params = params_from_theta(model(images_to_tensor(item["image"], dev, channels_last=False)))
-            joints = body(params.pose, params.scales, vertex_ids=no_vertices).joints
+            # Keypoints come from the skinning transforms: no vertex needs skinning.
+            posed = body(params.pose, params.scales, vertex_ids=no_vertices)
             out["pose"].append(params.pose.cpu().numpy())
             out["scales"].append(params.scales.cpu().numpy())
             # No L_det in the regressor's loss: its 9 numbers can be a reflection (det -1).
@@ -460,10 +465,11 @@ def predict(
             out["rotation"].append(proper_rotation_from_9d(params.rotation).cpu().numpy())
             out["cam_scale"].append(params.cam_scale.cpu().numpy())
             out["cam_translation"].append(params.translation.cpu().numpy())
-            out["joints"].append(joints.cpu().numpy())
+            out["joints"].append(posed.joints.cpu().numpy())
+            out["keypoints"].append(keypoints(posed, params.pose).cpu().numpy())
     arrays = {
         k: np.concatenate(v) if v else np.zeros((0, *shape), np.float32)
-        for (k, v), shape in zip(out.items(), [(23, 3), (24,), (3, 3), (), (2,), (24, 3)])
+        for (k, v), shape in zip(out.items(), [(23, 3), (24,), (3, 3), (), (2,), (24, 3), (17, 3)])
     }
     arrays["status"] = np.full(len(ids), STATUS["ok"], np.uint8)
     seconds = time.perf_counter() - start
@@ -474,7 +480,7 @@ def predict(
         sample_id=ids,
         options={"model": str(model_path), "spec": saved["spec"]},
         attrs={"status_codes": STATUS, "frame": "camera in normalised crop coordinates; joints in the body frame",
-               "reflections_corrected": reflections},
+               "reflections_corrected": reflections, "keypoint_definition": keypoints.definition.source},
     )
     summary = {"samples": len(ids), "seconds": round(seconds, 2), "images_per_second": round(len(ids) / max(seconds, 1e-9), 1),
                "reflections_corrected": reflections}  # fmt: skip

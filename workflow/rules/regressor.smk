@@ -44,6 +44,7 @@ rule regress:
 rule predict:
     """Round k's regressor applied to every crop of a split (train: round k+1's initialisation)."""
     input:
+        unpack(keypoint_regressor_input),
         regressor=result("round_{round}/regressor/model.pt"),
         crops=result("data/crops_{split}.zarr"),
         model=result("body/model.pkl"),
@@ -64,8 +65,9 @@ rule predict:
         gpu=rule_resources("predict")["gpu"],
     params:
         options=cli_flags({**config["predict"], "device": config["device"]}),
+        keypoints=optional_input_flags("keypoint_regressor"),
         code=code_version("predict"),
     shell:
         "OMP_NUM_THREADS={threads} dlearn predict --model {input.regressor:q} "
-        "--crops {input.crops:q} --body-model {input.model:q} --out {output:q} "
-        "{params.options} > {log:q} 2>&1"
+        "--crops {input.crops:q} --body-model {input.model:q} {params.keypoints} "
+        "--out {output:q} {params.options} > {log:q} 2>&1"
