@@ -47,6 +47,7 @@ def stages() -> list[ModuleType]:
         predict,
         register,
         regress,
+        render_report,
         report,
         synth,
         true_depths,
@@ -55,7 +56,7 @@ def stages() -> list[ModuleType]:
     return [
         check_data, make_body, body_model, synth, crops, densepose_predictions, mix_datasets, match, cgan_train,
         cgan_predict, true_depths, cgan_evaluate, register, merge_registration, regress, predict, evaluate, report,
-        h36m_crops, evaluate_h36m,
+        render_report, h36m_crops, evaluate_h36m,
     ]  # fmt: skip
 
 

@@ -307,11 +307,7 @@ def test_an_output_folder_blocked_by_a_file_is_named(
 ) -> None:
     blocked = tmp_path / "results"
     blocked.write_text("a file")
-    x = str(tmp_path / "x")
-    argv = ["report", "--summary", str(blocked / "evaluation" / "summary.csv"), "--history", str(blocked / "h.png"),
-            "--registrations", x, "--predictions", x, "--test-predictions", x, "--regressors", x, "--crops", x,
-            "--body-model", x, "--uv", x, "--overlays", str(tmp_path / "overlays"),
-            "--losses", str(tmp_path / "losses.png"), "--meshes", str(tmp_path / "meshes")]  # fmt: skip
+    argv = ["report", "--summary", str(blocked / "evaluation" / "summary.csv"), "--history", str(blocked / "h.png")]
     with caplog.at_level(logging.ERROR, logger="dlearn"):
         assert main(argv) == 1
     assert "a file stands where this path needs a folder" in caplog.text

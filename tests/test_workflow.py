@@ -79,7 +79,7 @@ def write_config(workdir: Path, **overrides: object) -> Path:
 DEFAULT_PLAN = {
     "check_data": 1, "body_model": 1, "synth": 1, "crops": 2, "match": 2, "cgan_train": 1, "cgan_predict": 2,
     "cgan_evaluate": 1, "register": 6, "merge_registration": 3, "regress": 3, "predict": 6,
-    "evaluate": 3, "report": 1, "all": 1,
+    "evaluate": 3, "report": 1, "render_report": 1, "all": 1,
 }  # fmt: skip
 #: The rules the default config does not plan, and the setting that does.
 OPTIONAL_RULES = {
@@ -202,7 +202,7 @@ def test_full_run_writes_every_output(finished_run: Path) -> None:
     assert (results / "report/mpjpe_history.png").stat().st_size > 0
     assert len(list((results / "report/meshes").glob("*.obj"))) == 2
     for rule in ("body_model", "synth", "crops_train", "match_test", "cgan_train", "register_round0_shard1",
-                 "regress_round1", "predict_round1_test", "evaluate_round1", "report"):  # fmt: skip
+                 "regress_round1", "predict_round1_test", "evaluate_round1", "report", "render_report"):  # fmt: skip
         assert (tmp_path / "logs" / f"{rule}.log").exists()
         assert (tmp_path / "logs" / "benchmarks" / f"{rule}.tsv").exists()
     assert "Nothing to be done" in _dry_run(tmp_path)
@@ -220,10 +220,11 @@ def _rules(jobs: list[PlannedJob]) -> set[str]:
     ("change", "expected"),
     [
         # A registration weight: every round's fit and everything downstream, nothing upstream.
-        ({"registration__weights__kp": 2.0}, {"register", "merge_registration", "regress", "predict", "evaluate", "report"}),
+        ({"registration__weights__kp": 2.0}, {"register", "merge_registration", "regress", "predict", "evaluate", "report",
+                                             "render_report"}),
         ({"evaluation__bone_scaling": "ground_truth"}, {"evaluate", "report"}),
         ({"crops__image_size": 48}, {"crops", "match", "cgan_train", "cgan_predict", "cgan_evaluate", "register",
-                                     "merge_registration", "regress", "predict", "evaluate", "report"}),
+                                     "merge_registration", "regress", "predict", "evaluate", "report", "render_report"}),
     ],
 )  # fmt: skip
 def test_a_changed_option_reruns_exactly_the_affected_rules(finished_run: Path, change: dict, expected: set) -> None:

@@ -28,7 +28,7 @@ class EvaluateOptions:
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """Options of the report stage (config block ``report``).
+    """Options of the report's figures, stage render-report (config block ``report``).
 
     Attributes:
         overlay_samples: samples per overlay.

@@ -249,9 +249,8 @@ def evaluation_files():
     return files
 
 
-def report_inputs(wildcards):
+def render_report_inputs(wildcards):
     return {
-        "evaluations": evaluation_files(),
         "registrations": expand(
             result("round_{round}/registration.zarr"), round=ROUNDS
         ),
@@ -274,7 +273,11 @@ def report_evaluation_flags(wildcards, input):
 
 
 def report_files():
-    return [result("evaluation/summary.csv"), result("report/mpjpe_history.png")]
+    return [
+        result("evaluation/summary.csv"),
+        result("report/mpjpe_history.png"),
+        result("report/loss_curves.png"),
+    ]
 
 
 def cgan_files():

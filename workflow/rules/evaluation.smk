@@ -101,9 +101,9 @@ rule evaluate_h36m:
 
 
 rule report:
-    """Every round in one place: summary table, MPJPE history (paper Fig. 2), overlays, meshes."""
+    """Every round in one place: summary table and MPJPE history (paper Fig. 2); no torch."""
     input:
-        unpack(report_inputs),
+        evaluations=evaluation_files(),
     output:
         summary=result("evaluation/summary.csv"),
         history=report(
@@ -111,6 +111,29 @@ rule report:
             caption="../report/mpjpe_history.rst",
             category="Evaluation",
         ),
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{LOGS}/benchmarks/report.tsv"
+    conda:
+        "../../envs/dlearn.yaml"
+    threads: 1
+    resources:
+        mem_mb=rule_resources("report")["mem_mb"],
+        runtime=rule_resources("report")["runtime"],
+    params:
+        evaluation=report_evaluation_flags,
+        code=code_version("report"),
+    shell:
+        "dlearn report {params.evaluation} --summary {output.summary:q} "
+        "--history {output.history:q} > {log:q} 2>&1"
+
+
+rule render_report:
+    """Every round's overlays, test meshes (.obj) and the regressors' loss curves."""
+    input:
+        unpack(render_report_inputs),
+    output:
         losses=report(
             result("report/loss_curves.png"),
             caption="../report/loss_curves.rst",
@@ -126,9 +149,9 @@ rule report:
         ],
         meshes=directory(result("report/meshes")),
     log:
-        f"{LOGS}/report.log",
+        f"{LOGS}/render_report.log",
     benchmark:
-        f"{LOGS}/benchmarks/report.tsv"
+        f"{LOGS}/benchmarks/render_report.tsv"
     conda:
         "../../envs/dlearn.yaml"
     threads: 1
@@ -136,13 +159,11 @@ rule report:
         mem_mb=rule_resources("report")["mem_mb"],
         runtime=rule_resources("report")["runtime"],
     params:
-        evaluation=report_evaluation_flags,
         overlay_samples=config["report"]["overlay_samples"],
         meshes_per_round=config["report"]["meshes_per_round"],
-        code=code_version("report"),
+        code=code_version("render-report"),
     shell:
-        "dlearn report {params.evaluation} --summary {output.summary:q} "
-        "--history {output.history:q} --registrations {input.registrations:q} "
+        "dlearn render-report --registrations {input.registrations:q} "
         "--predictions {input.predictions:q} --test-predictions {input.test_predictions:q} "
         "--regressors {input.regressors:q} --crops {input.crops:q} --body-model {input.model:q} "
         "--uv {input.uv:q} --overlays {output.overlays:q} --losses {output.losses:q} "
