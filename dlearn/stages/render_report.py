@@ -12,7 +12,10 @@ from dlearn.stages.common import add_body_model
 
 NAME = "render-report"
 HELP = "stage render_report: per-round overlays, test meshes (.obj) and loss curves"
-DESCRIPTION = "Draw every round's fits and predictions (overlays, .obj meshes) and the regressors' loss curves; lists are in round order."
+DESCRIPTION = (
+    "Draw every round's fits and predictions (overlays, .obj meshes) and the regressors' loss curves; "
+    "lists are in round order."
+)
 OUTPUTS = {"overlays": "file", "losses": "file", "meshes": "folder"}
 
 
