@@ -16,7 +16,7 @@ import torch
 from dlearn.body.io import load_body_model
 from dlearn.body.keypoints import coco_keypoint_model
 from dlearn.body.model import BodyModel
-from dlearn.evaluation.evaluate import PoseSet, coco12, rest_bone_sums, rotate
+from dlearn.evaluation.evaluate import PoseSet, rest_bone_sums, rotate
 
 
 class PoseComputer:
@@ -53,5 +53,4 @@ class PoseComputer:
     def pose_set(self, arrays: dict[str, np.ndarray]) -> PoseSet:
         """The :class:`PoseSet` of parameters (pose, scales, rotation), posed here."""
         joints, kp = self.body_points(arrays["pose"], arrays["scales"])
-        rotation = np.asarray(arrays["rotation"], np.float64).reshape(-1, 3, 3)
-        return PoseSet(rotate(joints, rotation), coco12(rotate(kp, rotation)), rotation)
+        return PoseSet.from_body_frame(joints, kp, arrays["rotation"])

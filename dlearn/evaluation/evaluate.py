@@ -110,6 +110,17 @@ class PoseSet:
     coco12: np.ndarray  # (N, 13, 3)
     rotation: np.ndarray | None = None  # (N, 3, 3) camera rotation (the cGAN has none)
 
+    @classmethod
+    def from_body_frame(cls, joints: np.ndarray, keypoints: np.ndarray, rotation: np.ndarray) -> PoseSet:
+        """Body-frame (N, 24, 3) joints and (N, 17, 3) COCO keypoints turned to the camera by the
+        (N, 3, 3) or (N, 9) rotations, in float64."""
+        rotation = np.asarray(rotation, np.float64).reshape(-1, 3, 3)
+        return cls(
+            rotate(np.asarray(joints, np.float64), rotation),
+            coco12(rotate(np.asarray(keypoints, np.float64), rotation)),
+            rotation,
+        )
+
 
 def rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, J, 3) body-frame points -> camera orientation R p."""
@@ -160,12 +171,7 @@ class Skeleton:
 def ground_truth(gt_path: Path, ids: list[str]) -> PoseSet:
     keys = ("joints3d", "keypoints3d", "cam_rotation")
     gt = read_aligned(open_store(gt_path, required=keys), ids, keys, gt_path)
-    rotation = gt["cam_rotation"].astype(np.float64)
-    return PoseSet(
-        rotate(gt["joints3d"].astype(np.float64), rotation),
-        coco12(rotate(gt["keypoints3d"].astype(np.float64), rotation)),
-        rotation,
-    )
+    return PoseSet.from_body_frame(gt["joints3d"], gt["keypoints3d"], gt["cam_rotation"])
 
 
 def cgan_poses(depths_path: Path, keypoints: np.ndarray, ids: list[str]) -> PoseSet:
@@ -186,7 +192,7 @@ def check_bone_scaling(bone_scaling: str) -> None:
         raise ValueError(f"bone_scaling must be one of {', '.join(BONE_SCALING)}, got {bone_scaling!r}")
 
 
-def canonical_bone_sums(bone_scaling: str, poses: Skeleton, train_truth: PoseSet) -> dict[str, float | None]:
+def canonical_bone_sums(bone_scaling: str, skeleton: Skeleton, train_truth: PoseSet) -> dict[str, float | None]:
     """Per joint set, the bone-length sum (mm) ``mpjpe_bone_scaled`` scales to (None: each
     ground truth's): the training split's mean (``canonical_average``), the rest skeleton's
     (``both_to_rest``)."""
@@ -194,8 +200,8 @@ def canonical_bone_sums(bone_scaling: str, poses: Skeleton, train_truth: PoseSet
     if bone_scaling == "ground_truth":
         return {"joints24": None, "coco12": None}
     if bone_scaling == "both_to_rest":
-        return {name: value * 1000.0 for name, value in poses.canonical_bone_sum.items()}
-    parents = {"joints24": poses.parents, "coco12": COCO12_PARENTS}
+        return {name: value * 1000.0 for name, value in skeleton.canonical_bone_sum.items()}
+    parents = {"joints24": skeleton.parents, "coco12": COCO12_PARENTS}
     return {
         name: float(bone_lengths(getattr(train_truth, name), parents[name]).sum(-1).mean()) * 1000.0
         for name in ("joints24", "coco12")
@@ -206,7 +212,7 @@ def pose_metrics(
     pred: PoseSet,
     gt: PoseSet,
     limbs: np.ndarray,
-    poses: Skeleton,
+    skeleton: Skeleton,
     bone_scaling: str = "canonical_average",
     canonical: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
@@ -222,11 +228,11 @@ def pose_metrics(
     if canonical is None:
         if bone_scaling == "canonical_average":
             raise ValueError("bone_scaling canonical_average needs the canonical bone-length sums")
-        canonical = canonical_bone_sums(bone_scaling, poses, gt)
+        canonical = canonical_bone_sums(bone_scaling, skeleton, gt)
     out: dict[str, Any] = {}
     sets = [("coco12", "coco12_", COCO12_PARENTS, COCO12_NAMES, limbs)]
     if pred.joints24 is not None and gt.joints24 is not None:
-        sets.insert(0, ("joints24", "", poses.parents, None, np.ones(len(limbs), bool)))
+        sets.insert(0, ("joints24", "", skeleton.parents, None, np.ones(len(limbs), bool)))
     for name, prefix, parents, _names, keep in sets:
         p, g = getattr(pred, name)[keep] * 1000.0, getattr(gt, name)[keep] * 1000.0
         root = len(parents) - 1 if name == "coco12" else 0
@@ -291,12 +297,7 @@ def stored_poses(store: zarr.Group, path: Path, ids: list[str], stage: str) -> P
         if arrays[key].shape[1:] not in shapes:
             expected = " or ".join(f"(N, {', '.join(map(str, shape))})" for shape in shapes)
             raise StoreError(f"{path}: {key} has shape {arrays[key].shape}, expected {expected}")
-    rotation = arrays["rotation"].astype(np.float64).reshape(-1, 3, 3)
-    return PoseSet(
-        rotate(arrays["joints"].astype(np.float64), rotation),
-        coco12(rotate(arrays["keypoints"].astype(np.float64), rotation)),
-        rotation,
-    )
+    return PoseSet.from_body_frame(arrays["joints"], arrays["keypoints"], arrays["rotation"])
 
 
 def evaluate_round(
@@ -326,7 +327,7 @@ def evaluate_round(
         {"round", "protocol", "results": {split: {source: metrics}}} (see :func:`pose_metrics`).
     """
     check_bone_scaling(bone_scaling)
-    poses = Skeleton.of(body_model, keypoint_regressor)
+    skeleton = Skeleton.of(body_model, keypoint_regressor)
     results: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, str, Path]] = [("train", "registration", registration)]
     sources += [(split, "convnet", path) for split, path in predictions.items()]
@@ -336,7 +337,7 @@ def evaluate_round(
         ids = read_sample_ids(store)
         keypoints = np.asarray(store["keypoints"][...])  # in the store's order, which ids are
         cache[split] = (ids, ground_truth(gt[split], ids), keypoints)
-    canonical = canonical_bone_sums(bone_scaling, poses, cache["train"][1])
+    canonical = canonical_bone_sums(bone_scaling, skeleton, cache["train"][1])
     kept: dict[str, Any] = {}
     for split, source, path in sources:
         ids, truth, keypoints = cache[split]
@@ -346,11 +347,11 @@ def evaluate_round(
         if source == "registration":
             kept = registration_kept_fits(store.attrs)
         pred = stored_poses(store, path, ids, stage)
-        results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, poses, bone_scaling, canonical)
+        results.setdefault(split, {})[source] = pose_metrics(pred, truth, limbs, skeleton, bone_scaling, canonical)
     if cgan_depths is not None:
         ids, truth, keypoints = cache["test"]
         cgan = cgan_poses(cgan_depths, keypoints, ids)
-        results["test"]["cgan"] = pose_metrics(cgan, truth, limb_mask(keypoints), poses, bone_scaling, canonical)
+        results["test"]["cgan"] = pose_metrics(cgan, truth, limb_mask(keypoints), skeleton, bone_scaling, canonical)
     bone_scaling_text = {
         "canonical_average": "the canonical average skeleton's (mean over the train split's ground truth), "
         "prediction only; the ground truth stays in mm (the paper's protocol)",

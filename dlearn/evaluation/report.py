@@ -1,8 +1,6 @@
-"""The `report` stage: every round's evaluation in one table, the paper's Fig. 2 for this run,
-overlays, meshes and loss curves.
-
-The table and the figures need no torch: it is imported where a model file is read (the loss
-curves) or the body model runs (the meshes)."""
+"""The report of a run: every round's evaluation in one table and the paper's Fig. 2 (stage
+`report`, no torch), the regressors' loss curves and test meshes (stage `render-report`, which
+imports torch where a model file is read or the body model runs)."""
 
 from __future__ import annotations
 
