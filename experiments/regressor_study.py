@@ -264,11 +264,41 @@ def to_theta(out: Tensor, param: str) -> Tensor:
     return torch.cat([matrix_to_axis_angle(rotmat).reshape(b, 69), out[:, 23 * 6 :]], dim=1)
 
 
+class IterativeHead(nn.Module):
+    """HMR's iterative error feedback (Kanazawa et al. 2018): starting from the reference output,
+    ``iterations`` times out <- out + MLP([features, out]). Returns out - reference, the offset
+    that dlearn's Regressor adds to its reference.
+
+    Input (B, F) features; output (B, O) with O = the output size."""
+
+    def __init__(self, features: int, hidden: int, reference: Tensor, iterations: int):
+        super().__init__()
+        size = reference.shape[-1]
+        self.iterations = iterations
+        self.mlp = nn.Sequential(
+            nn.Linear(features + size, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, size),
+        )
+        nn.init.normal_(self.mlp[-1].weight, std=1e-3)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.register_buffer("reference", reference.float().clone())
+
+    def forward(self, features: Tensor) -> Tensor:
+        out = self.reference.expand(len(features), -1)
+        for _ in range(self.iterations):
+            out = out + self.mlp(torch.cat([features, out], dim=1))
+        return out - self.reference
+
+
 def build_model(
-    backbone: str, head_hidden: int, param: str, reference: Tensor, no_maxpool: bool
+    backbone: str, head_hidden: int, param: str, reference: Tensor, no_maxpool: bool, ief: int = 0
 ) -> Regressor:
     """dlearn's Regressor (ImageNet input normalisation, reference + head(features)); the tiny
-    backbone and the 6D output replace its backbone / last layer."""
+    backbone, the 6D output and HMR's iterative head (``ief`` iterations, 0: dlearn's two-layer
+    head) replace its backbone / last layer / head."""
     resnet = backbone if backbone.startswith("resnet") else "resnet18"
     model = Regressor(RegressorSpec(resnet, head_hidden))
     if backbone.startswith("tiny"):
@@ -282,6 +312,8 @@ def build_model(
     nn.init.zeros_(last.bias)
     model.head[-1] = last
     model.reference_theta = to_output(reference[None], param)[0].clone()
+    if ief:
+        model.head = IterativeHead(model.head[0].in_features, head_hidden, model.reference_theta, ief)
     return model
 
 
@@ -367,6 +399,7 @@ class RunOptions:
     seed: int = 0
     threads: int = 1
     max_minutes: float = 0.0
+    ief: int = 0
 
 
 def _no_points(b: int) -> FitBatch:
@@ -394,7 +427,7 @@ def train_and_evaluate(cache: Path, o: RunOptions) -> dict:
 
     targets = torch.as_tensor(train.theta)
     reference = reference_theta(train.theta)
-    model = build_model(o.backbone, o.head_hidden, o.param, reference, o.no_maxpool)
+    model = build_model(o.backbone, o.head_hidden, o.param, reference, o.no_maxpool, o.ief)
     params = sum(p.numel() for p in model.parameters())
     optimiser = torch.optim.Adam(model.parameters(), lr=o.lr)
     # dlearn's schedule: cosine over epochs, stepped once per epoch.

@@ -48,3 +48,17 @@ def test_6d_output_round_trips_theta(study) -> None:
     out = study.to_output(theta, "6d")
     assert out.shape == (8, study.output_size("6d"))
     torch.testing.assert_close(study.to_theta(out, "6d"), theta, atol=1e-5, rtol=0)
+
+
+def test_iterative_head_starts_at_the_reference_and_feeds_back(study) -> None:
+    """Untrained, the iterative head predicts the reference theta (as dlearn's head does); each
+    iteration sees the previous estimate, so the output depends on the iteration count."""
+    reference = torch.linspace(-1, 1, 105)
+    model = study.build_model("tiny16", 32, "aa", reference, False, ief=3)
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    torch.testing.assert_close(model(images), reference.expand(4, -1), atol=0.05, rtol=0)
+    torch.nn.init.normal_(model.head.mlp[-1].weight, std=0.1)
+    three = model(images)
+    model.head.iterations = 1
+    assert not torch.allclose(model(images), three)
