@@ -1,6 +1,7 @@
-"""The body as the renderer needs it, prepared once per process: the model, its UV charts, each
-face's part, chart corners and colour region, the COCO keypoint regressor and the skinning
-neighbourhoods the keypoint visibility test uses."""
+"""The body as the renderer needs it, prepared once per process: the model (posed in numpy,
+:class:`~dlearn.body.numpy_model.NumpyBodyModel`), its UV charts, each face's part, chart corners
+and colour region, the COCO keypoint regressor and the skinning neighbourhoods the keypoint
+visibility test uses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
-from dlearn.body.keypoints import coco_keypoint_model
+from dlearn.body.keypoint_definition import keypoint_definition
+from dlearn.body.numpy_model import NumpyBodyModel
 from dlearn.data.synth.priors import _tree_neighbours
 from dlearn.densepose.uv import face_chart_corners, load_uv_charts
 
@@ -22,22 +24,19 @@ class _Body:
     def __init__(
         self, model_path: str | Path, uv_path: str | Path, keypoint_regressor: str | Path | None = None
     ):
-        import torch
-
-        from dlearn.body.model import BodyModel
-
         self.data: BodyModelData = load_body_model(model_path)
         self.charts = load_uv_charts(uv_path, num_vertices=self.data.num_vertices)
         self.faces = self.data.faces
         self.face_chart, self.face_part = face_chart_corners(self.charts, self.faces)
-        self.model = BodyModel(self.data, dtype=torch.float64)
-        self.keypoints = coco_keypoint_model(self.model, self.data, keypoint_regressor)
-        definition = self.keypoints.definition
+        definition = keypoint_definition(self.data, keypoint_regressor)
+        # numpy, not the torch model: one body per call, where torch's overhead is most of the cost.
+        self.model = NumpyBodyModel(self.data, definition)
         self.kp_joint = definition.joint  # (17,) -1: regressed from the surface
         self.kp_rows = definition.vertex_weights  # (17, N)
-        self.kp_support = np.flatnonzero(np.abs(self.kp_rows).sum(axis=0))
-        reach_rows = np.abs(self.kp_rows[:, self.kp_support])
-        self._reach_rows = (reach_rows, reach_rows.sum(axis=1))  # per process, not per image
+        # The keypoints' reach, over the (keypoint, vertex) pairs of non-zero weight.
+        self._reach_keypoint, self._reach_vertex = np.nonzero(self.kp_rows)
+        self._reach_weight = np.abs(self.kp_rows[self._reach_keypoint, self._reach_vertex])
+        self._reach_total = np.abs(self.kp_rows).sum(axis=1)
         self.parents = self.data.parents
         nbrs = _tree_neighbours(self.parents)
         self.joint_ok = np.zeros((NUM_JOINTS, NUM_JOINTS), dtype=bool)  # [keypoint joint, skinned joint]
@@ -71,20 +70,14 @@ class _Body:
 
     def pose(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Posed (N, 3) vertices, (24, 3) joints and (17, 3) COCO keypoints in float64."""
-        import torch
-
-        pose_t = torch.as_tensor(pose[None])
-        with torch.no_grad():
-            out = self.model(pose_t, torch.as_tensor(scales[None]))
-            keypoints = self.keypoints(out, pose_t)
-        return out.vertices[0].numpy(), out.joints[0].numpy(), keypoints[0].numpy()
+        return self.model(pose, scales)
 
     def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
         by |weight|: how far below the surface a regressed point may lie and still be seen."""
-        rows, total = self._reach_rows  # (17, S) |weights| of the support vertices, their sums
-        dist = np.linalg.norm(vertices[self.kp_support][None] - keypoints[:, None], axis=-1)
-        return (rows * dist).sum(axis=1) / total
+        k = self._reach_keypoint
+        dist = np.linalg.norm(vertices[self._reach_vertex] - keypoints[k], axis=-1)
+        return np.bincount(k, self._reach_weight * dist, minlength=len(keypoints)) / self._reach_total
 
 
 def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
