@@ -154,6 +154,9 @@ def test_same_pixels_as_the_ray_caster(body: _Body, persons: int) -> None:
         raster, rays = RasterScene(vertices, body.faces), RayCastScene(vertices, body.faces)
         for args in ((0.5, 0.5, 1.0, 1.0, 96, 96), (0.25, 0.25, 0.5, 0.5, 192, 192)):
             a, b = _grid(raster, *args), _grid(rays, *args)
+            for scene, hits in ((raster, a), (rays, b)):  # grid_faces: the same faces, no Hits
+                global_face = np.where(hits.person >= 0, hits.person * scene.num_faces + hits.face, -1)
+                np.testing.assert_array_equal(scene.grid_faces(*args), global_face)
             fg = (a.person >= 0) | (b.person >= 0)
             foreground += int(fg.sum())
             same += int((fg & (a.person == b.person) & (a.face == b.face)).sum())
@@ -311,7 +314,7 @@ def test_kernels_give_the_numpy_implementations_bits(body: _Body, persons: int) 
         box = (x0 + (x1 - x0) / 512, y0 + (y1 - y0) / 512, (x1 - x0) / 256, (y1 - y0) / 256, 256, 256)
         for lattice in ((0.5, 0.5, 1.0, 1.0, 128, 128), (0.25, 0.25, 0.5, 0.5, 256, 256), box):
             expected = _numpy_grid_faces(scene, *lattice)
-            np.testing.assert_array_equal(scene._grid_faces(*lattice), expected)
+            np.testing.assert_array_equal(scene.grid_faces(*lattice), expected)
             index_hit, hits = scene.grid(*lattice)
             np.testing.assert_array_equal(index_hit, np.flatnonzero(expected >= 0))
             for got, want in zip((hits.bary, hits.depth, hits.xy, hits.exact),

@@ -405,3 +405,74 @@ def test_png_writer_round_trips_through_pillow() -> None:
         decoded = Image.open(io.BytesIO(_png_bytes(image)))
         assert decoded.format == "PNG" and decoded.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(decoded), image)
+
+
+# --------------------------------------------------------------------------------------------
+# The DensePose grid's part masks: one kernel against pycocotools and the former numpy code
+
+
+def _numpy_dp_masks(scene, body, k: int, box: tuple[float, float, float, float]) -> list:
+    """The former ``_dp_masks`` (grid hits, a coarse label image, one pycocotools encode of the
+    stacked masks), the reference of :func:`~dlearn.data.synth.annotate._coarse_rle_strings`."""
+    from pycocotools import mask as mask_utils
+
+    x0, y0, w, h = box
+    step_x, step_y = w / DP_GRID, h / DP_GRID
+    hit, grid_hits = scene.grid(
+        x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
+    )
+    own = grid_hits.person == k
+    coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
+    coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
+    present = np.flatnonzero(np.bincount(coarse, minlength=15)[1:]) + 1
+    dp_masks: list = [[] for _ in range(14)]
+    if len(present):
+        stacked = np.ascontiguousarray(coarse.reshape(DP_GRID, DP_GRID).T)[None] == present[:, None, None]
+        rles = mask_utils.encode(stacked.view(np.uint8).transpose(2, 1, 0))
+        for c, rle in zip(present, rles):
+            dp_masks[c - 1] = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+    return dp_masks
+
+
+def test_coarse_rle_strings_are_pycocotools_encodings() -> None:
+    """Label maps with empty, full, first- and last-position parts, single pixels and long runs."""
+    from pycocotools import mask as mask_utils
+
+    from dlearn.data.synth.annotate import _coarse_rle_strings
+
+    rng = np.random.default_rng(0)
+    n, num_faces = 40, 50
+    face_part = np.concatenate([[0], rng.integers(1, 25, num_faces - 1)])  # face 0 uncharted
+    maps = [np.full(n * n, -1), np.full(n * n, 3), rng.integers(-1, 2 * num_faces, n * n)]
+    blocky = np.repeat(rng.integers(-1, 2 * num_faces, n * n // 37 + 1), 37)[: n * n]
+    maps += [blocky, np.where(rng.random(n * n) < 0.98, -1, rng.integers(0, num_faces, n * n))]
+    for tri in maps:
+        for k in (0, 1):
+            strings, offsets = _coarse_rle_strings(tri, num_faces, k, face_part, COARSE_PART, n)
+            person, face = np.divmod(tri, num_faces)
+            label = np.where((tri >= 0) & (person == k), COARSE_PART[face_part[face]], 0).reshape(n, n)
+            for c in range(1, 15):
+                got = strings[offsets[c - 1] : offsets[c]].tobytes().decode("ascii")
+                mask = label == c
+                want = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+                assert got == (want if mask.any() else ""), (c, k)
+
+
+@pytest.mark.parametrize("persons", [1, 3])
+def test_dp_masks_match_the_former_implementation(standin_files: tuple[Path, Path], persons: int) -> None:
+    from dlearn.data.raster import RasterScene
+    from dlearn.data.synth.annotate import _dp_masks, _person_box
+    from dlearn.data.synth.body import _Body
+    from dlearn.data.synth.render import _rasterise_centres
+    from dlearn.data.synth.scene import _sample_persons, _to_pixels
+
+    body = _Body(*standin_files)
+    options = SynthOptions(image_size=96, persons_per_image=persons)
+    for index in range(3):
+        people = _sample_persons(np.random.default_rng([2, persons, index]), body, options)
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        person_map, _ = _rasterise_centres(scene, body, options.image_size)
+        for k in range(persons):
+            if (person_map == k).sum() >= 20:
+                box = _person_box(person_map == k)
+                assert _dp_masks(scene, body, k, box) == _numpy_dp_masks(scene, body, k, box)

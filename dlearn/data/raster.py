@@ -399,20 +399,22 @@ class RasterScene:
         ``i < ny``: (H,) row-major indices ``i * nx + j`` of the positions that hit something,
         and their :class:`Hits` (only the hits: a lattice is mostly misses). Without
         ``need_bary`` only ``person`` and ``face`` are filled in."""
-        tri = self._grid_faces(float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny))
+        tri = self.grid_faces(x0, y0, step_x, step_y, nx, ny)
         index = np.flatnonzero(tri >= 0)
         i, j = np.divmod(index, nx)
         xy = np.column_stack([x0 + j * step_x, y0 + i * step_y])  # as _lattice computes them
         return index, _hits_from_faces(self.vertices, self.faces, self.num_faces, tri[index], xy, need_bary)
 
-    def _grid_faces(self, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int) -> np.ndarray:
-        """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss."""
-        size = max(nx, 0) * max(ny, 0)
+    def grid_faces(self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int) -> np.ndarray:
+        """(ny * nx,) global face (``person * num_faces + face``) of the first hit at each position
+        of the lattice of :meth:`grid`, row-major, -1 for a miss: what a caller that needs only the
+        faces reads without building :class:`Hits` (the DensePose grid's part masks)."""
+        size = max(int(nx), 0) * max(int(ny), 0)
         if size == 0 or len(self.live) == 0:
             return np.full(size, -1, dtype=np.int64)
         return _grid_kernel(
-            x0, y0, dx, dy, nx, ny, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA,
-            self._third_left, self._zA, self._zB, self._zC, self.live,
+            float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny), self._lo, self._hi,
+            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC, self.live,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------
@@ -460,6 +462,11 @@ class RayCastScene:
         hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary)
         index = np.flatnonzero(hits.person >= 0)
         return index, hits.take(index)
+
+    def grid_faces(self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int) -> np.ndarray:
+        """:meth:`RasterScene.grid_faces` by casting a ray at every lattice position."""
+        hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary=False)
+        return np.where(hits.person >= 0, hits.person * self.num_faces + hits.face, -1)
 
     def cast(self, xy: np.ndarray, need_bary: bool = True) -> Hits:
         """First hits of rays along +z through image positions ``xy`` (M, 2)."""

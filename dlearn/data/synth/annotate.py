@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -122,28 +123,86 @@ def _dp_coordinates(
     return dp_x, dp_y
 
 
+@numba.njit(cache=True, nogil=True)
+def _coarse_rle_strings(
+    tri: np.ndarray, num_faces: int, k: int, face_part: np.ndarray, coarse_part: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 14 coarse part masks of person ``k`` on an (n, n) lattice as COCO compressed RLE
+    strings, in one pass: ``tri`` (n * n,) is the lattice's first-hit global face, row-major
+    (:meth:`~dlearn.data.raster.RasterScene.grid_faces`); mask c holds the positions whose face
+    is person ``k``'s with coarse part c. Returns the ASCII bytes of all strings (uint8) and
+    (15,) offsets: mask c is ``bytes[offsets[c - 1]:offsets[c]]``, empty when the part is absent.
+
+    The encoding is pycocotools' (``mask.encode``, then its ``rleToString``; a test compares):
+    run lengths in column-major order starting with a run of zeros, then each count, less the
+    count two before it from the fourth on, in 5-bit groups, low first, ``0x20`` marking that
+    more follow, plus 48."""
+    size = n * n
+    # Label changes along the column-major walk: (coarse part, position) where a run of the
+    # part starts or ends.
+    change_part = np.empty(2 * size + 2, np.int64)
+    change_pos = np.empty(2 * size + 2, np.int64)
+    changes = 0
+    prev = 0
+    for j in range(n):
+        for i in range(n):
+            g = tri[i * n + j]
+            label = 0
+            if g >= 0 and g // num_faces == k:
+                label = coarse_part[face_part[g % num_faces]]
+            if label != prev:
+                pos = j * n + i
+                if prev > 0:
+                    change_part[changes], change_pos[changes] = prev, pos
+                    changes += 1
+                if label > 0:
+                    change_part[changes], change_pos[changes] = label, pos
+                    changes += 1
+                prev = label
+    if prev > 0:
+        change_part[changes], change_pos[changes] = prev, size
+        changes += 1
+    out = np.empty(7 * (changes + 2 * NUM_COARSE), np.uint8)  # <= 7 characters per count
+    offsets = np.zeros(NUM_COARSE + 1, np.int64)
+    counts = np.empty(changes + 1, np.int64)
+    used = 0
+    for part in range(1, NUM_COARSE + 1):
+        m, last = 0, 0
+        for c in range(changes):
+            if change_part[c] == part:
+                counts[m] = change_pos[c] - last
+                last = change_pos[c]
+                m += 1
+        if m > 0:
+            if last < size:  # the run of zeros after the part's last run
+                counts[m] = size - last
+                m += 1
+            for c in range(m):
+                x = counts[c] - counts[c - 2] if c > 2 else counts[c]
+                more = True
+                while more:
+                    ch = x & 0x1F
+                    x >>= 5
+                    more = x != -1 if ch & 0x10 else x != 0
+                    if more:
+                        ch |= 0x20
+                    out[used] = ch + 48
+                    used += 1
+        offsets[part] = used
+    return out[:used], offsets
+
+
 def _dp_masks(scene: Scene, body: _Body, k: int, box: Box) -> list[Any]:
     """``dp_masks``: the 14 coarse parts of person ``k`` at the centres of a 256 x 256 grid over
-    the box, each an RLE, or ``[]`` for an invisible part."""
+    the box, each a compressed RLE (:func:`_coarse_rle_strings`), or ``[]`` for an invisible part."""
     x0, y0, w, h = box
     step_x, step_y = w / DP_GRID, h / DP_GRID
-    hit, grid_hits = scene.grid(
-        x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
-    )
-    own = grid_hits.person == k
-    coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
-    coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
-    present = np.flatnonzero(np.bincount(coarse, minlength=NUM_COARSE + 1)[1:]) + 1
+    tri = scene.grid_faces(x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID)
+    strings, offsets = _coarse_rle_strings(tri, scene.num_faces, k, body.face_part, COARSE_PART, DP_GRID)
     dp_masks: list[Any] = [[] for _ in range(NUM_COARSE)]
-    if len(present):
-        # All masks in one encode call: (n, column, row) C order is (row, column, n) Fortran order.
-        stacked = np.ascontiguousarray(coarse.reshape(DP_GRID, DP_GRID).T)[None] == present[:, None, None]
-        rles = mask_utils.encode(stacked.view(np.uint8).transpose(2, 1, 0))
-        for c, rle in zip(present, rles):
-            dp_masks[c - 1] = {
-                "size": [int(rle["size"][0]), int(rle["size"][1])],
-                "counts": rle["counts"].decode("ascii"),
-            }
+    for c in np.flatnonzero(np.diff(offsets)):
+        counts = strings[offsets[c] : offsets[c + 1]].tobytes().decode("ascii")
+        dp_masks[c] = {"size": [DP_GRID, DP_GRID], "counts": counts}
     return dp_masks
 
 
