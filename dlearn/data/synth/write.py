@@ -31,9 +31,11 @@ COCO_SKELETON = [
 
 def _png_bytes(image: np.ndarray) -> bytes:
     """A standard PNG file (8-bit RGB, no interlace) of the (H, W, 3) uint8 ``image``: every row
-    with PNG's Sub filter (each byte minus the same channel of the pixel to its left, mod 256)
-    and zlib level 1. Any PNG reader gives back the exact pixels; about 2x faster than Pillow's
-    adaptive filtering at its level 1, files of about the same size (a few % over its level 6)."""
+    with PNG's Sub filter (each byte minus the same channel of the pixel to its left, mod 256),
+    deflated with Huffman coding only (no string matching). Any PNG reader gives back the exact
+    pixels. The rendered images carry pixel noise, so deflate's string matching finds little:
+    Huffman-only is ~3x faster than zlib level 1 and its files are ~7 % smaller (128 px synth
+    images); level 1 was itself ~2x faster than Pillow's adaptive filtering."""
     height, width, channels = image.shape
     rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
     raw = np.empty((height, width * channels + 1), dtype=np.uint8)
@@ -44,13 +46,14 @@ def _png_bytes(image: np.ndarray) -> bytes:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
     header = struct.pack(
         ">IIBBBBB", width, height, 8, 2, 0, 0, 0
     )  # 8 bits, RGB, deflate, filters, no interlace
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
+        + chunk(b"IDAT", deflate.compress(raw.tobytes()) + deflate.flush())
         + chunk(b"IEND", b"")
     )
 
