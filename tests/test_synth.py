@@ -476,3 +476,99 @@ def test_dp_masks_match_the_former_implementation(standin_files: tuple[Path, Pat
             if (person_map == k).sum() >= 20:
                 box = _person_box(person_map == k)
                 assert _dp_masks(scene, body, k, box) == _numpy_dp_masks(scene, body, k, box)
+
+
+# --------------------------------------------------------------------------------------------
+# The priors against their former per-joint loops (the same draws, the same bits)
+
+
+def _former_sample_pose(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The former :func:`sample_pose` (a dict of angles, a draw per joint), the reference."""
+    from dlearn.data.synth.priors import (
+        _J,
+        _LIMITS,
+        _MIDLINE,
+        _MODE_PROBS,
+        _SIDED,
+        POSE_MODES,
+        _euler_to_rotvec,
+    )
+
+    mode = POSE_MODES[int(rng.choice(len(POSE_MODES), p=_MODE_PROBS))]
+    ang = {name: np.zeros(3) for name in _MIDLINE}
+    for side in ("left", "right"):
+        for j in _SIDED:
+            ang[f"{side}_{j}"] = np.zeros(3)
+
+    def both(joint: str, axis: int, lo: float, hi: float) -> None:
+        ang[f"left_{joint}"][axis] = rng.uniform(lo, hi)
+        ang[f"right_{joint}"][axis] = rng.uniform(lo, hi)
+
+    if mode == "standing":
+        for args in (("hip", 0, -0.25, 0.15), ("hip", 2, -0.05, 0.25), ("knee", 0, 0.0, 0.35),
+                     ("shoulder", 2, -1.4, -0.7), ("shoulder", 1, -0.5, 0.4), ("elbow", 1, -1.0, 0.0)):  # fmt: skip
+            both(*args)
+    elif mode == "walking":
+        a = rng.uniform(-1.0, 1.0)
+        ang["left_hip"][0], ang["right_hip"][0] = -0.55 * a, 0.55 * a
+        both("knee", 0, 0.05, 0.9)
+        both("shoulder", 2, -1.4, -1.0)
+        ang["left_shoulder"][1], ang["right_shoulder"][1] = 0.6 * a, -0.6 * a
+        both("elbow", 1, -1.0, -0.1)
+    elif mode == "sitting":
+        both("hip", 0, -1.8, -1.1)
+        both("hip", 2, -0.1, 0.4)
+        both("knee", 0, 1.1, 2.0)
+        ang["spine1"][0] = rng.uniform(0.0, 0.35)
+        for args in (("shoulder", 2, -1.4, -0.8), ("shoulder", 1, -1.0, 0.1), ("elbow", 1, -1.8, -0.2)):
+            both(*args)
+    elif mode == "arms_up":
+        for args in (("hip", 0, -0.3, 0.15), ("hip", 2, -0.05, 0.35), ("knee", 0, 0.0, 0.4),
+                     ("shoulder", 2, 0.2, 1.3), ("shoulder", 1, -0.9, 0.3), ("elbow", 1, -1.6, 0.0)):  # fmt: skip
+            both(*args)
+    else:
+        for name, value in ang.items():
+            lim = np.array(_LIMITS[name if name in _LIMITS else "left_" + name.split("_", 1)[1]])
+            lo, hi = lim[:, 0], lim[:, 1]
+            if name in _MIDLINE:
+                mid = 0.5 * (lo + hi)
+                lo, hi = mid + 0.5 * (lo - mid), mid + 0.5 * (hi - mid)
+            value[:] = rng.uniform(lo, hi)
+    pose_euler = np.zeros((23, 3))
+    for name, value in ang.items():
+        lim = np.array(_LIMITS[name if name in _LIMITS else "left_" + name.split("_", 1)[1]])
+        noisy = np.clip(value + rng.normal(scale=0.08, size=3), lim[:, 0], lim[:, 1])
+        if name.startswith("right_"):
+            noisy = noisy * np.array([1.0, -1.0, -1.0])
+        pose_euler[_J[name] - 1] = noisy
+    return _euler_to_rotvec(pose_euler), mode
+
+
+def _former_sample_scales(rng: np.random.Generator, sigma: float, parents: np.ndarray) -> np.ndarray:
+    """The former :func:`sample_scales` (np.mean per joint), the reference."""
+    from dlearn.body.symmetry import JOINT_FLIP
+    from dlearn.data.synth.priors import _SMOOTHED_STD, _tree_neighbours
+
+    raw = rng.normal(size=24)
+    raw = 0.7 * 0.5 * (raw + raw[JOINT_FLIP]) + 0.3 * raw
+    nbrs = _tree_neighbours(parents)
+    for _ in range(2):
+        raw = np.array([0.5 * raw[j] + 0.5 * np.mean(raw[nbrs[j]]) for j in range(24)])
+    raw = raw * (sigma / _SMOOTHED_STD)
+    global_log = rng.normal(scale=0.5 * sigma)
+    return np.exp(np.clip(raw + global_log, -3 * sigma - 0.05, 3 * sigma + 0.05))
+
+
+def test_priors_draw_what_their_former_loops_drew() -> None:
+    from dlearn.body.io import SMPL_PARENTS
+
+    modes = set()
+    for seed in range(400):
+        a, b = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 1])
+        (pose, mode), (want, want_mode) = sample_pose(a), _former_sample_pose(b)
+        assert mode == want_mode
+        np.testing.assert_array_equal(pose, want)
+        np.testing.assert_array_equal(sample_scales(a, 0.08, SMPL_PARENTS), _former_sample_scales(b, 0.08, SMPL_PARENTS))
+        assert a.random() == b.random()  # the same draws, in the same order
+        modes.add(mode)
+    assert len(modes) == 5

@@ -25,8 +25,10 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h, s, v))
 
 
-def _person_face_colours(rng: np.random.Generator, body: _Body) -> np.ndarray:
-    """(F, 3) clothing-like colour of every face of one person."""
+def _person_colours(rng: np.random.Generator, body: _Body) -> np.ndarray:
+    """(9 * (NUM_PARTS + 1), 3) clothing-like colours of one person, one per colour region and
+    part: face f's colour is row ``body.face_colour_key[f]`` (region * (NUM_PARTS + 1) + part).
+    A table rather than a colour per face: the shading looks up only the faces it sees."""
     skin = np.clip(_SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.1), 0, 1)
     shirt, trousers = _random_colour(rng), _random_colour(rng)
     shoes = _random_colour(rng) * rng.uniform(0.3, 0.8)
@@ -46,7 +48,7 @@ def _person_face_colours(rng: np.random.Generator, body: _Body) -> np.ndarray:
         ]
     )
     part_tint = rng.uniform(0.88, 1.12, size=(NUM_PARTS + 1, 1))  # parts differ slightly (seams)
-    return np.clip(region_colour[body.face_region] * part_tint[body.face_part], 0, 1)
+    return np.clip(region_colour[:, None, :] * part_tint[None], 0, 1).reshape(-1, 3)
 
 
 @functools.lru_cache(maxsize=4)

@@ -90,7 +90,7 @@ def _shade(
     person, face, lam = hits.person[hit], hits.face[hit], hits.bary[hit]
     normal = _hit_normals(normals, body.faces, person, face, lam, len(persons[0].vertices))
     lambert = np.abs(normal @ light)
-    base = np.stack([p.colours for p in persons])[person, face]  # (K, F, 3) -> (H, 3)
+    base = np.stack([p.colours for p in persons])[person, body.face_colour_key[face]]  # (K, C, 3) -> (H, 3)
     colour[hit] = base * (ambient + (1 - ambient) * lambert)[:, None]
     return colour
 
