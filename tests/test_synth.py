@@ -9,6 +9,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,7 @@ from dlearn.data.synth import (
     sample_scales,
     synthesize,
 )
+from dlearn.data.synth.appearance import _zoom_axis, _zoomed
 from dlearn.densepose.coco import DP_GRID, decode_dp_masks, read_densepose_coco
 from dlearn.densepose.uv import face_chart_corners, load_uv_charts
 
@@ -343,7 +345,7 @@ def _numpy_background(rng: np.random.Generator, size: int) -> np.ndarray:
 def test_background_kernels_give_the_numpy_bits(size: int) -> None:
     from scipy.ndimage import zoom
 
-    from dlearn.data.synth.appearance import _background, _zoom_linear
+    from dlearn.data.synth.appearance import _background
 
     for seed in range(12):
         a, b = np.random.default_rng([seed, size]), np.random.default_rng([seed, size])
@@ -353,43 +355,106 @@ def test_background_kernels_give_the_numpy_bits(size: int) -> None:
     for cells in range(3, 10):
         low = rng.normal(size=(cells, cells, 3))
         want = zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size]
-        np.testing.assert_array_equal(_zoom_linear(low, size), want)
+        np.testing.assert_array_equal(_zoom_all(low, size), want)
 
 
-def test_shading_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
-    from dlearn.data.synth.render import _compose, _hit_normals, _vertex_normals
+@numba.njit
+def _zoom_all(low: np.ndarray, size: int) -> np.ndarray:
+    """The background's zoom of ``low`` (n, n, C) to (size, size, C), pixel by pixel."""
+    start, w = _zoom_axis(low.shape[0], size)
+    out = np.empty((len(start), len(start), low.shape[2]))
+    for i in range(len(start)):
+        for j in range(len(start)):
+            for c in range(low.shape[2]):
+                out[i, j, c] = _zoomed(low, start[i], w[i, 0], w[i, 1], start[j], w[j, 0], w[j, 1], c)
+    return out
 
-    rng = np.random.default_rng(4)
-    data = load_body_model(standin_files[0])
-    vertices = data.v_template + rng.normal(scale=0.01, size=data.v_template.shape)
-    faces = data.faces
+
+def _numpy_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The former numpy vertex normals: area-weighted face normals summed by np.bincount."""
     tri = vertices[faces]
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     corner = faces.T.ravel()
     vn = np.column_stack([np.bincount(corner, np.tile(fn[:, d], 3), len(vertices)) for d in range(3)])
-    vn = vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-    np.testing.assert_array_equal(_vertex_normals(vertices, faces), vn)
-    face = rng.integers(0, len(faces), 500)
-    lam = rng.dirichlet(np.ones(3), 500)
-    normal = np.einsum("hk,hkd->hd", lam, vn[faces[face]])
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def _numpy_uv(charts, face_chart: np.ndarray, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The former numpy ``_uv_of``: einsum of the barycentrics and the corners' chart coordinates."""
+    chart = face_chart[face]
+    charted = (chart >= 0).all(axis=1, keepdims=True)
+    chart = np.maximum(chart, 0)
+    u = np.einsum("hk,hk->h", lam, charts.u[chart])
+    v = np.einsum("hk,hk->h", lam, charts.v[chart])
+    return np.where(charted, np.clip(np.column_stack([u, v]), 0.0, 1.0), 0.0)
+
+
+def _numpy_shading(scene, body, persons, light, ambient, background, exposure, noise) -> np.ndarray:
+    """The former shading (16c9e52): hits of the sub-pixel lattice, interpolated vertex normals,
+    Lambert, then the 2 x 2 mean over the background, exposure, noise, 8 bits. The Lambert dot
+    product is summed in axis order (the former BLAS product's order is the library's)."""
+    size = background.shape[0]
+    index, hits = scene.grid(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
+    vn = _numpy_vertex_normals(scene.vertices, scene.faces)
+    corner = scene.faces[hits.person * scene.num_faces + hits.face]
+    normal = np.einsum("hk,hkd->hd", hits.bary, vn[corner])
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-    np.testing.assert_array_equal(
-        _hit_normals(vn, faces, np.zeros(500, np.int64), face, lam, len(vertices)), normal
-    )
-    size = 32
-    background = rng.random((size, size, 3))
-    hit = np.sort(rng.choice(4 * size * size, 900, replace=False))
-    colour = rng.random((900, 3))
-    exposure, noise = 1.07, rng.normal(scale=0.01, size=(size * size, 3))
+    lambert = np.abs((normal[:, 0] * light[0] + normal[:, 1] * light[1]) + normal[:, 2] * light[2])
+    base = np.stack([p.colours for p in persons])[hits.person, body.face_colour_key[hits.face]]
     samples = np.repeat(np.repeat(background, 2, axis=0), 2, axis=1).reshape(-1, 3)
-    samples[hit] = colour
+    samples[index] = base * (ambient + (1 - ambient) * lambert)[:, None]
     samples = samples.reshape(size, 2, size, 2, 3)
     rgb = np.zeros((size * size, 3))
     for sx, sy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         rgb += samples[:, sy, :, sx].reshape(-1, 3)
     rgb = rgb / 4.0 * exposure + noise
-    want = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(_compose(background, hit, colour, exposure, noise), want)
+    return (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
+
+
+def test_vertex_normals_give_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
+    from dlearn.data.synth.render import _vertex_normals
+
+    data = load_body_model(standin_files[0])
+    vertices = data.v_template + np.random.default_rng(4).normal(scale=0.01, size=data.v_template.shape)
+    np.testing.assert_array_equal(_vertex_normals(vertices, data.faces), _numpy_vertex_normals(vertices, data.faces))
+
+
+@pytest.mark.parametrize("persons", [1, 3])
+def test_shading_and_iuv_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path], persons: int) -> None:
+    """The shaded image and the IUV image and person map of whole scenes, and chart coordinates
+    of random hits, against the former numpy code."""
+    from dlearn.data.raster import RasterScene
+    from dlearn.data.synth.body import _Body, _uv_of
+    from dlearn.data.synth.render import _rasterise_centres, _shade_kernel, _vertex_normals
+    from dlearn.data.synth.scene import _sample_persons, _to_pixels
+
+    body = _Body(*standin_files)
+    size = 64
+    for index in range(2):
+        rng = np.random.default_rng([4, persons, index])
+        people = _sample_persons(rng, body, SynthOptions(image_size=size, persons_per_image=persons))
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        light = rng.normal(size=3)
+        light /= np.linalg.norm(light)
+        background, noise = rng.random((size, size, 3)), rng.normal(scale=0.01, size=(size * size, 3))
+        args = (light, 0.4, background, 1.07, noise)
+        got = _shade_kernel(
+            scene.grid_faces(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size), scene.vertices, scene.faces,
+            scene.num_faces, _vertex_normals(scene.vertices, scene.faces), np.stack([p.colours for p in people]),
+            body.face_colour_key, *args,
+        )  # fmt: skip
+        np.testing.assert_array_equal(got, _numpy_shading(scene, body, people, *args))
+        person_map, iuv = _rasterise_centres(scene, body, size)
+        hit, hits = scene.grid(0.5, 0.5, 1.0, 1.0, size, size)
+        want_map, want_iuv = np.full(size * size, -1), np.zeros((size * size, 3), np.float32)
+        want_map[hit] = hits.person
+        want_iuv[hit, 0] = body.face_part[hits.face]
+        want_iuv[hit, 1:] = _numpy_uv(body.charts, body.face_chart, hits.face, hits.bary)
+        np.testing.assert_array_equal(person_map.ravel(), want_map)
+        np.testing.assert_array_equal(iuv.reshape(-1, 3), want_iuv)
+    face = rng.integers(0, len(body.faces), 2000)
+    lam = rng.dirichlet(np.ones(3), 2000)
+    np.testing.assert_array_equal(_uv_of(body, face, lam), _numpy_uv(body.charts, body.face_chart, face, lam))
 
 
 def test_png_writer_round_trips_through_pillow() -> None:

@@ -5,10 +5,11 @@ surface hit by a ray along +z (the weak-perspective camera looks along +z in pix
 smaller depth = closer): which person and face, the barycentric coordinates of the hit and its
 depth. :class:`RasterScene` answers this exactly (float64) without ray casting:
 
-* :meth:`RasterScene.grid` for a regular lattice of positions (pixel centres, sub-pixel
-  samples, DensePose's 256 x 256 grid over a box): every face is scan-converted row by row over
-  the lattice (its barycentric coordinates are affine in the image plane, so each lattice row
-  crosses it in one interval of columns), and a z-buffer keeps the nearest face per position.
+* :meth:`RasterScene.grid` (:meth:`~RasterScene.grid_faces`: the faces only) for a regular
+  lattice of positions (pixel centres, sub-pixel samples, DensePose's 256 x 256 grid over a
+  box): every face is scan-converted row by row over the lattice (its barycentric coordinates
+  are affine in the image plane, so each lattice row crosses it in one interval of columns),
+  and a z-buffer keeps the nearest face per position.
 * :meth:`RasterScene.cast` for scattered positions (dense points, keypoints): the faces are
   binned into the 1-pixel cells their bounding boxes cover (once per scene), each position is
   tested against the faces of its cell, and the nearest containing face wins.
@@ -95,6 +96,47 @@ def _np_max(a: float, b: float) -> float:
     return a if (a >= b or math.isnan(a)) else b
 
 
+@numba.njit(inline="always")
+def _split_face(g: int, num_faces: int) -> tuple[int, int]:
+    """(person, face) of the global face ``g`` >= 0 (person-major, see :func:`_union`), by
+    subtraction: a scene holds a few persons, and a 64-bit integer division costs more than the
+    rest of a kernel's work on a position."""
+    person = 0
+    while g >= num_faces:
+        g -= num_faces
+        person += 1
+    return person, g
+
+
+@numba.njit(inline="always")
+def _face_barycentric(
+    vertices: np.ndarray, faces: np.ndarray, t: int, x: float, y: float
+) -> tuple[float, float, float, bool]:
+    """Barycentric coordinates of the image position (x, y) in global face ``t``, solved in
+    float64 in the image plane, clipped into the face and renormalised (1/3 each for a
+    degenerate face), and whether the unclipped ones were all > -1e-4 (the face really contains
+    the position; never for a degenerate face). Inlined into the kernels that need a hit's
+    barycentrics (:func:`_hits_kernel`, the synthetic data's shading and IUV), so all of them
+    get the same bits."""
+    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+    ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
+    ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+    px, py = x - ax, y - ay
+    v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+    den = v0x * v1y - v1x * v0y
+    exact = False
+    if abs(den) > DEGENERATE_AREA:
+        l1 = (px * v1y - v1x * py) / den
+        l2 = (v0x * py - px * v0y) / den
+        l0 = 1.0 - l1 - l2
+        exact = _np_min(_np_min(l0, l1), l2) > -1e-4
+    else:
+        l0 = l1 = l2 = 1.0 / 3.0
+    l0, l1, l2 = _np_max(l0, 0.0), _np_max(l1, 0.0), _np_max(l2, 0.0)
+    total = l0 + l1 + l2
+    return l0 / total, l1 / total, l2 / total, exact
+
+
 @numba.njit(cache=True, nogil=True)
 def _hits_kernel(
     vertices: np.ndarray, faces: np.ndarray, tri: np.ndarray, xy: np.ndarray,
@@ -102,31 +144,16 @@ def _hits_kernel(
 ) -> None:  # fmt: skip
     """Fills, for every position with a hit (``tri`` >= 0), its clipped barycentric coordinates,
     depth, recomputed image position and exactness (see :func:`_hits_from_faces`)."""
-    third = 1.0 / 3.0
     for q in range(tri.shape[0]):
         t = tri[q]
         if t < 0:
             continue
+        l0, l1, l2, exact[q] = _face_barycentric(vertices, faces, t, xy[q, 0], xy[q, 1])
         a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-        ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
-        ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
-        px, py = xy[q, 0] - ax, xy[q, 1] - ay
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        if abs(den) > DEGENERATE_AREA:
-            l1 = (px * v1y - v1x * py) / den
-            l2 = (v0x * py - px * v0y) / den
-            l0 = 1.0 - l1 - l2
-            exact[q] = _np_min(_np_min(l0, l1), l2) > -1e-4
-        else:
-            l0 = l1 = l2 = third
-        l0, l1, l2 = _np_max(l0, 0.0), _np_max(l1, 0.0), _np_max(l2, 0.0)
-        total = l0 + l1 + l2
-        l0, l1, l2 = l0 / total, l1 / total, l2 / total
         bary[q, 0], bary[q, 1], bary[q, 2] = l0, l1, l2
         depth[q] = l0 * vertices[a, 2] + l1 * vertices[b, 2] + l2 * vertices[c, 2]
-        out_xy[q, 0] = l0 * ax + l1 * bx + l2 * cx
-        out_xy[q, 1] = l0 * ay + l1 * by + l2 * cy
+        out_xy[q, 0] = l0 * vertices[a, 0] + l1 * vertices[b, 0] + l2 * vertices[c, 0]
+        out_xy[q, 1] = l0 * vertices[a, 1] + l1 * vertices[b, 1] + l2 * vertices[c, 1]
 
 
 def _hits_from_faces(

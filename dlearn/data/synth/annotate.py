@@ -146,10 +146,10 @@ def _coarse_rle_strings(
     prev = 0
     for j in range(n):
         for i in range(n):
-            g = tri[i * n + j]
+            g = tri[i * n + j] - k * num_faces  # person k's faces: 0 <= g < num_faces
             label = 0
-            if g >= 0 and g // num_faces == k:
-                label = coarse_part[face_part[g % num_faces]]
+            if g >= 0 and g < num_faces:
+                label = coarse_part[face_part[g]]
             if label != prev:
                 pos = j * n + i
                 if prev > 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
@@ -82,11 +83,35 @@ class _Body:
         return np.bincount(k, self._reach_weight * dist, minlength=len(keypoints)) / self._reach_total
 
 
+@numba.njit(inline="always")
+def _chart_uv(
+    chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray, f: int, l0: float, l1: float, l2: float
+) -> tuple[float, float]:
+    """Chart (U, V) of the point with barycentric coordinates (l0, l1, l2) on body face ``f``:
+    the mix of its corners' chart coordinates, clipped to [0, 1]; (0, 0) if the face is
+    uncharted. The three products are summed first + third, then the second: the order of the
+    former ``np.einsum`` (the same bits)."""
+    a, b, c = face_chart[f, 0], face_chart[f, 1], face_chart[f, 2]
+    if a < 0 or b < 0 or c < 0:
+        return 0.0, 0.0
+    u = (l0 * chart_u[a] + l2 * chart_u[c]) + l1 * chart_u[b]
+    v = (l0 * chart_v[a] + l2 * chart_v[c]) + l1 * chart_v[b]
+    return min(max(u, 0.0), 1.0), min(max(v, 0.0), 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _uv_kernel(
+    chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray, face: np.ndarray, lam: np.ndarray
+) -> np.ndarray:
+    """(H, 2) :func:`_chart_uv` of the hits on body faces ``face`` (H,) at barycentric ``lam`` (H, 3)."""
+    out = np.empty((len(face), 2))
+    for h in range(len(face)):
+        out[h, 0], out[h, 1] = _chart_uv(chart_u, chart_v, face_chart, face[h], lam[h, 0], lam[h, 1], lam[h, 2])
+    return out
+
+
 def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """(H, 2) chart (U, V) of hits on body faces ``face`` at barycentric ``lam`` (0 if uncharted)."""
-    chart = body.face_chart[face]
-    charted = (chart >= 0).all(axis=1, keepdims=True)
-    chart = np.maximum(chart, 0)
-    u = np.einsum("hk,hk->h", lam, body.charts.u[chart])
-    v = np.einsum("hk,hk->h", lam, body.charts.v[chart])
-    return np.where(charted, np.clip(np.column_stack([u, v]), 0.0, 1.0), 0.0)
+    face = np.ascontiguousarray(face, dtype=np.int64)
+    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    return _uv_kernel(body.charts.u, body.charts.v, body.face_chart, face, lam)
