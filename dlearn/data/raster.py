@@ -327,6 +327,12 @@ def _cast_kernel(
     return out
 
 
+@numba.njit(inline="always")
+def _pick(slot: int, x0: float, x1: float, x2: float) -> float:
+    """``(x0, x1, x2)[slot]`` as selects."""
+    return x0 if slot == 0 else (x1 if slot == 1 else x2)
+
+
 @numba.njit(cache=True, nogil=True)
 def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per face that can be hit (twice its projected signed area > :data:`DEGENERATE_AREA`):
@@ -339,62 +345,49 @@ def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     orthographic in pixel space); and the same per face as rows of one (L, 12) table ``A_s,
     B_s, C_s, zA, zB, zC`` for gathering faces one at a time (cast). The float64 operations are
     the former numpy expressions', in their order (the same bits)."""
+    # One pass, filled for the live faces in order (then cut to their count); the slot of a
+    # corner is picked by selects, not branches on which corner holds the largest A.
     n = faces.shape[0]
     live = np.empty(n, np.int64)
-    count = 0
+    lo, hi = np.empty((2, n)), np.empty((2, n))
+    sA, sB, sC, inv_sA = np.empty((3, n)), np.empty((3, n)), np.empty((3, n)), np.empty((3, n))
+    third_left = np.empty(n, np.bool_)
+    zA, zB, zC = np.empty(n), np.empty(n), np.empty(n)
+    coefficients = np.empty((n, 12))
+    g = 0
     for f in range(n):
-        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        ax, ay = vertices[a, 0], vertices[a, 1]
-        v0x, v0y = vertices[b, 0] - ax, vertices[b, 1] - ay
-        v1x, v1y = vertices[c, 0] - ax, vertices[c, 1] - ay
-        if abs(v0x * v1y - v1x * v0y) > DEGENERATE_AREA:
-            live[count] = f
-            count += 1
-    live = live[:count]
-    lo, hi = np.empty((2, count)), np.empty((2, count))
-    sA, sB, sC, inv_sA = (
-        np.empty((3, count)),
-        np.empty((3, count)),
-        np.empty((3, count)),
-        np.empty((3, count)),
-    )
-    third_left = np.empty(count, np.bool_)
-    zA, zB, zC = np.empty(count), np.empty(count), np.empty(count)
-    coefficients = np.empty((count, 12))
-    A, B, C = np.empty(3), np.empty(3), np.empty(3)
-    for g in range(count):
-        f = live[g]
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
         ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+        den = v0x * v1y - v1x * v0y
+        if not abs(den) > DEGENERATE_AREA:
+            continue
+        live[g] = f
         az, bz, cz = vertices[a, 2], vertices[b, 2], vertices[c, 2]
         lo[0, g], lo[1, g] = _np_min(_np_min(ax, bx), cx), _np_min(_np_min(ay, by), cy)
         hi[0, g], hi[1, g] = _np_max(_np_max(ax, bx), cx), _np_max(_np_max(ay, by), cy)
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        A[1], A[2], B[1], B[2] = v1y / den, -v0y / den, -v1x / den, v0x / den
-        A[0], B[0] = -A[1] - A[2], -B[1] - B[2]
-        C[0], C[1], C[2] = 1.0 - A[0] * ax - B[0] * ay, -A[1] * ax - B[1] * ay, -A[2] * ax - B[2] * ay
-        zA[g] = A[0] * az + A[1] * bz + A[2] * cz
-        zB[g] = B[0] * az + B[1] * bz + B[2] * cz
-        zC[g] = C[0] * az + C[1] * bz + C[2] * cz
-        if A[0] >= A[1]:
-            first = 0 if A[0] >= A[2] else 2
-        else:
-            first = 1 if A[1] >= A[2] else 2
-        if A[0] < A[1]:
-            second = 0 if A[0] < A[2] else 2
-        else:
-            second = 1 if A[1] < A[2] else 2
+        A1, A2, B1, B2 = v1y / den, -v0y / den, -v1x / den, v0x / den
+        A0, B0 = -A1 - A2, -B1 - B2
+        C0, C1, C2 = 1.0 - A0 * ax - B0 * ay, -A1 * ax - B1 * ay, -A2 * ax - B2 * ay
+        zA[g] = A0 * az + A1 * bz + A2 * cz
+        zB[g] = B0 * az + B1 * bz + B2 * cz
+        zC[g] = C0 * az + C1 * bz + C2 * cz
+        first = (0 if A0 >= A2 else 2) if A0 >= A1 else (1 if A1 >= A2 else 2)
+        second = (0 if A0 < A2 else 2) if A0 < A1 else (1 if A1 < A2 else 2)
         if second == first:  # all equal cannot happen
             second = (first + 1) % 3
-        slots = (first, second, 3 - first - second)
         for k in range(3):
-            sA[k, g], sB[k, g], sC[k, g] = A[slots[k]], B[slots[k]], C[slots[k]]
-            inv_sA[k, g] = 0.0 if sA[k, g] == 0 else 1.0 / sA[k, g]
-            coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = sA[k, g], sB[k, g], sC[k, g]
+            slot = first if k == 0 else (second if k == 1 else 3 - first - second)
+            ak, bk, ck = _pick(slot, A0, A1, A2), _pick(slot, B0, B1, B2), _pick(slot, C0, C1, C2)
+            sA[k, g], sB[k, g], sC[k, g] = ak, bk, ck
+            inv_sA[k, g] = 0.0 if ak == 0 else 1.0 / ak
+            coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = ak, bk, ck
         third_left[g] = sA[2, g] >= 0
         coefficients[g, 9], coefficients[g, 10], coefficients[g, 11] = zA[g], zB[g], zC[g]
+        g += 1
+    live, lo, hi, sA, sB, sC, inv_sA = live[:g], lo[:, :g], hi[:, :g], sA[:, :g], sB[:, :g], sC[:, :g], inv_sA[:, :g]
+    third_left, zA, zB, zC, coefficients = third_left[:g], zA[:g], zB[:g], zC[:g], coefficients[:g]
     return live, lo, hi, sA, sB, sC, inv_sA, third_left, zA, zB, zC, coefficients
 
 

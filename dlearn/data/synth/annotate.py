@@ -94,7 +94,8 @@ def _confuse_parts(
     1.5 px away takes, with ``probability``, the part label and UV of one such point."""
     angles = np.arange(8) * (2 * math.pi / 8)
     ring = 1.5 * np.column_stack([np.cos(angles), np.sin(angles)])
-    probes = scene.cast((xy[:, None, :] + ring[None]).reshape(-1, 2))
+    probe_xy = (xy[:, None, :] + ring[None]).reshape(-1, 2)
+    probes = scene.cast(probe_xy, need_bary=False)  # the few picked probes get theirs below
     pp = probes.person.reshape(-1, 8)
     pf = probes.face.reshape(-1, 8)
     probe_part = np.where(pp == k, body.face_part[np.maximum(pf, 0)], 0)
@@ -105,7 +106,8 @@ def _confuse_parts(
         choice = int(np.argmax(np.where(other[i], pick[i], -1.0)))
         flat = i * 8 + choice
         parts[i] = probe_part[i, choice]
-        uv[i] = _uv_of(body, probes.face[flat : flat + 1], probes.bary[flat : flat + 1])[0]
+        picked = scene.cast(probe_xy[flat : flat + 1])  # the same first hit, with its barycentrics
+        uv[i] = _uv_of(body, picked.face, picked.bary)[0]
 
 
 def _dp_coordinates(
@@ -214,21 +216,16 @@ def _keypoint_visibility(
     kp_px = _to_pixels(p.keypoints3d, p)
     inside = (kp_px[:, 0] >= 0) & (kp_px[:, 0] < size) & (kp_px[:, 1] >= 0) & (kp_px[:, 1] < size)
     kp_hits = scene.cast(kp_px[:, :2])
-    vis = np.zeros(NUM_KEYPOINTS, dtype=np.int64)
-    for i in range(NUM_KEYPOINTS):
-        if not inside[i]:
-            continue
-        vis[i] = 1
-        if kp_hits.person[i] != k:
-            continue
-        joint = int(body.kp_joint[i])
-        if joint < 0:  # regressed from the surface: the first hit is within its reach
-            if abs(kp_hits.depth[i] - kp_px[i, 2]) < (p.keypoint_reach[i] + 0.02) * p.scale:
-                vis[i] = 2
-        else:  # joint: the first hit is skinned to this joint or a neighbour in the tree
-            wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
-            if body.joint_ok[joint, int(np.argmax(wts))]:
-                vis[i] = 2
+    vis = inside.astype(np.int64)
+    seen = inside & (kp_hits.person == k)
+    # Regressed from the surface: the first hit is within its reach.
+    near = np.abs(kp_hits.depth - kp_px[:, 2]) < (p.keypoint_reach + 0.02) * p.scale
+    vis[seen & (body.kp_joint < 0) & near] = 2
+    for i in np.flatnonzero(seen & (body.kp_joint >= 0)):
+        # On a joint: the first hit is skinned to this joint or a neighbour in the tree.
+        wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
+        if body.joint_ok[body.kp_joint[i], int(np.argmax(wts))]:
+            vis[i] = 2
     return kp_px, vis
 
 
@@ -245,10 +242,7 @@ def _keypoint_annotation(
         drop = rng.random(NUM_KEYPOINTS) < noise.missing_keypoints
         vis[drop] = 0
     kp_xy[vis == 0] = 0.0
-    keypoints: list[float] = []
-    for i in range(NUM_KEYPOINTS):
-        keypoints += [float(kp_xy[i, 0]), float(kp_xy[i, 1]), float(vis[i])]
-    return keypoints
+    return np.column_stack([kp_xy, vis]).ravel().tolist()
 
 
 def _annotate_person(
@@ -286,11 +280,11 @@ def _annotate_person(
         "segmentation": _rle(mask),
         "keypoints": keypoints,
         "num_keypoints": int((vis > 0).sum()),
-        "dp_x": [float(v) for v in dp_x],
-        "dp_y": [float(v) for v in dp_y],
-        "dp_I": [float(v) for v in parts],
-        "dp_U": [float(v) for v in uv[:, 0]],
-        "dp_V": [float(v) for v in uv[:, 1]],
+        "dp_x": dp_x.tolist(),
+        "dp_y": dp_y.tolist(),
+        "dp_I": parts.astype(np.float64).tolist(),
+        "dp_U": uv[:, 0].tolist(),
+        "dp_V": uv[:, 1].tolist(),
         "dp_masks": dp_masks,
     }
     gt = {

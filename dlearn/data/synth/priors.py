@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numba
 import numpy as np
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES
@@ -60,11 +61,43 @@ _RANDOM_LO = np.where(_ON_MIDLINE, _MID + 0.5 * (_LO - _MID), _LO)
 _RANDOM_HI = np.where(_ON_MIDLINE, _MID + 0.5 * (_HI - _MID), _HI)
 
 
+@numba.njit(cache=True, nogil=True)
 def _euler_to_rotvec(euler: np.ndarray) -> np.ndarray:
-    """(..., 3) Euler angles (x, y, z), R = Rz Ry Rx -> (..., 3) axis-angle."""
-    from scipy.spatial.transform import Rotation
+    """(N, 3) Euler angles (x, y, z), R = Rz Ry Rx -> (N, 3) axis-angle.
 
-    return Rotation.from_euler("xyz", euler.reshape(-1, 3)).as_rotvec().reshape(euler.shape)
+    ``scipy.spatial.transform.Rotation.from_euler("xyz", euler).as_rotvec()`` rebuilt operation
+    for operation, scalar libm trigonometry included (the same bits; a test compares): importing
+    scipy.spatial cost a worker ~0.4 s. Quaternions (x, y, z, w): the elementary rotations
+    composed extrinsically, ``q = q_z (q_y q_x)``, then made canonical (w >= 0) and turned into
+    ``angle / sin(angle / 2) * (x, y, z)`` (a Taylor series below 1e-3 rad)."""
+    out = np.empty((euler.shape[0], 3))
+    for n in range(euler.shape[0]):
+        half = euler[n, 0] / 2
+        r0, r1, r2, r3 = math.sin(half), 0.0, 0.0, math.cos(half)
+        for axis in (1, 2):  # p * r with p the elementary quaternion (zeros included, as scipy)
+            half = euler[n, axis] / 2
+            p0, p1, p2, p3 = 0.0, 0.0, 0.0, math.cos(half)
+            if axis == 1:
+                p1 = math.sin(half)
+            else:
+                p2 = math.sin(half)
+            c0, c1, c2 = p1 * r2 - p2 * r1, p2 * r0 - p0 * r2, p0 * r1 - p1 * r0
+            r0, r1, r2, r3 = (
+                p3 * r0 + r3 * p0 + c0,
+                p3 * r1 + r3 * p1 + c1,
+                p3 * r2 + r3 * p2 + c2,
+                p3 * r3 - p0 * r0 - p1 * r1 - p2 * r2,
+            )
+        if r3 < 0 or (r3 == 0 and (r0 < 0 or (r0 == 0 and (r1 < 0 or (r1 == 0 and r2 < 0))))):
+            r0, r1, r2, r3 = r0 * -1.0, r1 * -1.0, r2 * -1.0, r3 * -1.0
+        angle = 2 * math.atan2(math.sqrt(r0 * r0 + r1 * r1 + r2 * r2), r3)
+        if angle <= 1e-3:
+            angle2 = angle * angle
+            scale = 2 + angle2 / 12 + 7 * angle2 * angle2 / 2880
+        else:
+            scale = angle / math.sin(angle / 2)
+        out[n, 0], out[n, 1], out[n, 2] = scale * r0, scale * r1, scale * r2
+    return out
 
 
 def sample_pose(rng: np.random.Generator) -> tuple[np.ndarray, str]:
