@@ -91,23 +91,28 @@ def _confuse_parts(
     probability: float,
 ) -> None:
     """Part confusion, in place: a dense point with a point of another part of person ``k``
-    1.5 px away takes, with ``probability``, the part label and UV of one such point."""
+    1.5 px away takes, with ``probability``, the part label and UV of one such point.
+
+    The draws come first (one per point, then one per probe), so only the points drawn for
+    confusion are probed: the same draws and outcome as probing every point."""
+    draw = rng.random(len(xy))
+    pick = rng.random((len(xy), 8))
+    drawn = np.flatnonzero(draw < probability)
+    if not len(drawn):
+        return
     angles = np.arange(8) * (2 * math.pi / 8)
     ring = 1.5 * np.column_stack([np.cos(angles), np.sin(angles)])
-    probe_xy = (xy[:, None, :] + ring[None]).reshape(-1, 2)
-    probes = scene.cast(probe_xy, need_bary=False)  # the few picked probes get theirs below
+    probes = scene.cast((xy[drawn, None, :] + ring[None]).reshape(-1, 2))
     pp = probes.person.reshape(-1, 8)
     pf = probes.face.reshape(-1, 8)
     probe_part = np.where(pp == k, body.face_part[np.maximum(pf, 0)], 0)
-    other = (probe_part > 0) & (probe_part != parts[:, None])
-    draw = rng.random(len(xy))
-    pick = rng.random((len(xy), 8))
-    for i in np.flatnonzero(other.any(axis=1) & (draw < probability)):
-        choice = int(np.argmax(np.where(other[i], pick[i], -1.0)))
-        flat = i * 8 + choice
-        parts[i] = probe_part[i, choice]
-        picked = scene.cast(probe_xy[flat : flat + 1])  # the same first hit, with its barycentrics
-        uv[i] = _uv_of(body, picked.face, picked.bary)[0]
+    other = (probe_part > 0) & (probe_part != parts[drawn, None])
+    for row in np.flatnonzero(other.any(axis=1)):
+        i = drawn[row]
+        choice = int(np.argmax(np.where(other[row], pick[i], -1.0)))
+        flat = row * 8 + choice
+        parts[i] = probe_part[row, choice]
+        uv[i] = _uv_of(body, probes.face[flat : flat + 1], probes.bary[flat : flat + 1])[0]
 
 
 def _dp_coordinates(
