@@ -370,3 +370,22 @@ def test_face_setup_gives_the_numpy_implementations_bits(body: _Body) -> None:
         (scene._zC, zC), (scene._coefficients, coefficients),
     ):  # fmt: skip
         np.testing.assert_array_equal(got, want)
+
+
+def test_face_cells_are_the_faces_whose_boxes_cover_them(body: _Body) -> None:
+    """The cell index of the point queries against a plain numpy construction (multi-pixel faces
+    of a large scene included)."""
+    for persons, size in ((1, 128), (3, 96), (1, 512)):
+        rng = np.random.default_rng([7, persons, size])
+        people = _sample_persons(rng, body, SynthOptions(image_size=size, persons_per_image=persons))
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        x0, y0, ncx, ncy, start, face = scene._face_cells()
+        c_lo = np.floor(scene._lo - np.array([[x0], [y0]])).astype(np.int64)
+        c_hi = np.floor(scene._hi - np.array([[x0], [y0]])).astype(np.int64)
+        assert (ncx, ncy) == (c_hi[0].max() + 1, c_hi[1].max() + 1)
+        cell = [cy * ncx + cx for f in range(c_lo.shape[1])
+                for cy in range(c_lo[1, f], c_hi[1, f] + 1) for cx in range(c_lo[0, f], c_hi[0, f] + 1)]  # fmt: skip
+        owner = np.repeat(np.arange(c_lo.shape[1]), (c_hi[0] - c_lo[0] + 1) * (c_hi[1] - c_lo[1] + 1))
+        order = np.argsort(cell, kind="stable")
+        np.testing.assert_array_equal(face, owner[order])
+        np.testing.assert_array_equal(start, np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=ncx * ncy))]))
