@@ -102,13 +102,14 @@ def _zoomed(
 def _background_pixels(
     yy: np.ndarray, xx: np.ndarray, cos_a: float, sin_a: float, c0: np.ndarray, c1: np.ndarray,
     low: np.ndarray, stripes: np.ndarray, stripe_factor: float, blobs: np.ndarray, blob_colours: np.ndarray,
-    noise: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:  # fmt: skip
     """The background's pixel arithmetic, one pixel at a time in the order of the former
     whole-array numpy expressions (the same float64 operations, so the same bits): gradient,
     low-frequency noise (``low`` (n, n, 3) zoomed to the image, :func:`_zoomed`), stripes
     (``stripe_factor`` < 0: none), blobs in order (rows: centre x, y, radii x, y, cos, sin of
-    the rotation; colours already times 0.7), pixel noise, clipped to [0, 1].
+    the rotation; colours already times 0.7), pixel noise (``rng.normal(0, 0.02)`` per value in
+    C order: numba's Generator draws numpy's numbers, ~1.7x faster), clipped to [0, 1].
 
     A blob is tested only on the pixels of its bounding box plus a pixel: outside it a point's
     ``u^2 + v^2`` exceeds 1 by far more than rounding (``|dx| <= hx sqrt(u^2 + v^2)``)."""
@@ -150,7 +151,7 @@ def _background_pixels(
                     for k in range(3):
                         pixel[k] = 0.3 * pixel[k] + blob_colours[b, k]
             for k in range(3):
-                img[i, j, k] = min(max(pixel[k] + noise[i, j, k], 0.0), 1.0)
+                img[i, j, k] = min(max(pixel[k] + rng.normal(0.0, 0.02), 0.0), 1.0)
     return img
 
 
@@ -180,6 +181,6 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         rot = rng.uniform(0, math.pi)
         blobs[b] = cx, cy, rx, ry, np.cos(rot), np.sin(rot)
         blob_colours[b] = 0.7 * _random_colour(rng)
-    noise = rng.normal(scale=0.02, size=(size, size, 3))
     cos_a, sin_a = float(np.cos(angle)), float(np.sin(angle))
-    return _background_pixels(yy, xx, cos_a, sin_a, c0, c1, low, stripes, stripe_factor, blobs, blob_colours, noise)
+    # Last, the pixel noise, drawn by the kernel: rng.normal(scale=0.02, size=(size, size, 3)).
+    return _background_pixels(yy, xx, cos_a, sin_a, c0, c1, low, stripes, stripe_factor, blobs, blob_colours, rng)

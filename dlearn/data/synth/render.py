@@ -116,11 +116,11 @@ def _shade_image(
     # The sub-pixel samples (pixel + 0.25 / 0.75) of all pixels form one lattice twice as fine.
     tri = scene.grid_faces(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
     exposure = rng.uniform(0.8, 1.15)
-    noise = rng.normal(scale=0.01, size=(size * size, 3))
     colours = np.stack([p.colours for p in persons])
+    # Last, the pixel noise, drawn by the kernel: rng.normal(scale=0.01, size=(size * size, 3)).
     return _shade_kernel(
         tri, scene.vertices, scene.faces, scene.num_faces, normals, colours, body.face_colour_key, light, ambient,
-        background, exposure, noise,
+        background, exposure, rng,
     )  # fmt: skip
 
 
@@ -128,7 +128,7 @@ def _shade_image(
 def _shade_kernel(
     tri: np.ndarray, vertices: np.ndarray, faces: np.ndarray, num_faces: int, normals: np.ndarray,
     colours: np.ndarray, colour_key: np.ndarray, light: np.ndarray, ambient: float,
-    background: np.ndarray, exposure: float, noise: np.ndarray,
+    background: np.ndarray, exposure: float, rng: np.random.Generator,
 ) -> np.ndarray:  # fmt: skip
     """(size, size, 3) uint8 image from the first-hit global faces ``tri`` of the (2 size, 2 size)
     sub-pixel lattice (offsets 0.25 / 0.75) and the (size, size, 3) background: a sample that
@@ -136,7 +136,8 @@ def _shade_kernel(
     hit's interpolated normal, ``colours`` (K, C, 3) the persons' colour tables by
     ``colour_key``), a miss takes its pixel's background; per pixel the mean of its 4 samples
     ((x, y) offsets summed in the order (0, 0), (1, 0), (0, 1), (1, 1)), times the exposure, plus
-    the noise, clipped, to 8 bits."""
+    the noise ``rng.normal(0, 0.01)`` per value in C order (numba's Generator draws numpy's
+    numbers), clipped, to 8 bits."""
     size = background.shape[0]
     side = 2 * size
     n_vertices = vertices.shape[0] // colours.shape[0]
@@ -161,7 +162,7 @@ def _shade_kernel(
             for d in range(3):
                 total = 0.0 + samples[0, d] + samples[1, d]
                 total = total + samples[2, d] + samples[3, d]
-                value = total / 4.0 * exposure + noise[i * size + j, d]
+                value = total / 4.0 * exposure + rng.normal(0.0, 0.01)
                 value = min(max(value, 0.0), 1.0)
                 out[i, j, d] = np.uint8(value * 255 + 0.5)
     return out
