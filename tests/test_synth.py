@@ -455,6 +455,9 @@ def test_shading_and_iuv_kernels_give_the_numpy_bits(standin_files: tuple[Path, 
         want_iuv[hit, 1:] = _numpy_uv(body.charts, body.face_chart, hits.face, hits.bary)
         np.testing.assert_array_equal(person_map.ravel(), want_map)
         np.testing.assert_array_equal(iuv.reshape(-1, 3), want_iuv)
+        map_only, no_iuv = _rasterise_centres(scene, body, size, with_iuv=False)
+        assert no_iuv is None
+        np.testing.assert_array_equal(map_only, person_map)
     face = rng.integers(0, len(body.faces), 2000)
     lam = rng.dirichlet(np.ones(3), 2000)
     np.testing.assert_array_equal(_uv_of(body, face, lam), _numpy_uv(body.charts, body.face_chart, face, lam))

@@ -52,7 +52,8 @@ def _render_image(
 
     persons = _sample_persons(rng, body, options)
     scene = scene_type([_to_pixels(p.vertices, p) for p in persons], body.faces)
-    person_map, iuv = _rasterise_centres(scene, body, size)
+    # The IUV image only where it is written or previewed: the annotations need the person map.
+    person_map, iuv = _rasterise_centres(scene, body, size, options.write_iuv or keep_preview)
     image = _shade_image(rng, body, persons, scene, size)
     _write_image_files(out_dir, file_name, image_id, image, iuv, person_map, options.write_iuv)
     annotations, gts = _annotate_persons(rng, scene, body, options, image_id, persons, person_map)
@@ -64,6 +65,7 @@ def _render_image(
         "seconds": time.perf_counter() - started,
     }
     if keep_preview:
+        assert iuv is not None
         record["preview"] = _preview(image, iuv, annotations, persons)
     return record
 
