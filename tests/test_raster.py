@@ -157,6 +157,12 @@ def test_same_pixels_as_the_ray_caster(body: _Body, persons: int) -> None:
             for scene, hits in ((raster, a), (rays, b)):  # grid_faces: the same faces, no Hits
                 global_face = np.where(hits.person >= 0, hits.person * scene.num_faces + hits.face, -1)
                 np.testing.assert_array_equal(scene.grid_faces(*args), global_face)
+                # grid_values: what a caller reads of each face, written by the z-buffer itself
+                values = np.random.default_rng(index).integers(1, 200, len(scene.faces)).astype(np.uint8)
+                want = np.where(global_face >= 0, values[np.maximum(global_face, 0)], 0)
+                got = scene.grid_values(*args, values, 0)
+                assert got.dtype == np.uint8
+                np.testing.assert_array_equal(got, want)
             fg = (a.person >= 0) | (b.person >= 0)
             foreground += int(fg.sum())
             same += int((fg & (a.person == b.person) & (a.face == b.face)).sum())

@@ -512,21 +512,17 @@ def test_coarse_rle_strings_are_pycocotools_encodings() -> None:
     from dlearn.data.synth.annotate import _coarse_rle_strings
 
     rng = np.random.default_rng(0)
-    n, num_faces = 40, 50
-    face_part = np.concatenate([[0], rng.integers(1, 25, num_faces - 1)])  # face 0 uncharted
-    maps = [np.full(n * n, -1), np.full(n * n, 3), rng.integers(-1, 2 * num_faces, n * n)]
-    blocky = np.repeat(rng.integers(-1, 2 * num_faces, n * n // 37 + 1), 37)[: n * n]
-    maps += [blocky, np.where(rng.random(n * n) < 0.98, -1, rng.integers(0, num_faces, n * n))]
-    for tri in maps:
-        for k in (0, 1):
-            strings, offsets = _coarse_rle_strings(tri, num_faces, k, face_part, COARSE_PART, n)
-            person, face = np.divmod(tri, num_faces)
-            label = np.where((tri >= 0) & (person == k), COARSE_PART[face_part[face]], 0).reshape(n, n)
-            for c in range(1, 15):
-                got = strings[offsets[c - 1] : offsets[c]].tobytes().decode("ascii")
-                mask = label == c
-                want = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
-                assert got == (want if mask.any() else ""), (c, k)
+    n = 40
+    blocky = np.repeat(rng.integers(0, 15, n * n // 37 + 1), 37)[: n * n]
+    sparse = np.where(rng.random(n * n) < 0.98, 0, rng.integers(1, 15, n * n))
+    for labels in (np.zeros(n * n), np.full(n * n, 3), rng.integers(0, 15, n * n), blocky, sparse):
+        labels = labels.astype(np.uint8)
+        strings, offsets = _coarse_rle_strings(labels, n)
+        for c in range(1, 15):
+            got = strings[offsets[c - 1] : offsets[c]].tobytes().decode("ascii")
+            mask = labels.reshape(n, n) == c
+            want = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+            assert got == (want if mask.any() else ""), c
 
 
 @pytest.mark.parametrize("persons", [1, 3])

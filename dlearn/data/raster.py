@@ -201,10 +201,11 @@ def _grid_kernel(
     x0: float, y0: float, dx: float, dy: float, nx: int, ny: int,
     lo: np.ndarray, hi: np.ndarray, sA: np.ndarray, sB: np.ndarray, sC: np.ndarray,
     inv_sA: np.ndarray, third_left: np.ndarray, zA: np.ndarray, zB: np.ndarray, zC: np.ndarray,
-    live: np.ndarray,
+    value: np.ndarray, miss: int,
 ) -> np.ndarray:  # fmt: skip
-    """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss: every
-    live face scan-converted row by row over its bounding box, into one z-buffer.
+    """(ny * nx,) ``value[f]`` of the first-hit live face f at each lattice position (the global
+    face ``live``, or what a caller reads of it), ``miss`` where nothing is hit, in ``value``'s
+    dtype: every live face scan-converted row by row over its bounding box, into one z-buffer.
 
     The arithmetic is the former numpy scan conversion's, operation for operation (IEEE float64,
     no fast-math, so the same bits): along lattice row i, in column units, the barycentric
@@ -215,9 +216,9 @@ def _grid_kernel(
     lower face index."""
     size = nx * ny
     zbuf = np.full(size, np.inf)
-    best = np.full(size, -1, dtype=np.int64)
+    best = np.full(size, miss, dtype=value.dtype)
     pad = 1e-9
-    for f in range(len(live)):
+    for f in range(len(value)):
         # Lattice rows and columns of the face's bounding box (a hair wider: the exact test is
         # the span below).
         i_lo = max(np.ceil((lo[1, f] - pad - y0) / dy), 0.0)
@@ -238,7 +239,7 @@ def _grid_kernel(
         d0 = zA[f] * x0 + zB[f] * y0 + zC[f]
         di, dj = zB[f] * dy, zA[f] * dx
         left = third_left[f]
-        face = live[f]
+        face = value[f]
         for row in range(int(i_hi - i_lo) + 1):
             i = i_lo + row
             b0, b1, b2 = u0 + v0 * i, u1 + v1 * i, u2 + v2 * i
@@ -459,7 +460,23 @@ class RasterScene:
             return np.full(size, -1, dtype=np.int64)
         return _grid_kernel(
             float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny), self._lo, self._hi,
-            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC, self.live,
+            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC, self.live, -1,
+        )  # fmt: skip
+
+    def grid_values(
+        self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, values: np.ndarray, miss: int
+    ) -> np.ndarray:
+        """(ny * nx,) ``values[g]`` of the first-hit global face g at each position of the lattice
+        of :meth:`grid`, row-major, ``miss`` for a miss, in ``values``' dtype: a map of what a
+        caller reads of the faces (persons, DensePose's coarse parts) written by the z-buffer
+        itself, without the face map in between. ``values``: (persons * faces,)."""
+        size = max(int(nx), 0) * max(int(ny), 0)
+        if size == 0 or len(self.live) == 0:
+            return np.full(size, miss, dtype=values.dtype)
+        return _grid_kernel(
+            float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny), self._lo, self._hi,
+            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC,
+            values[self.live], miss,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------
@@ -512,6 +529,15 @@ class RayCastScene:
         """:meth:`RasterScene.grid_faces` by casting a ray at every lattice position."""
         hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary=False)
         return np.where(hits.person >= 0, hits.person * self.num_faces + hits.face, -1)
+
+    def grid_values(
+        self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, values: np.ndarray, miss: int
+    ) -> np.ndarray:
+        """:meth:`RasterScene.grid_values` from :meth:`grid_faces`."""
+        tri = self.grid_faces(x0, y0, step_x, step_y, nx, ny)
+        out = np.full(len(tri), miss, dtype=values.dtype)
+        out[tri >= 0] = values[tri[tri >= 0]]
+        return out
 
     def cast(self, xy: np.ndarray, need_bary: bool = True) -> Hits:
         """First hits of rays along +z through image positions ``xy`` (M, 2)."""

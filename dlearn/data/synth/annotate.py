@@ -26,13 +26,8 @@ from dlearn.data.raster import RasterScene, RayCastScene
 from dlearn.data.synth.body import _Body, _uv_of
 from dlearn.data.synth.options import NoiseOptions, SynthOptions
 from dlearn.data.synth.scene import _Person, _to_pixels
-from dlearn.densepose.coco import DP_GRID, NUM_KEYPOINTS
+from dlearn.densepose.coco import DP_GRID, NUM_COARSE, NUM_KEYPOINTS
 
-#: DensePose's 14 coarse masks: coarse index (1..14) of each part (1..24); index 0 unused.
-COARSE_PART = np.array(
-    [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14], dtype=np.int64
-)
-NUM_COARSE = 14
 #: A person with fewer visible pixels gets no annotation.
 MIN_VISIBLE_PIXELS = 20
 
@@ -131,14 +126,11 @@ def _dp_coordinates(
 
 
 @numba.njit(cache=True, nogil=True)
-def _coarse_rle_strings(
-    tri: np.ndarray, num_faces: int, k: int, face_part: np.ndarray, coarse_part: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The 14 coarse part masks of person ``k`` on an (n, n) lattice as COCO compressed RLE
-    strings, in one pass: ``tri`` (n * n,) is the lattice's first-hit global face, row-major
-    (:meth:`~dlearn.data.raster.RasterScene.grid_faces`); mask c holds the positions whose face
-    is person ``k``'s with coarse part c. Returns the ASCII bytes of all strings (uint8) and
-    (15,) offsets: mask c is ``bytes[offsets[c - 1]:offsets[c]]``, empty when the part is absent.
+def _coarse_rle_strings(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 14 coarse part masks of an (n, n) lattice as COCO compressed RLE strings, in one pass:
+    ``labels`` (n * n,) holds each position's coarse part (0: none), row-major; mask c holds the
+    positions labelled c. Returns the ASCII bytes of all strings (uint8) and (15,) offsets: mask
+    c is ``bytes[offsets[c - 1]:offsets[c]]``, empty when the part is absent.
 
     The encoding is pycocotools' (``mask.encode``, then its ``rleToString``; a test compares):
     run lengths in column-major order starting with a run of zeros, then each count, less the
@@ -153,10 +145,7 @@ def _coarse_rle_strings(
     prev = 0
     for j in range(n):
         for i in range(n):
-            g = tri[i * n + j] - k * num_faces  # person k's faces: 0 <= g < num_faces
-            label = 0
-            if g >= 0 and g < num_faces:
-                label = coarse_part[face_part[g]]
+            label = labels[i * n + j]
             if label != prev:
                 pos = j * n + i
                 if prev > 0:
@@ -201,11 +190,14 @@ def _coarse_rle_strings(
 
 def _dp_masks(scene: Scene, body: _Body, k: int, box: Box) -> list[Any]:
     """``dp_masks``: the 14 coarse parts of person ``k`` at the centres of a 256 x 256 grid over
-    the box, each a compressed RLE (:func:`_coarse_rle_strings`), or ``[]`` for an invisible part."""
+    the box, each a compressed RLE (:func:`_coarse_rle_strings`), or ``[]`` for an invisible part.
+    The z-buffer writes the coarse part of person ``k``'s faces (0 for the others') directly."""
     x0, y0, w, h = box
     step_x, step_y = w / DP_GRID, h / DP_GRID
-    tri = scene.grid_faces(x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID)
-    strings, offsets = _coarse_rle_strings(tri, scene.num_faces, k, body.face_part, COARSE_PART, DP_GRID)
+    labels = np.zeros(len(scene.faces), np.uint8)  # per global face
+    labels[k * scene.num_faces : (k + 1) * scene.num_faces] = body.face_coarse
+    coarse = scene.grid_values(x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, labels, 0)
+    strings, offsets = _coarse_rle_strings(coarse, DP_GRID)
     dp_masks: list[Any] = [[] for _ in range(NUM_COARSE)]
     for c in np.flatnonzero(np.diff(offsets)):
         counts = strings[offsets[c] : offsets[c + 1]].tobytes().decode("ascii")

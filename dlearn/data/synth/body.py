@@ -14,6 +14,7 @@ from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_bod
 from dlearn.body.keypoint_definition import keypoint_definition
 from dlearn.body.numpy_model import NumpyBodyModel
 from dlearn.data.synth.priors import _tree_neighbours
+from dlearn.densepose.coco import COARSE_PART
 from dlearn.densepose.uv import NUM_PARTS, face_chart_corners, load_uv_charts
 
 _HEAD = SMPL_JOINT_NAMES.index("head")
@@ -48,6 +49,8 @@ class _Body:
         self.face_region = self._face_regions()
         #: (F,) row of a person's colour table (appearance._person_colours) for each face.
         self.face_colour_key = self.face_region * (NUM_PARTS + 1) + self.face_part
+        #: (F,) uint8 DensePose coarse part (dp_masks' index, 1..14) of each face, 0 uncharted.
+        self.face_coarse = COARSE_PART[self.face_part].astype(np.uint8)
 
     def _face_regions(self) -> np.ndarray:
         """(F,) colour region of each face: 0 skin, 1 shirt, 2 sleeve, 3 trousers, 4 lower leg,

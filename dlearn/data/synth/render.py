@@ -66,23 +66,20 @@ def _hit_normal(
 @numba.njit(cache=True, nogil=True)
 def _iuv_kernel(
     tri: np.ndarray, size: int, vertices: np.ndarray, faces: np.ndarray, num_faces: int,
-    face_part: np.ndarray, chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray, with_iuv: bool,
+    face_part: np.ndarray, chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The (size, size) person map (-1: background) and, ``with_iuv``, the (size, size, 3) float32
-    IUV image (part, U, V; 0 for the background; else (0, 0, 3)) of the pixel centres' first-hit
-    global faces ``tri`` (size * size,): the hit's barycentrics
-    (:func:`~dlearn.data.raster._face_barycentric`) and chart coordinates
-    (:func:`~dlearn.data.synth.body._chart_uv`), as the hits and ``_uv_of`` give them."""
+    """The (size, size) person map (-1: background) and (size, size, 3) float32 IUV image (part,
+    U, V; 0 for the background) of the pixel centres' first-hit global faces ``tri`` (size *
+    size,): the hit's barycentrics (:func:`~dlearn.data.raster._face_barycentric`) and chart
+    coordinates (:func:`~dlearn.data.synth.body._chart_uv`), as the hits and ``_uv_of`` give them."""
     person_map = np.full((size, size), -1, np.int64)
-    iuv = np.zeros((size, size, 3) if with_iuv else (0, 0, 3), np.float32)
+    iuv = np.zeros((size, size, 3), np.float32)
     for i in range(size):
         for j in range(size):
             g = tri[i * size + j]
             if g < 0:
                 continue
             person_map[i, j], f = _split_face(g, num_faces)
-            if not with_iuv:
-                continue
             l0, l1, l2, _ = _face_barycentric(vertices, faces, g, 0.5 + j * 1.0, 0.5 + i * 1.0)
             u, v = _chart_uv(chart_u, chart_v, face_chart, f, l0, l1, l2)
             iuv[i, j, 0], iuv[i, j, 1], iuv[i, j, 2] = face_part[f], u, v
@@ -94,13 +91,16 @@ def _rasterise_centres(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The first hits at the pixel centres (row-major): the (size, size) person map (index of the
     person seen, -1 for the background) and the (size, size, 3) float32 IUV image (part, U, V;
-    0 for the background), or None without ``with_iuv`` (the annotations need only the map)."""
+    0 for the background), or None without ``with_iuv`` (the annotations need only the map, which
+    the z-buffer then writes itself)."""
+    if not with_iuv:
+        person = np.repeat(np.arange(len(scene.faces) // scene.num_faces), scene.num_faces)  # per global face
+        return scene.grid_values(0.5, 0.5, 1.0, 1.0, size, size, person, -1).reshape(size, size), None
     tri = scene.grid_faces(0.5, 0.5, 1.0, 1.0, size, size)
-    person_map, iuv = _iuv_kernel(
+    return _iuv_kernel(
         tri, size, scene.vertices, scene.faces, scene.num_faces, body.face_part, body.charts.u, body.charts.v,
-        body.face_chart, with_iuv,
+        body.face_chart,
     )  # fmt: skip
-    return person_map, iuv if with_iuv else None
 
 
 def _shade_image(
