@@ -362,23 +362,23 @@ def _pick(slot: int, x0: float, x1: float, x2: float) -> float:
 @numba.njit(cache=True, nogil=True)
 def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per face that can be hit (twice its projected signed area > :data:`DEGENERATE_AREA`):
-    its global index ``live`` (L,), bounding box ``lo``, ``hi`` (2, L), barycentric coordinates
-    as affine functions of the position, ``l_k = A_k x + B_k y + C_k``, stored by slot (3, L)
-    each: slot 0 the corner of largest A (> 0; its edge bounds a lattice row's span from the
-    left), 1 that of smallest A (< 0; from the right; both exist since the A_k sum to 0 and are
-    not all 0), 2 the third; ``1 / A`` by slot (0 where A = 0); whether slot 2 bounds from the
-    left (or is parallel to the rows); the depth ``zA x + zB y + zC`` (weak perspective =
-    orthographic in pixel space); and the same per face as rows of one (L, 12) table ``A_s,
-    B_s, C_s, zA, zB, zC`` for gathering faces one at a time (cast). The float64 operations are
-    the former numpy expressions', in their order (the same bits)."""
+    its global index ``live`` (L,), bounding box ``lo``, ``hi`` (2, L), ``1 / A`` by slot (3, L; 0
+    where A = 0), whether slot 2 bounds from the left (or is parallel to the rows) (L,), and one
+    (L, 12) table, per face ``A_s, B_s, C_s`` (3 each) and ``zA, zB, zC``: the barycentric
+    coordinates as affine functions of the position, ``l_k = A_k x + B_k y + C_k``, by slot
+    (slot 0 the corner of largest A (> 0; its edge bounds a lattice row's span from the left), 1
+    that of smallest A (< 0; from the right; both exist since the A_k sum to 0 and are not all
+    0), 2 the third), and the depth ``zA x + zB y + zC`` (weak perspective = orthographic in pixel
+    space). One table serves both the lattices (its columns, as views) and the point queries
+    (a face's row). The float64 operations are the former numpy expressions', in their order (the
+    same bits)."""
     # One pass, filled for the live faces in order (then cut to their count); the slot of a
     # corner is picked by selects, not branches on which corner holds the largest A.
     n = faces.shape[0]
     live = np.empty(n, np.int64)
     lo, hi = np.empty((2, n)), np.empty((2, n))
-    sA, sB, sC, inv_sA = np.empty((3, n)), np.empty((3, n)), np.empty((3, n)), np.empty((3, n))
+    inv_sA = np.empty((3, n))
     third_left = np.empty(n, np.bool_)
-    zA, zB, zC = np.empty(n), np.empty(n), np.empty(n)
     coefficients = np.empty((n, 12))
     g = 0
     for f in range(n):
@@ -396,9 +396,9 @@ def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
         A1, A2, B1, B2 = v1y / den, -v0y / den, -v1x / den, v0x / den
         A0, B0 = -A1 - A2, -B1 - B2
         C0, C1, C2 = 1.0 - A0 * ax - B0 * ay, -A1 * ax - B1 * ay, -A2 * ax - B2 * ay
-        zA[g] = A0 * az + A1 * bz + A2 * cz
-        zB[g] = B0 * az + B1 * bz + B2 * cz
-        zC[g] = C0 * az + C1 * bz + C2 * cz
+        coefficients[g, 9] = A0 * az + A1 * bz + A2 * cz
+        coefficients[g, 10] = B0 * az + B1 * bz + B2 * cz
+        coefficients[g, 11] = C0 * az + C1 * bz + C2 * cz
         first = (0 if A0 >= A2 else 2) if A0 >= A1 else (1 if A1 >= A2 else 2)
         second = (0 if A0 < A2 else 2) if A0 < A1 else (1 if A1 < A2 else 2)
         if second == first:  # all equal cannot happen
@@ -406,15 +406,11 @@ def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
         for k in range(3):
             slot = first if k == 0 else (second if k == 1 else 3 - first - second)
             ak, bk, ck = _pick(slot, A0, A1, A2), _pick(slot, B0, B1, B2), _pick(slot, C0, C1, C2)
-            sA[k, g], sB[k, g], sC[k, g] = ak, bk, ck
             inv_sA[k, g] = 0.0 if ak == 0 else 1.0 / ak
             coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = ak, bk, ck
-        third_left[g] = sA[2, g] >= 0
-        coefficients[g, 9], coefficients[g, 10], coefficients[g, 11] = zA[g], zB[g], zC[g]
+        third_left[g] = coefficients[g, 2] >= 0
         g += 1
-    live, lo, hi, sA, sB, sC, inv_sA = live[:g], lo[:, :g], hi[:, :g], sA[:, :g], sB[:, :g], sC[:, :g], inv_sA[:, :g]
-    third_left, zA, zB, zC, coefficients = third_left[:g], zA[:g], zB[:g], zC[:g], coefficients[:g]
-    return live, lo, hi, sA, sB, sC, inv_sA, third_left, zA, zB, zC, coefficients
+    return live[:g], lo[:, :g], hi[:, :g], inv_sA[:, :g], third_left[:g], coefficients[:g]
 
 
 class RasterScene:
@@ -429,10 +425,12 @@ class RasterScene:
     def __init__(self, vertices_px: list[np.ndarray], faces: np.ndarray):
         self.num_faces = len(faces)
         self.vertices, self.faces = _union(vertices_px, faces)
-        (
-            self.live, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA, self._third_left,
-            self._zA, self._zB, self._zC, self._coefficients,
-        ) = _setup_kernel(self.vertices, self.faces)  # fmt: skip
+        self.live, self._lo, self._hi, self._inv_sA, self._third_left, self._coefficients = _setup_kernel(
+            self.vertices, self.faces
+        )
+        table = self._coefficients  # its columns by slot, as the lattice kernel reads them
+        self._sA, self._sB, self._sC = table[:, 0:3].T, table[:, 3:6].T, table[:, 6:9].T
+        self._zA, self._zB, self._zC = table[:, 9], table[:, 10], table[:, 11]
         self._cells: tuple[float, float, int, int, np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------------------------------
