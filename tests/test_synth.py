@@ -308,11 +308,14 @@ def test_face_chart_corners_tolerates_a_few_uncharted_faces(body) -> None:
 
 def _numpy_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """The former numpy/scipy background (16c9e52), the reference of the kernels."""
+    import colorsys
     import math
 
     from scipy.ndimage import zoom
 
-    from dlearn.data.synth.appearance import _random_colour
+    def _random_colour(rng: np.random.Generator) -> np.ndarray:
+        h, s, v = rng.uniform(0, 1), rng.uniform(0.2, 0.9), rng.uniform(0.2, 0.95)
+        return np.array(colorsys.hsv_to_rgb(h, s, v))
 
     yy, xx = np.mgrid[0:size, 0:size] / size
     angle = rng.uniform(0, 2 * math.pi)

@@ -78,7 +78,10 @@ class Hits:
 
 
 def _union(vertices_px: list[np.ndarray], faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the persons' meshes: (K * N, 3) vertices, (K * F, 3) faces (person-major)."""
+    """Concatenate the persons' meshes: (K * N, 3) vertices, (K * F, 3) faces (person-major); one
+    person's as they are (C-contiguous float64 and int64, not copied)."""
+    if len(vertices_px) == 1:
+        return np.ascontiguousarray(vertices_px[0], dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64)
     vertices = np.concatenate(vertices_px).astype(np.float64, copy=False)
     offsets = np.arange(len(vertices_px)) * len(vertices_px[0])
     return vertices, np.concatenate([faces + o for o in offsets])
@@ -139,14 +142,22 @@ def _face_barycentric(
 
 @numba.njit(cache=True, nogil=True)
 def _hits_kernel(
-    vertices: np.ndarray, faces: np.ndarray, tri: np.ndarray, xy: np.ndarray,
-    bary: np.ndarray, depth: np.ndarray, out_xy: np.ndarray, exact: np.ndarray,
-) -> None:  # fmt: skip
-    """Fills, for every position with a hit (``tri`` >= 0), its clipped barycentric coordinates,
-    depth, recomputed image position and exactness (see :func:`_hits_from_faces`)."""
-    for q in range(tri.shape[0]):
+    vertices: np.ndarray, faces: np.ndarray, num_faces: int, tri: np.ndarray, xy: np.ndarray, need_bary: bool
+) -> tuple[np.ndarray, ...]:
+    """The fields of :class:`Hits` (see :func:`_hits_from_faces`): person and face of every
+    position with a hit (``tri`` >= 0; -1 for a miss) and, ``need_bary``, its clipped
+    barycentric coordinates, depth, recomputed image position and exactness (misses, and all
+    positions without ``need_bary``: zeros, inf, the position, False)."""
+    m = tri.shape[0]
+    person, face = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
+    bary, depth = np.zeros((m, 3)), np.full(m, np.inf)
+    out_xy, exact = xy.copy(), np.zeros(m, np.bool_)
+    for q in range(m):
         t = tri[q]
         if t < 0:
+            continue
+        person[q], face[q] = _split_face(t, num_faces)
+        if not need_bary:
             continue
         l0, l1, l2, exact[q] = _face_barycentric(vertices, faces, t, xy[q, 0], xy[q, 1])
         a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
@@ -154,6 +165,7 @@ def _hits_kernel(
         depth[q] = l0 * vertices[a, 2] + l1 * vertices[b, 2] + l2 * vertices[c, 2]
         out_xy[q, 0] = l0 * vertices[a, 0] + l1 * vertices[b, 0] + l2 * vertices[c, 0]
         out_xy[q, 1] = l0 * vertices[a, 1] + l1 * vertices[b, 1] + l2 * vertices[c, 1]
+    return person, face, bary, depth, out_xy, exact
 
 
 def _hits_from_faces(
@@ -163,26 +175,9 @@ def _hits_from_faces(
     miss: the barycentric coordinates solved in float64 in the image plane (a degenerate face:
     1/3 each, not exact), clipped into the face and renormalised, and the depth and image
     position recomputed from them (:func:`_hits_kernel`)."""
-    m = len(xy)
-    person = np.full(m, -1, dtype=np.int64)
-    face = np.full(m, -1, dtype=np.int64)
-    hit = tri >= 0
-    person[hit], face[hit] = np.divmod(tri[hit], num_faces)
-    bary = np.zeros((m, 3))
-    depth = np.full(m, np.inf)
-    out_xy = np.array(xy, dtype=np.float64, order="C")
-    exact = np.zeros(m, dtype=bool)
-    if m and need_bary:
-        _hits_kernel(
-            vertices,
-            faces,
-            np.ascontiguousarray(tri, dtype=np.int64),
-            out_xy.copy(),
-            bary,
-            depth,
-            out_xy,
-            exact,
-        )
+    tri = np.ascontiguousarray(tri, dtype=np.int64)
+    xy = np.ascontiguousarray(xy, dtype=np.float64)
+    person, face, bary, depth, out_xy, exact = _hits_kernel(vertices, faces, num_faces, tri, xy, need_bary)
     return Hits(person=person, face=face, bary=bary, depth=depth, xy=out_xy, exact=exact)
 
 

@@ -4,6 +4,7 @@ trousers, shoes, skin, hair at the back of the head, dark eyes) and a random tex
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import math
 
@@ -18,10 +19,12 @@ _SKIN_TONES = np.array(
 )
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    import colorsys
+#: The ranges of a random colour's hue, saturation and value, drawn in this order.
+_HSV_LOW, _HSV_HIGH = (0.0, 0.2, 0.2), (1.0, 0.9, 0.95)
 
-    h, s, v = rng.uniform(0, 1), rng.uniform(0.2, 0.9), rng.uniform(0.2, 0.95)
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    h, s, v = rng.uniform(_HSV_LOW, _HSV_HIGH)  # the same draws as one call per range
     return np.array(colorsys.hsv_to_rgb(h, s, v))
 
 
@@ -49,6 +52,10 @@ def _person_colours(rng: np.random.Generator, body: _Body) -> np.ndarray:
     )
     part_tint = rng.uniform(0.88, 1.12, size=(NUM_PARTS + 1, 1))  # parts differ slightly (seams)
     return np.clip(region_colour[:, None, :] * part_tint[None], 0, 1).reshape(-1, 3)
+
+
+_BLOB_LOW = np.array([0.0, 0.0, 0.03, 0.03, 0.0, *_HSV_LOW])
+_BLOB_HIGH = np.array([1.0, 1.0, 0.3, 0.3, math.pi, *_HSV_HIGH])
 
 
 @functools.lru_cache(maxsize=4)
@@ -174,13 +181,14 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         stripes = np.sin(2 * math.pi * freq * phase) > rng.uniform(-0.5, 0.5)
         stripe_factor = float(rng.uniform(0.5, 0.95))
     count = int(rng.integers(2, 9))
+    # Per blob, in draw order: centre x, y, radii x, y, rotation and its colour's hue, saturation,
+    # value; one call draws them all (each value ``low + (high - low) * U``, as one call each).
+    draws = rng.uniform(_BLOB_LOW, _BLOB_HIGH, size=(count, 8))
     blobs, blob_colours = np.empty((count, 6)), np.empty((count, 3))
     for b in range(count):
-        cx, cy = rng.uniform(0, 1, size=2)
-        rx, ry = rng.uniform(0.03, 0.3, size=2)
-        rot = rng.uniform(0, math.pi)
+        cx, cy, rx, ry, rot, h, s, v = (float(x) for x in draws[b])
         blobs[b] = cx, cy, rx, ry, np.cos(rot), np.sin(rot)
-        blob_colours[b] = 0.7 * _random_colour(rng)
+        blob_colours[b] = 0.7 * np.array(colorsys.hsv_to_rgb(h, s, v))
     cos_a, sin_a = float(np.cos(angle)), float(np.sin(angle))
     # Last, the pixel noise, drawn by the kernel: rng.normal(scale=0.02, size=(size, size, 3)).
     return _background_pixels(yy, xx, cos_a, sin_a, c0, c1, low, stripes, stripe_factor, blobs, blob_colours, rng)
