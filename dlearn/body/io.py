@@ -405,18 +405,17 @@ def load_body_model(path: str | Path) -> BodyModelData:
     if not isinstance(vertex_ids, dict):
         raise BodyModelFileError(f"{path}: key 'vertex_ids' must be a dict of name -> vertex index")
 
-    # copy=False: the arrays just read are this model's own (no second copy of the large ones).
     data = BodyModelData(
-        v_template=get("v_template").astype(np.float64, copy=False),
-        faces=get("f").astype(np.int64, copy=False),
-        weights=get("weights").astype(np.float64, copy=False),
+        v_template=get("v_template").astype(np.float64),
+        faces=get("f").astype(np.int64),
+        weights=get("weights").astype(np.float64),
         parents=parents,
-        j_regressor=get("J_regressor").astype(np.float64, copy=False),
-        posedirs=None if posedirs is None else posedirs.astype(np.float64, copy=False),
-        shapedirs=None if shapedirs is None else shapedirs.astype(np.float64, copy=False),
+        j_regressor=get("J_regressor").astype(np.float64),
+        posedirs=None if posedirs is None else posedirs.astype(np.float64),
+        shapedirs=None if shapedirs is None else shapedirs.astype(np.float64),
         vertex_ids={str(k): int(v) for k, v in vertex_ids.items()},
-        vertex_symmetry=None if symmetry is None else symmetry.astype(np.int64, copy=False),
-        keypoint_regressor=None if kp_regressor is None else kp_regressor.astype(np.float64, copy=False),
+        vertex_symmetry=None if symmetry is None else symmetry.astype(np.int64),
+        keypoint_regressor=None if kp_regressor is None else kp_regressor.astype(np.float64),
         source=str(path),
     )
     data.validate()
