@@ -669,3 +669,19 @@ def test_numba_generator_draws_numpys_normals() -> None:
         a, b = np.random.default_rng([seed, 9]), np.random.default_rng([seed, 9])
         np.testing.assert_array_equal(_numba_normals(a, 0.02, 200_000), b.normal(scale=0.02, size=200_000))
         assert a.random() == b.random()
+
+
+def test_keypoint_reach_gives_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
+    """The keypoints' reach (visibility's depth tolerance) against the former numpy expression."""
+    from dlearn.body.io import SMPL_PARENTS
+    from dlearn.data.synth.body import _Body
+
+    body = _Body(*standin_files)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        vertices, _, keypoints = body.pose(sample_pose(rng)[0], sample_scales(rng, 0.08, SMPL_PARENTS))
+        pair_k, pair_v = np.nonzero(body.kp_rows)
+        dist = np.linalg.norm(vertices[pair_v] - keypoints[pair_k], axis=-1)
+        weight = np.abs(body.kp_rows[pair_k, pair_v])
+        want = np.bincount(pair_k, weight * dist, minlength=17) / np.abs(body.kp_rows).sum(axis=1)
+        np.testing.assert_array_equal(body.keypoint_reach(vertices, keypoints), want)

@@ -51,12 +51,13 @@ def _person_box(mask: np.ndarray) -> Box:
 
 
 def _dense_points(
-    rng: np.random.Generator, scene: Scene, body: _Body, k: int, mask: np.ndarray, box: Box, want: int
+    rng: np.random.Generator, scene: Scene, body: _Body, k: int, area: int, box: Box, want: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Up to ``want`` points uniform on the visible person ``k`` inside ``box``, exact hits on
-    charted faces only: (P, 2) image positions, (P,) body faces and (P, 3) barycentric coordinates."""
+    """Up to ``want`` points uniform on the visible person ``k`` (``area`` pixels) inside ``box``,
+    exact hits on charted faces only: (P, 2) image positions, (P,) body faces and (P, 3)
+    barycentric coordinates."""
     x0, y0, w, h = box
-    fill = max(mask.sum() / (w * h), 0.05)
+    fill = max(area / (w * h), 0.05)
     xy_list, face_list, bary_list = [], [], []
     got = 0
     for _ in range(8):
@@ -251,12 +252,14 @@ def _annotate_person(
     k: int,
     p: _Person,
     mask: np.ndarray,
+    area: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Person ``k`` of image ``image_id``, visible at ``mask``: its DensePose-COCO annotation
-    and its ground-truth record (3D truth and the dense points' faces and barycentrics)."""
+    """Person ``k`` of image ``image_id``, visible at ``mask`` (``area`` pixels): its
+    DensePose-COCO annotation and its ground-truth record (3D truth and the dense points' faces
+    and barycentrics)."""
     noise = options.noise
     box = _person_box(mask)
-    xy, faces, bary = _dense_points(rng, scene, body, k, mask, box, options.dense_points_per_person)
+    xy, faces, bary = _dense_points(rng, scene, body, k, area, box, options.dense_points_per_person)
     parts = body.face_part[faces].astype(np.int64)
     uv = _uv_of(body, faces, bary)
     if noise.part_confusion > 0 and len(xy):
@@ -273,7 +276,7 @@ def _annotate_person(
         "category_id": 1,
         "iscrowd": 0,
         "bbox": list(box),
-        "area": float(mask.sum()),
+        "area": float(area),
         "segmentation": _rle(mask),
         "keypoints": keypoints,
         "num_keypoints": int((vis > 0).sum()),
@@ -318,9 +321,10 @@ def _annotate_persons(
     gts: list[dict[str, Any]] = []
     for k, p in enumerate(persons):
         mask = person_map == k
-        if mask.sum() < MIN_VISIBLE_PIXELS:
+        area = int(mask.sum())
+        if area < MIN_VISIBLE_PIXELS:
             continue
-        annotation, gt = _annotate_person(rng, scene, body, options, image_id, k, p, mask)
+        annotation, gt = _annotate_person(rng, scene, body, options, image_id, k, p, mask, area)
         annotations.append(annotation)
         gts.append(gt)
     return annotations, gts

@@ -81,9 +81,25 @@ class _Body:
     def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
         by |weight|: how far below the surface a regressed point may lie and still be seen."""
-        k = self._reach_keypoint
-        dist = np.linalg.norm(vertices[self._reach_vertex] - keypoints[k], axis=-1)
-        return np.bincount(k, self._reach_weight * dist, minlength=len(keypoints)) / self._reach_total
+        return _reach_kernel(
+            vertices, keypoints, self._reach_keypoint, self._reach_vertex, self._reach_weight, self._reach_total
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach_kernel(
+    vertices: np.ndarray, keypoints: np.ndarray, keypoint: np.ndarray, vertex: np.ndarray, weight: np.ndarray,
+    total: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """(K,) ``sum_p weight[p] * |vertices[vertex[p]] - keypoints[keypoint[p]]| / total`` over the
+    (keypoint, vertex) pairs p, summed in pair order with each distance's squares summed x, y, z:
+    the former ``np.linalg.norm`` and ``np.bincount``'s operations (a test compares)."""
+    out = np.zeros(keypoints.shape[0])
+    for p in range(keypoint.shape[0]):
+        k, v = keypoint[p], vertex[p]
+        dx, dy, dz = vertices[v, 0] - keypoints[k, 0], vertices[v, 1] - keypoints[k, 1], vertices[v, 2] - keypoints[k, 2]
+        out[k] += weight[p] * np.sqrt(dx * dx + dy * dy + dz * dz)
+    return out / total
 
 
 @numba.njit(inline="always")
