@@ -8,9 +8,9 @@ Usage: python benchmarks/bench_render.py [--images 20] [--repeats 3] [--image-si
    noise) with each renderer (`dlearn.data.raster.RasterScene`, `RayCastScene`) through this
    checkout's pipeline, alternating them in each repeat, and reports the best repeat of each: the
    renderer alone (building the scene and every visibility query of an image: pixel centres,
-   sub-pixel samples, DensePose grids, their face and value maps, dense points, keypoints) and the whole
-   image (posing, shading, background, PNG, annotations). A fresh process per renderer and repeat
-   (embree's idle thread would slow down what runs after it).
+   sub-pixel samples, DensePose grids (their face and value maps), dense points, keypoints) and
+   the whole image (posing, shading, background, PNG, annotations). A fresh process per renderer
+   and repeat (embree's idle thread would slow down what runs after it).
 2. Stage (issue 20.2: target >= 10x images/s): `python -m dlearn synth` (the demo's settings: 128
    px, 1 person, 100 dense points, the default noise; one worker; --stage-images train images,
    no test split) of this checkout and of ``--baseline-rev`` (exported with `git archive`; the
