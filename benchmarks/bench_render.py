@@ -2,23 +2,27 @@
 `dlearn synth` stage of this checkout vs a baseline revision, measured in the same run.
 
 Usage: python benchmarks/bench_render.py [--images 20] [--repeats 3] [--image-size 128] [--persons 1]
-       [--stage-images 100] [--baseline-rev 16c9e52] [--stage-repeats 2]
+       [--stage-images 400] [--baseline-rev 218f759^] [--stage-repeats 2]
 
 1. Renderer: renders the same images of `dlearn synth` (stand-in body, the demo's options and
    noise) with each renderer (`dlearn.data.raster.RasterScene`, `RayCastScene`) through this
    checkout's pipeline, alternating them in each repeat, and reports the best repeat of each: the
    renderer alone (building the scene and every visibility query of an image: pixel centres,
-   sub-pixel samples, DensePose grids, dense points, keypoints) and the whole image (posing,
-   shading, background, PNG, annotations). A fresh process per renderer and repeat (embree's
-   idle thread would slow down what runs after it), one torch thread (like a worker).
+   sub-pixel samples, DensePose grids (their face and value maps), dense points, keypoints) and
+   the whole image (posing, shading, background, PNG, annotations). A fresh process per renderer
+   and repeat (embree's idle thread would slow down what runs after it).
 2. Stage (issue 20.2: target >= 10x images/s): `python -m dlearn synth` (the demo's settings: 128
    px, 1 person, 100 dense points, the default noise; one worker; --stage-images train images,
    no test split) of this checkout and of ``--baseline-rev`` (exported with `git archive`; the
-   default, 16c9e52, is main before the numba renderer: the numpy z-buffer, itself ~2x the ray
-   caster), alternating them, best of ``--stage-repeats``. Reports the rendering images/s that
-   synth logs (all images, without imports, result files and contact sheet) and the stage's wall
-   time (with them: a fixed ~5-10 s of imports and matplotlib's contact sheet). Skipped, with a
-   note, outside a git checkout or where the revision is missing. OMP_NUM_THREADS=1 throughout.
+   default, 218f759^, is the embree ray caster's synth, 12 images/s per worker when measured;
+   16c9e52, the numpy z-buffer, was an intermediate step), alternating them, best of
+   ``--stage-repeats``. Reports the rendering images/s that synth logs: all images over the time
+   from the first image's task to the last record, so it includes the worker's one-off start-up
+   (loading the body, numba's cache, the first calls' imports: ~0.5 s here, hence 400 images by
+   default, so that it does not dominate), not the imports before it, the result files or the
+   contact sheet; and the stage's wall time (with them: a fixed few seconds of imports and
+   matplotlib's contact sheet). Skipped, with a note, outside a git checkout or where the revision
+   is missing. OMP_NUM_THREADS=1 throughout.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ from dlearn.data.synth.image import _render_image
 
 TARGET_RATIO = 10.0
 REPO = Path(__file__).resolve().parent.parent
-#: main before this renderer's numba kernels (the numpy z-buffer of the previous step).
-DEFAULT_BASELINE = "16c9e52"
+#: The embree ray caster's synth (the parent of the commit that introduced the z-buffer).
+DEFAULT_BASELINE = "218f759^"
 NOISE_ARGS = ["--noise-dense-jitter-px", "0.5", "--noise-keypoint-jitter-px", "1.0",
               "--noise-part-confusion", "0.02", "--noise-missing-keypoints", "0.02"]  # fmt: skip
 
@@ -84,6 +88,12 @@ def timed(scene_type: type) -> type:
 
         def grid(self, *args: Any, **kwargs: Any) -> Any:
             return self._timed(super().grid, *args, **kwargs)
+
+        def grid_faces(self, *args: Any, **kwargs: Any) -> Any:
+            return self._timed(super().grid_faces, *args, **kwargs)
+
+        def grid_values(self, *args: Any, **kwargs: Any) -> Any:
+            return self._timed(super().grid_values, *args, **kwargs)
 
         def cast(self, *args: Any, **kwargs: Any) -> Any:
             return self._timed(super().cast, *args, **kwargs)
@@ -186,7 +196,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--persons", type=int, default=1)
-    parser.add_argument("--stage-images", type=int, default=100)
+    parser.add_argument("--stage-images", type=int, default=400)
     parser.add_argument("--stage-repeats", type=int, default=2)
     parser.add_argument("--baseline-rev", default=DEFAULT_BASELINE)
     args = parser.parse_args()

@@ -220,3 +220,30 @@ def test_model_without_posedirs(random_model_data: BodyModelData) -> None:
     disabled = BodyModel(random_model_data, use_pose_blend_shapes=False, dtype=F64)
     pose = _pose(1, seed=15)
     torch.testing.assert_close(without(pose).vertices, disabled(pose).vertices, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("own_regressor", [False, True])
+def test_numpy_model_matches_the_torch_model(random_model_data: BodyModelData, own_regressor: bool) -> None:
+    """The synthetic data poses one body at a time with the numpy twin: the same vertices, joints
+    and COCO keypoints as the torch model and :class:`CocoKeypoints` (pose blend shapes on; the
+    fallback's joint keypoints, or a surface regressor), small angles (Rodrigues' series) included."""
+    from dlearn.body.keypoints import coco_keypoint_model
+    from dlearn.body.numpy_model import NumpyBodyModel
+
+    data = random_model_data
+    if own_regressor:
+        rows = np.random.default_rng(0).random((17, data.num_vertices)) ** 4
+        data = dataclasses.replace(data, keypoint_regressor=rows / rows.sum(1, keepdims=True))
+    model = BodyModel(data, dtype=F64)
+    keypoints = coco_keypoint_model(model, data)
+    twin = NumpyBodyModel(data, keypoints.definition)
+    pose, scales = _pose(4, seed=15), _scales(4, seed=16)
+    pose[1] = 0.0
+    pose[2, ::2] = 1e-5
+    with torch.no_grad():
+        out = model(pose, scales)
+        want = (out.vertices.numpy(), out.joints.numpy(), keypoints(out, pose).numpy())
+    for b in range(4):
+        got = twin(pose[b].numpy(), scales[b].numpy())
+        for value, expected in zip(got, want):
+            np.testing.assert_allclose(value, expected[b], rtol=0, atol=1e-12)

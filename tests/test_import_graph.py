@@ -206,3 +206,12 @@ if __name__ == "__main__":
     for module in sorted(graph):
         print(module, "->", ", ".join(sorted(graph[module])) or "-")
     print("cycles:", cycles(graph) or "none")
+
+
+def test_the_synth_stage_does_not_load_torch(standin_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """`dlearn synth` poses one body at a time in numpy: a worker's start-up imports no torch."""
+    model, uv = standin_files
+    argv = ["synth", "--body-model", str(model), "--uv", str(uv), "--out", str(tmp_path / "synth"),
+            "--num-train", "2", "--num-test", "1", "--image-size", "64", "--workers", "1"]  # fmt: skip
+    assert _loads_torch(f"from dlearn.cli import main\nassert main({argv!r}) == 0") is False
+    assert (tmp_path / "synth" / "densepose_train.json").is_file()

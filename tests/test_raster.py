@@ -154,6 +154,15 @@ def test_same_pixels_as_the_ray_caster(body: _Body, persons: int) -> None:
         raster, rays = RasterScene(vertices, body.faces), RayCastScene(vertices, body.faces)
         for args in ((0.5, 0.5, 1.0, 1.0, 96, 96), (0.25, 0.25, 0.5, 0.5, 192, 192)):
             a, b = _grid(raster, *args), _grid(rays, *args)
+            for scene, hits in ((raster, a), (rays, b)):  # grid_faces: the same faces, no Hits
+                global_face = np.where(hits.person >= 0, hits.person * scene.num_faces + hits.face, -1)
+                np.testing.assert_array_equal(scene.grid_faces(*args), global_face)
+                # grid_values: what a caller reads of each face, written by the z-buffer itself
+                values = np.random.default_rng(index).integers(1, 200, len(scene.faces)).astype(np.uint8)
+                want = np.where(global_face >= 0, values[np.maximum(global_face, 0)], 0)
+                got = scene.grid_values(*args, values, 0)
+                assert got.dtype == np.uint8
+                np.testing.assert_array_equal(got, want)
             fg = (a.person >= 0) | (b.person >= 0)
             foreground += int(fg.sum())
             same += int((fg & (a.person == b.person) & (a.face == b.face)).sum())
@@ -311,7 +320,7 @@ def test_kernels_give_the_numpy_implementations_bits(body: _Body, persons: int) 
         box = (x0 + (x1 - x0) / 512, y0 + (y1 - y0) / 512, (x1 - x0) / 256, (y1 - y0) / 256, 256, 256)
         for lattice in ((0.5, 0.5, 1.0, 1.0, 128, 128), (0.25, 0.25, 0.5, 0.5, 256, 256), box):
             expected = _numpy_grid_faces(scene, *lattice)
-            np.testing.assert_array_equal(scene._grid_faces(*lattice), expected)
+            np.testing.assert_array_equal(scene.grid_faces(*lattice), expected)
             index_hit, hits = scene.grid(*lattice)
             np.testing.assert_array_equal(index_hit, np.flatnonzero(expected >= 0))
             for got, want in zip((hits.bary, hits.depth, hits.xy, hits.exact),
@@ -367,3 +376,22 @@ def test_face_setup_gives_the_numpy_implementations_bits(body: _Body) -> None:
         (scene._zC, zC), (scene._coefficients, coefficients),
     ):  # fmt: skip
         np.testing.assert_array_equal(got, want)
+
+
+def test_face_cells_are_the_faces_whose_boxes_cover_them(body: _Body) -> None:
+    """The cell index of the point queries against a plain numpy construction (multi-pixel faces
+    of a large scene included)."""
+    for persons, size in ((1, 128), (3, 96), (1, 512)):
+        rng = np.random.default_rng([7, persons, size])
+        people = _sample_persons(rng, body, SynthOptions(image_size=size, persons_per_image=persons))
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        x0, y0, ncx, ncy, start, face = scene._face_cells()
+        c_lo = np.floor(scene._lo - np.array([[x0], [y0]])).astype(np.int64)
+        c_hi = np.floor(scene._hi - np.array([[x0], [y0]])).astype(np.int64)
+        assert (ncx, ncy) == (c_hi[0].max() + 1, c_hi[1].max() + 1)
+        cell = [cy * ncx + cx for f in range(c_lo.shape[1])
+                for cy in range(c_lo[1, f], c_hi[1, f] + 1) for cx in range(c_lo[0, f], c_hi[0, f] + 1)]  # fmt: skip
+        owner = np.repeat(np.arange(c_lo.shape[1]), (c_hi[0] - c_lo[0] + 1) * (c_hi[1] - c_lo[1] + 1))
+        order = np.argsort(cell, kind="stable")
+        np.testing.assert_array_equal(face, owner[order])
+        np.testing.assert_array_equal(start, np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=ncx * ncy))]))

@@ -9,11 +9,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import torch
 import zarr
 from pycocotools.coco import COCO
+from scipy.spatial.transform import Rotation
 
 from dlearn.body.io import load_body_model
 from dlearn.body.model import BodyModel
@@ -27,6 +29,7 @@ from dlearn.data.synth import (
     sample_scales,
     synthesize,
 )
+from dlearn.data.synth.appearance import _zoom_axis, _zoomed
 from dlearn.densepose.coco import DP_GRID, decode_dp_masks, read_densepose_coco
 from dlearn.densepose.uv import face_chart_corners, load_uv_charts
 
@@ -305,11 +308,14 @@ def test_face_chart_corners_tolerates_a_few_uncharted_faces(body) -> None:
 
 def _numpy_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """The former numpy/scipy background (16c9e52), the reference of the kernels."""
+    import colorsys
     import math
 
     from scipy.ndimage import zoom
 
-    from dlearn.data.synth.appearance import _random_colour
+    def _random_colour(rng: np.random.Generator) -> np.ndarray:
+        h, s, v = rng.uniform(0, 1), rng.uniform(0.2, 0.9), rng.uniform(0.2, 0.95)
+        return np.array(colorsys.hsv_to_rgb(h, s, v))
 
     yy, xx = np.mgrid[0:size, 0:size] / size
     angle = rng.uniform(0, 2 * math.pi)
@@ -343,7 +349,7 @@ def _numpy_background(rng: np.random.Generator, size: int) -> np.ndarray:
 def test_background_kernels_give_the_numpy_bits(size: int) -> None:
     from scipy.ndimage import zoom
 
-    from dlearn.data.synth.appearance import _background, _zoom_linear
+    from dlearn.data.synth.appearance import _background
 
     for seed in range(12):
         a, b = np.random.default_rng([seed, size]), np.random.default_rng([seed, size])
@@ -353,43 +359,111 @@ def test_background_kernels_give_the_numpy_bits(size: int) -> None:
     for cells in range(3, 10):
         low = rng.normal(size=(cells, cells, 3))
         want = zoom(low, (size / cells, size / cells, 1), order=1)[:size, :size]
-        np.testing.assert_array_equal(_zoom_linear(low, size), want)
+        np.testing.assert_array_equal(_zoom_all(low, size), want)
 
 
-def test_shading_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
-    from dlearn.data.synth.render import _compose, _hit_normals, _vertex_normals
+@numba.njit
+def _zoom_all(low: np.ndarray, size: int) -> np.ndarray:
+    """The background's zoom of ``low`` (n, n, C) to (size, size, C), pixel by pixel."""
+    start, w = _zoom_axis(low.shape[0], size)
+    out = np.empty((len(start), len(start), low.shape[2]))
+    for i in range(len(start)):
+        for j in range(len(start)):
+            for c in range(low.shape[2]):
+                out[i, j, c] = _zoomed(low, start[i], w[i, 0], w[i, 1], start[j], w[j, 0], w[j, 1], c)
+    return out
 
-    rng = np.random.default_rng(4)
-    data = load_body_model(standin_files[0])
-    vertices = data.v_template + rng.normal(scale=0.01, size=data.v_template.shape)
-    faces = data.faces
+
+def _numpy_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The former numpy vertex normals: area-weighted face normals summed by np.bincount."""
     tri = vertices[faces]
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     corner = faces.T.ravel()
     vn = np.column_stack([np.bincount(corner, np.tile(fn[:, d], 3), len(vertices)) for d in range(3)])
-    vn = vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-    np.testing.assert_array_equal(_vertex_normals(vertices, faces), vn)
-    face = rng.integers(0, len(faces), 500)
-    lam = rng.dirichlet(np.ones(3), 500)
-    normal = np.einsum("hk,hkd->hd", lam, vn[faces[face]])
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def _numpy_uv(charts, face_chart: np.ndarray, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The former numpy ``_uv_of``: einsum of the barycentrics and the corners' chart coordinates."""
+    chart = face_chart[face]
+    charted = (chart >= 0).all(axis=1, keepdims=True)
+    chart = np.maximum(chart, 0)
+    u = np.einsum("hk,hk->h", lam, charts.u[chart])
+    v = np.einsum("hk,hk->h", lam, charts.v[chart])
+    return np.where(charted, np.clip(np.column_stack([u, v]), 0.0, 1.0), 0.0)
+
+
+def _numpy_shading(scene, body, persons, light, ambient, background, exposure, noise) -> np.ndarray:
+    """The former shading (16c9e52): hits of the sub-pixel lattice, interpolated vertex normals,
+    Lambert, then the 2 x 2 mean over the background, exposure, noise, 8 bits. The Lambert dot
+    product is summed in axis order (the former BLAS product's order is the library's)."""
+    size = background.shape[0]
+    index, hits = scene.grid(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size)
+    vn = _numpy_vertex_normals(scene.vertices, scene.faces)
+    corner = scene.faces[hits.person * scene.num_faces + hits.face]
+    normal = np.einsum("hk,hkd->hd", hits.bary, vn[corner])
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-    np.testing.assert_array_equal(
-        _hit_normals(vn, faces, np.zeros(500, np.int64), face, lam, len(vertices)), normal
-    )
-    size = 32
-    background = rng.random((size, size, 3))
-    hit = np.sort(rng.choice(4 * size * size, 900, replace=False))
-    colour = rng.random((900, 3))
-    exposure, noise = 1.07, rng.normal(scale=0.01, size=(size * size, 3))
+    lambert = np.abs((normal[:, 0] * light[0] + normal[:, 1] * light[1]) + normal[:, 2] * light[2])
+    base = np.stack([p.colours for p in persons])[hits.person, body.face_colour_key[hits.face]]
     samples = np.repeat(np.repeat(background, 2, axis=0), 2, axis=1).reshape(-1, 3)
-    samples[hit] = colour
+    samples[index] = base * (ambient + (1 - ambient) * lambert)[:, None]
     samples = samples.reshape(size, 2, size, 2, 3)
     rgb = np.zeros((size * size, 3))
     for sx, sy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         rgb += samples[:, sy, :, sx].reshape(-1, 3)
     rgb = rgb / 4.0 * exposure + noise
-    want = (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(_compose(background, hit, colour, exposure, noise), want)
+    return (np.clip(rgb, 0, 1).reshape(size, size, 3) * 255 + 0.5).astype(np.uint8)
+
+
+def test_vertex_normals_give_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
+    from dlearn.data.synth.render import _vertex_normals
+
+    data = load_body_model(standin_files[0])
+    vertices = data.v_template + np.random.default_rng(4).normal(scale=0.01, size=data.v_template.shape)
+    np.testing.assert_array_equal(_vertex_normals(vertices, data.faces), _numpy_vertex_normals(vertices, data.faces))
+
+
+@pytest.mark.parametrize("persons", [1, 3])
+def test_shading_and_iuv_kernels_give_the_numpy_bits(standin_files: tuple[Path, Path], persons: int) -> None:
+    """The shaded image and the IUV image and person map of whole scenes, and chart coordinates
+    of random hits, against the former numpy code."""
+    from dlearn.data.raster import RasterScene
+    from dlearn.data.synth.body import _Body, _uv_of
+    from dlearn.data.synth.render import _rasterise_centres, _shade_kernel, _vertex_normals
+    from dlearn.data.synth.scene import _sample_persons, _to_pixels
+
+    body = _Body(*standin_files)
+    size = 64
+    for index in range(2):
+        rng = np.random.default_rng([4, persons, index])
+        people = _sample_persons(rng, body, SynthOptions(image_size=size, persons_per_image=persons))
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        light = rng.normal(size=3)
+        light /= np.linalg.norm(light)
+        background = rng.random((size, size, 3))
+        noise_rng, kernel_rng = np.random.default_rng([index, 1]), np.random.default_rng([index, 1])
+        noise = noise_rng.normal(scale=0.01, size=(size * size, 3))
+        got = _shade_kernel(
+            scene.grid_faces(0.25, 0.25, 0.5, 0.5, 2 * size, 2 * size), scene.vertices, scene.faces,
+            scene.num_faces, _vertex_normals(scene.vertices, scene.faces), np.stack([p.colours for p in people]),
+            body.face_colour_key, light, 0.4, background, 1.07, kernel_rng,
+        )  # fmt: skip
+        np.testing.assert_array_equal(got, _numpy_shading(scene, body, people, light, 0.4, background, 1.07, noise))
+        assert kernel_rng.random() == noise_rng.random()  # the kernel drew the same noise
+        person_map, iuv = _rasterise_centres(scene, body, size)
+        hit, hits = scene.grid(0.5, 0.5, 1.0, 1.0, size, size)
+        want_map, want_iuv = np.full(size * size, -1), np.zeros((size * size, 3), np.float32)
+        want_map[hit] = hits.person
+        want_iuv[hit, 0] = body.face_part[hits.face]
+        want_iuv[hit, 1:] = _numpy_uv(body.charts, body.face_chart, hits.face, hits.bary)
+        np.testing.assert_array_equal(person_map.ravel(), want_map)
+        np.testing.assert_array_equal(iuv.reshape(-1, 3), want_iuv)
+        map_only, no_iuv = _rasterise_centres(scene, body, size, with_iuv=False)
+        assert no_iuv is None
+        np.testing.assert_array_equal(map_only, person_map)
+    face = rng.integers(0, len(body.faces), 2000)
+    lam = rng.dirichlet(np.ones(3), 2000)
+    np.testing.assert_array_equal(_uv_of(body, face, lam), _numpy_uv(body.charts, body.face_chart, face, lam))
 
 
 def test_png_writer_round_trips_through_pillow() -> None:
@@ -405,3 +479,209 @@ def test_png_writer_round_trips_through_pillow() -> None:
         decoded = Image.open(io.BytesIO(_png_bytes(image)))
         assert decoded.format == "PNG" and decoded.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(decoded), image)
+
+
+# --------------------------------------------------------------------------------------------
+# The DensePose grid's part masks: one kernel against pycocotools and the former numpy code
+
+
+def _numpy_dp_masks(scene, body, k: int, box: tuple[float, float, float, float]) -> list:
+    """The former ``_dp_masks`` (grid hits, a coarse label image, one pycocotools encode of the
+    stacked masks), the reference of :func:`~dlearn.data.synth.annotate._coarse_rle_strings`."""
+    from pycocotools import mask as mask_utils
+
+    x0, y0, w, h = box
+    step_x, step_y = w / DP_GRID, h / DP_GRID
+    hit, grid_hits = scene.grid(
+        x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
+    )
+    own = grid_hits.person == k
+    coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
+    coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
+    present = np.flatnonzero(np.bincount(coarse, minlength=15)[1:]) + 1
+    dp_masks: list = [[] for _ in range(14)]
+    if len(present):
+        stacked = np.ascontiguousarray(coarse.reshape(DP_GRID, DP_GRID).T)[None] == present[:, None, None]
+        rles = mask_utils.encode(stacked.view(np.uint8).transpose(2, 1, 0))
+        for c, rle in zip(present, rles):
+            dp_masks[c - 1] = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+    return dp_masks
+
+
+def test_coarse_rle_strings_are_pycocotools_encodings() -> None:
+    """Label maps with empty, full, first- and last-position parts, single pixels and long runs."""
+    from pycocotools import mask as mask_utils
+
+    from dlearn.data.synth.annotate import _coarse_rle_strings
+
+    rng = np.random.default_rng(0)
+    n = 40
+    blocky = np.repeat(rng.integers(0, 15, n * n // 37 + 1), 37)[: n * n]
+    sparse = np.where(rng.random(n * n) < 0.98, 0, rng.integers(1, 15, n * n))
+    for labels in (np.zeros(n * n), np.full(n * n, 3), rng.integers(0, 15, n * n), blocky, sparse):
+        labels = labels.astype(np.uint8)
+        strings, offsets = _coarse_rle_strings(labels, n)
+        for c in range(1, 15):
+            got = strings[offsets[c - 1] : offsets[c]].tobytes().decode("ascii")
+            mask = labels.reshape(n, n) == c
+            want = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+            assert got == (want if mask.any() else ""), c
+
+
+@pytest.mark.parametrize("persons", [1, 3])
+def test_dp_masks_match_the_former_implementation(standin_files: tuple[Path, Path], persons: int) -> None:
+    from dlearn.data.raster import RasterScene
+    from dlearn.data.synth.annotate import _dp_masks, _person_box
+    from dlearn.data.synth.body import _Body
+    from dlearn.data.synth.render import _rasterise_centres
+    from dlearn.data.synth.scene import _sample_persons, _to_pixels
+
+    body = _Body(*standin_files)
+    options = SynthOptions(image_size=96, persons_per_image=persons)
+    for index in range(3):
+        people = _sample_persons(np.random.default_rng([2, persons, index]), body, options)
+        scene = RasterScene([_to_pixels(p.vertices, p) for p in people], body.faces)
+        person_map, _ = _rasterise_centres(scene, body, options.image_size)
+        for k in range(persons):
+            if (person_map == k).sum() >= 20:
+                box = _person_box(person_map == k)
+                assert _dp_masks(scene, body, k, box) == _numpy_dp_masks(scene, body, k, box)
+
+
+# --------------------------------------------------------------------------------------------
+# The priors against their former per-joint loops (the same draws, the same bits)
+
+
+def _former_sample_pose(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The former :func:`sample_pose` (a dict of angles, a draw per joint), the reference."""
+    from dlearn.data.synth.priors import (
+        _J,
+        _LIMITS,
+        _MIDLINE,
+        _MODE_PROBS,
+        _SIDED,
+        POSE_MODES,
+    )
+
+    mode = POSE_MODES[int(rng.choice(len(POSE_MODES), p=_MODE_PROBS))]
+    ang = {name: np.zeros(3) for name in _MIDLINE}
+    for side in ("left", "right"):
+        for j in _SIDED:
+            ang[f"{side}_{j}"] = np.zeros(3)
+
+    def both(joint: str, axis: int, lo: float, hi: float) -> None:
+        ang[f"left_{joint}"][axis] = rng.uniform(lo, hi)
+        ang[f"right_{joint}"][axis] = rng.uniform(lo, hi)
+
+    if mode == "standing":
+        for args in (("hip", 0, -0.25, 0.15), ("hip", 2, -0.05, 0.25), ("knee", 0, 0.0, 0.35),
+                     ("shoulder", 2, -1.4, -0.7), ("shoulder", 1, -0.5, 0.4), ("elbow", 1, -1.0, 0.0)):  # fmt: skip
+            both(*args)
+    elif mode == "walking":
+        a = rng.uniform(-1.0, 1.0)
+        ang["left_hip"][0], ang["right_hip"][0] = -0.55 * a, 0.55 * a
+        both("knee", 0, 0.05, 0.9)
+        both("shoulder", 2, -1.4, -1.0)
+        ang["left_shoulder"][1], ang["right_shoulder"][1] = 0.6 * a, -0.6 * a
+        both("elbow", 1, -1.0, -0.1)
+    elif mode == "sitting":
+        both("hip", 0, -1.8, -1.1)
+        both("hip", 2, -0.1, 0.4)
+        both("knee", 0, 1.1, 2.0)
+        ang["spine1"][0] = rng.uniform(0.0, 0.35)
+        for args in (("shoulder", 2, -1.4, -0.8), ("shoulder", 1, -1.0, 0.1), ("elbow", 1, -1.8, -0.2)):
+            both(*args)
+    elif mode == "arms_up":
+        for args in (("hip", 0, -0.3, 0.15), ("hip", 2, -0.05, 0.35), ("knee", 0, 0.0, 0.4),
+                     ("shoulder", 2, 0.2, 1.3), ("shoulder", 1, -0.9, 0.3), ("elbow", 1, -1.6, 0.0)):  # fmt: skip
+            both(*args)
+    else:
+        for name, value in ang.items():
+            lim = np.array(_LIMITS[name if name in _LIMITS else "left_" + name.split("_", 1)[1]])
+            lo, hi = lim[:, 0], lim[:, 1]
+            if name in _MIDLINE:
+                mid = 0.5 * (lo + hi)
+                lo, hi = mid + 0.5 * (lo - mid), mid + 0.5 * (hi - mid)
+            value[:] = rng.uniform(lo, hi)
+    pose_euler = np.zeros((23, 3))
+    for name, value in ang.items():
+        lim = np.array(_LIMITS[name if name in _LIMITS else "left_" + name.split("_", 1)[1]])
+        noisy = np.clip(value + rng.normal(scale=0.08, size=3), lim[:, 0], lim[:, 1])
+        if name.startswith("right_"):
+            noisy = noisy * np.array([1.0, -1.0, -1.0])
+        pose_euler[_J[name] - 1] = noisy
+    return Rotation.from_euler("xyz", pose_euler).as_rotvec(), mode
+
+
+def _former_sample_scales(rng: np.random.Generator, sigma: float, parents: np.ndarray) -> np.ndarray:
+    """The former :func:`sample_scales` (np.mean per joint), the reference."""
+    from dlearn.body.symmetry import JOINT_FLIP
+    from dlearn.data.synth.priors import _SMOOTHED_STD, _tree_neighbours
+
+    raw = rng.normal(size=24)
+    raw = 0.7 * 0.5 * (raw + raw[JOINT_FLIP]) + 0.3 * raw
+    nbrs = _tree_neighbours(parents)
+    for _ in range(2):
+        raw = np.array([0.5 * raw[j] + 0.5 * np.mean(raw[nbrs[j]]) for j in range(24)])
+    raw = raw * (sigma / _SMOOTHED_STD)
+    global_log = rng.normal(scale=0.5 * sigma)
+    return np.exp(np.clip(raw + global_log, -3 * sigma - 0.05, 3 * sigma + 0.05))
+
+
+def test_euler_to_rotvec_gives_scipys_bits() -> None:
+    from dlearn.data.synth.priors import _euler_to_rotvec
+
+    rng = np.random.default_rng(0)
+    for scale in (3.5, 1.0, 1e-2, 1e-4, 1e-7):  # small angles: the Taylor branch
+        euler = rng.uniform(-scale, scale, size=(20000, 3))
+        np.testing.assert_array_equal(_euler_to_rotvec(euler), Rotation.from_euler("xyz", euler).as_rotvec())
+    euler = np.array([[0.0, 0.0, 0.0], [np.pi, 0.0, 0.0], [0.0, -np.pi, 0.0], [1e-9, 0.0, -2.0]])
+    np.testing.assert_array_equal(_euler_to_rotvec(euler), Rotation.from_euler("xyz", euler).as_rotvec())
+
+
+def test_priors_draw_what_their_former_loops_drew() -> None:
+    from dlearn.body.io import SMPL_PARENTS
+
+    modes = set()
+    for seed in range(400):
+        a, b = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 1])
+        (pose, mode), (want, want_mode) = sample_pose(a), _former_sample_pose(b)
+        assert mode == want_mode
+        np.testing.assert_array_equal(pose, want)
+        np.testing.assert_array_equal(sample_scales(a, 0.08, SMPL_PARENTS), _former_sample_scales(b, 0.08, SMPL_PARENTS))
+        assert a.random() == b.random()  # the same draws, in the same order
+        modes.add(mode)
+    assert len(modes) == 5
+
+
+@numba.njit
+def _numba_normals(rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = rng.normal(0.0, scale)
+    return out
+
+
+def test_numba_generator_draws_numpys_normals() -> None:
+    """The kernels draw the pixel noise through numba's Generator, one value at a time: the same
+    numbers (ziggurat tails included, ~0.7 % of draws) and the same state after as numpy's."""
+    for seed in range(5):
+        a, b = np.random.default_rng([seed, 9]), np.random.default_rng([seed, 9])
+        np.testing.assert_array_equal(_numba_normals(a, 0.02, 200_000), b.normal(scale=0.02, size=200_000))
+        assert a.random() == b.random()
+
+
+def test_keypoint_reach_gives_the_numpy_bits(standin_files: tuple[Path, Path]) -> None:
+    """The keypoints' reach (visibility's depth tolerance) against the former numpy expression."""
+    from dlearn.body.io import SMPL_PARENTS
+    from dlearn.data.synth.body import _Body
+
+    body = _Body(*standin_files)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        vertices, _, keypoints = body.pose(sample_pose(rng)[0], sample_scales(rng, 0.08, SMPL_PARENTS))
+        pair_k, pair_v = np.nonzero(body.kp_rows)
+        dist = np.linalg.norm(vertices[pair_v] - keypoints[pair_k], axis=-1)
+        weight = np.abs(body.kp_rows[pair_k, pair_v])
+        want = np.bincount(pair_k, weight * dist, minlength=17) / np.abs(body.kp_rows).sum(axis=1)
+        np.testing.assert_array_equal(body.keypoint_reach(vertices, keypoints), want)

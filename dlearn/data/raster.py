@@ -5,10 +5,11 @@ surface hit by a ray along +z (the weak-perspective camera looks along +z in pix
 smaller depth = closer): which person and face, the barycentric coordinates of the hit and its
 depth. :class:`RasterScene` answers this exactly (float64) without ray casting:
 
-* :meth:`RasterScene.grid` for a regular lattice of positions (pixel centres, sub-pixel
-  samples, DensePose's 256 x 256 grid over a box): every face is scan-converted row by row over
-  the lattice (its barycentric coordinates are affine in the image plane, so each lattice row
-  crosses it in one interval of columns), and a z-buffer keeps the nearest face per position.
+* :meth:`RasterScene.grid` (:meth:`~RasterScene.grid_faces`: the faces only) for a regular
+  lattice of positions (pixel centres, sub-pixel samples, DensePose's 256 x 256 grid over a
+  box): every face is scan-converted row by row over the lattice (its barycentric coordinates
+  are affine in the image plane, so each lattice row crosses it in one interval of columns),
+  and a z-buffer keeps the nearest face per position.
 * :meth:`RasterScene.cast` for scattered positions (dense points, keypoints): the faces are
   binned into the 1-pixel cells their bounding boxes cover (once per scene), each position is
   tested against the faces of its cell, and the nearest containing face wins.
@@ -77,7 +78,10 @@ class Hits:
 
 
 def _union(vertices_px: list[np.ndarray], faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the persons' meshes: (K * N, 3) vertices, (K * F, 3) faces (person-major)."""
+    """Concatenate the persons' meshes: (K * N, 3) vertices, (K * F, 3) faces (person-major); one
+    person's as they are (C-contiguous float64 and int64, not copied)."""
+    if len(vertices_px) == 1:
+        return np.ascontiguousarray(vertices_px[0], dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64)
     vertices = np.concatenate(vertices_px).astype(np.float64, copy=False)
     offsets = np.arange(len(vertices_px)) * len(vertices_px[0])
     return vertices, np.concatenate([faces + o for o in offsets])
@@ -95,38 +99,73 @@ def _np_max(a: float, b: float) -> float:
     return a if (a >= b or math.isnan(a)) else b
 
 
+@numba.njit(inline="always")
+def _split_face(g: int, num_faces: int) -> tuple[int, int]:
+    """(person, face) of the global face ``g`` >= 0 (person-major, see :func:`_union`), by
+    subtraction: a scene holds a few persons, and a 64-bit integer division costs more than the
+    rest of a kernel's work on a position."""
+    person = 0
+    while g >= num_faces:
+        g -= num_faces
+        person += 1
+    return person, g
+
+
+@numba.njit(inline="always")
+def _face_barycentric(
+    vertices: np.ndarray, faces: np.ndarray, t: int, x: float, y: float
+) -> tuple[float, float, float, bool]:
+    """Barycentric coordinates of the image position (x, y) in global face ``t``, solved in
+    float64 in the image plane, clipped into the face and renormalised (1/3 each for a
+    degenerate face), and whether the unclipped ones were all > -1e-4 (the face really contains
+    the position; never for a degenerate face). Inlined into the kernels that need a hit's
+    barycentrics (:func:`_hits_kernel`, the synthetic data's shading and IUV), so all of them
+    get the same bits."""
+    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+    ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
+    ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+    px, py = x - ax, y - ay
+    v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+    den = v0x * v1y - v1x * v0y
+    exact = False
+    if abs(den) > DEGENERATE_AREA:
+        l1 = (px * v1y - v1x * py) / den
+        l2 = (v0x * py - px * v0y) / den
+        l0 = 1.0 - l1 - l2
+        exact = _np_min(_np_min(l0, l1), l2) > -1e-4
+    else:
+        l0 = l1 = l2 = 1.0 / 3.0
+    l0, l1, l2 = _np_max(l0, 0.0), _np_max(l1, 0.0), _np_max(l2, 0.0)
+    total = l0 + l1 + l2
+    return l0 / total, l1 / total, l2 / total, exact
+
+
 @numba.njit(cache=True, nogil=True)
 def _hits_kernel(
-    vertices: np.ndarray, faces: np.ndarray, tri: np.ndarray, xy: np.ndarray,
-    bary: np.ndarray, depth: np.ndarray, out_xy: np.ndarray, exact: np.ndarray,
-) -> None:  # fmt: skip
-    """Fills, for every position with a hit (``tri`` >= 0), its clipped barycentric coordinates,
-    depth, recomputed image position and exactness (see :func:`_hits_from_faces`)."""
-    third = 1.0 / 3.0
-    for q in range(tri.shape[0]):
+    vertices: np.ndarray, faces: np.ndarray, num_faces: int, tri: np.ndarray, xy: np.ndarray, need_bary: bool
+) -> tuple[np.ndarray, ...]:
+    """The fields of :class:`Hits` (see :func:`_hits_from_faces`): person and face of every
+    position with a hit (``tri`` >= 0; -1 for a miss) and, ``need_bary``, its clipped
+    barycentric coordinates, depth, recomputed image position and exactness (misses, and all
+    positions without ``need_bary``: zeros, inf, the position, False)."""
+    m = tri.shape[0]
+    person, face = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
+    bary, depth = np.zeros((m, 3)), np.full(m, np.inf)
+    out_xy, exact = xy.copy(), np.zeros(m, np.bool_)
+    for q in range(m):
         t = tri[q]
         if t < 0:
             continue
+        person[q], face[q] = _split_face(t, num_faces)
+        if not need_bary:
+            continue
+        l0, l1, l2, exact[q] = _face_barycentric(vertices, faces, t, xy[q, 0], xy[q, 1])
         a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-        ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
-        ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
-        px, py = xy[q, 0] - ax, xy[q, 1] - ay
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        if abs(den) > DEGENERATE_AREA:
-            l1 = (px * v1y - v1x * py) / den
-            l2 = (v0x * py - px * v0y) / den
-            l0 = 1.0 - l1 - l2
-            exact[q] = _np_min(_np_min(l0, l1), l2) > -1e-4
-        else:
-            l0 = l1 = l2 = third
-        l0, l1, l2 = _np_max(l0, 0.0), _np_max(l1, 0.0), _np_max(l2, 0.0)
-        total = l0 + l1 + l2
-        l0, l1, l2 = l0 / total, l1 / total, l2 / total
         bary[q, 0], bary[q, 1], bary[q, 2] = l0, l1, l2
         depth[q] = l0 * vertices[a, 2] + l1 * vertices[b, 2] + l2 * vertices[c, 2]
-        out_xy[q, 0] = l0 * ax + l1 * bx + l2 * cx
-        out_xy[q, 1] = l0 * ay + l1 * by + l2 * cy
+        out_xy[q, 0] = l0 * vertices[a, 0] + l1 * vertices[b, 0] + l2 * vertices[c, 0]
+        out_xy[q, 1] = l0 * vertices[a, 1] + l1 * vertices[b, 1] + l2 * vertices[c, 1]
+    return person, face, bary, depth, out_xy, exact
 
 
 def _hits_from_faces(
@@ -136,26 +175,9 @@ def _hits_from_faces(
     miss: the barycentric coordinates solved in float64 in the image plane (a degenerate face:
     1/3 each, not exact), clipped into the face and renormalised, and the depth and image
     position recomputed from them (:func:`_hits_kernel`)."""
-    m = len(xy)
-    person = np.full(m, -1, dtype=np.int64)
-    face = np.full(m, -1, dtype=np.int64)
-    hit = tri >= 0
-    person[hit], face[hit] = np.divmod(tri[hit], num_faces)
-    bary = np.zeros((m, 3))
-    depth = np.full(m, np.inf)
-    out_xy = np.array(xy, dtype=np.float64, order="C")
-    exact = np.zeros(m, dtype=bool)
-    if m and need_bary:
-        _hits_kernel(
-            vertices,
-            faces,
-            np.ascontiguousarray(tri, dtype=np.int64),
-            out_xy.copy(),
-            bary,
-            depth,
-            out_xy,
-            exact,
-        )
+    tri = np.ascontiguousarray(tri, dtype=np.int64)
+    xy = np.ascontiguousarray(xy, dtype=np.float64)
+    person, face, bary, depth, out_xy, exact = _hits_kernel(vertices, faces, num_faces, tri, xy, need_bary)
     return Hits(person=person, face=face, bary=bary, depth=depth, xy=out_xy, exact=exact)
 
 
@@ -174,10 +196,11 @@ def _grid_kernel(
     x0: float, y0: float, dx: float, dy: float, nx: int, ny: int,
     lo: np.ndarray, hi: np.ndarray, sA: np.ndarray, sB: np.ndarray, sC: np.ndarray,
     inv_sA: np.ndarray, third_left: np.ndarray, zA: np.ndarray, zB: np.ndarray, zC: np.ndarray,
-    live: np.ndarray,
+    value: np.ndarray, miss: int,
 ) -> np.ndarray:  # fmt: skip
-    """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss: every
-    live face scan-converted row by row over its bounding box, into one z-buffer.
+    """(ny * nx,) ``value[f]`` of the first-hit live face f at each lattice position (the global
+    face ``live``, or what a caller reads of it), ``miss`` where nothing is hit, in ``value``'s
+    dtype: every live face scan-converted row by row over its bounding box, into one z-buffer.
 
     The arithmetic is the former numpy scan conversion's, operation for operation (IEEE float64,
     no fast-math, so the same bits): along lattice row i, in column units, the barycentric
@@ -188,9 +211,9 @@ def _grid_kernel(
     lower face index."""
     size = nx * ny
     zbuf = np.full(size, np.inf)
-    best = np.full(size, -1, dtype=np.int64)
+    best = np.full(size, miss, dtype=value.dtype)
     pad = 1e-9
-    for f in range(len(live)):
+    for f in range(len(value)):
         # Lattice rows and columns of the face's bounding box (a hair wider: the exact test is
         # the span below).
         i_lo = max(np.ceil((lo[1, f] - pad - y0) / dy), 0.0)
@@ -211,7 +234,7 @@ def _grid_kernel(
         d0 = zA[f] * x0 + zB[f] * y0 + zC[f]
         di, dj = zB[f] * dy, zA[f] * dx
         left = third_left[f]
-        face = live[f]
+        face = value[f]
         for row in range(int(i_hi - i_lo) + 1):
             i = i_lo + row
             b0, b1, b2 = u0 + v0 * i, u1 + v1 * i, u2 + v2 * i
@@ -238,33 +261,58 @@ def _face_cells_kernel(
     lo: np.ndarray, hi: np.ndarray, x0: float, y0: float
 ) -> tuple[int, int, np.ndarray, np.ndarray]:
     """1-pixel cells from (x0, y0) over the boxes (2, L) and, per cell, the faces whose box covers
-    it in increasing order (CSR): (cells along x, cells along y, start (C + 1,), face)."""
+    it in increasing order (CSR): (cells along x, cells along y, start (C + 1,), face).
+
+    Most faces are smaller than a pixel, so their boxes cover 1 x 1 to 2 x 2 cells: those update
+    the 4 cells from their first without branching on their extent (adding 0, or writing to a
+    spare slot, for the cells they lack), which the former nested loops mispredicted."""
     n = lo.shape[1]
-    cx_lo = np.empty(n, np.int64)
-    cy_lo = np.empty(n, np.int64)
-    cx_hi = np.empty(n, np.int64)
-    cy_hi = np.empty(n, np.int64)
+    cx_lo, cy_lo = np.empty(n, np.int64), np.empty(n, np.int64)
+    wx, wy = np.empty(n, np.int64), np.empty(n, np.int64)  # extra cells along x and y
     ncx = ncy = 0
     for f in range(n):
         cx_lo[f], cy_lo[f] = int(np.floor(lo[0, f] - x0)), int(np.floor(lo[1, f] - y0))
-        cx_hi[f], cy_hi[f] = int(np.floor(hi[0, f] - x0)), int(np.floor(hi[1, f] - y0))
-        ncx, ncy = max(ncx, cx_hi[f] + 1), max(ncy, cy_hi[f] + 1)
-    start = np.zeros(ncx * ncy + 1, np.int64)
+        cx_hi, cy_hi = int(np.floor(hi[0, f] - x0)), int(np.floor(hi[1, f] - y0))
+        wx[f], wy[f] = cx_hi - cx_lo[f], cy_hi - cy_lo[f]
+        ncx, ncy = max(ncx, cx_hi + 1), max(ncy, cy_hi + 1)
+    cells = ncx * ncy
+    start = np.zeros(cells + ncx + 3, np.int64)  # a row and a column of padding
     for f in range(n):
-        for cy in range(cy_lo[f], cy_hi[f] + 1):
-            for cx in range(cx_lo[f], cx_hi[f] + 1):
-                start[cy * ncx + cx + 1] += 1
-    for c in range(ncx * ncy):
+        c = cy_lo[f] * ncx + cx_lo[f] + 1
+        if wx[f] <= 1 and wy[f] <= 1:
+            start[c] += 1
+            start[c + 1] += wx[f]
+            start[c + ncx] += wy[f]
+            start[c + ncx + 1] += wx[f] * wy[f]
+        else:
+            for cy in range(wy[f] + 1):
+                for cx in range(wx[f] + 1):
+                    start[c + cy * ncx + cx] += 1
+    for c in range(cells):
         start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    face = np.empty(start[-1], np.int64)
+    total = start[cells]
+    fill = start[: cells + ncx + 2].copy()
+    face = np.empty(total + 1, np.int64)  # slot ``total``: the spare
     for f in range(n):
-        for cy in range(cy_lo[f], cy_hi[f] + 1):
-            for cx in range(cx_lo[f], cx_hi[f] + 1):
-                c = cy * ncx + cx
-                face[fill[c]] = f
-                fill[c] += 1
-    return ncx, ncy, start, face
+        c = cy_lo[f] * ncx + cx_lo[f]
+        if wx[f] <= 1 and wy[f] <= 1:
+            x, y = wx[f], wy[f]
+            both = x * y
+            face[fill[c]] = f
+            fill[c] += 1
+            face[fill[c + 1] if x else total] = f
+            fill[c + 1] += x
+            face[fill[c + ncx] if y else total] = f
+            fill[c + ncx] += y
+            face[fill[c + ncx + 1] if both else total] = f
+            fill[c + ncx + 1] += both
+        else:
+            for cy in range(wy[f] + 1):
+                for cx in range(wx[f] + 1):
+                    cc = c + cy * ncx + cx
+                    face[fill[cc]] = f
+                    fill[cc] += 1
+    return ncx, ncy, start[: cells + 1], face[:total]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -300,75 +348,64 @@ def _cast_kernel(
     return out
 
 
+@numba.njit(inline="always")
+def _pick(slot: int, x0: float, x1: float, x2: float) -> float:
+    """``(x0, x1, x2)[slot]`` as selects."""
+    return x0 if slot == 0 else (x1 if slot == 1 else x2)
+
+
 @numba.njit(cache=True, nogil=True)
 def _setup_kernel(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per face that can be hit (twice its projected signed area > :data:`DEGENERATE_AREA`):
-    its global index ``live`` (L,), bounding box ``lo``, ``hi`` (2, L), barycentric coordinates
-    as affine functions of the position, ``l_k = A_k x + B_k y + C_k``, stored by slot (3, L)
-    each: slot 0 the corner of largest A (> 0; its edge bounds a lattice row's span from the
-    left), 1 that of smallest A (< 0; from the right; both exist since the A_k sum to 0 and are
-    not all 0), 2 the third; ``1 / A`` by slot (0 where A = 0); whether slot 2 bounds from the
-    left (or is parallel to the rows); the depth ``zA x + zB y + zC`` (weak perspective =
-    orthographic in pixel space); and the same per face as rows of one (L, 12) table ``A_s,
-    B_s, C_s, zA, zB, zC`` for gathering faces one at a time (cast). The float64 operations are
-    the former numpy expressions', in their order (the same bits)."""
+    its global index ``live`` (L,), bounding box ``lo``, ``hi`` (2, L), ``1 / A`` by slot (3, L; 0
+    where A = 0), whether slot 2 bounds from the left (or is parallel to the rows) (L,), and one
+    (L, 12) table, per face ``A_s, B_s, C_s`` (3 each) and ``zA, zB, zC``: the barycentric
+    coordinates as affine functions of the position, ``l_k = A_k x + B_k y + C_k``, by slot
+    (slot 0 the corner of largest A (> 0; its edge bounds a lattice row's span from the left), 1
+    that of smallest A (< 0; from the right; both exist since the A_k sum to 0 and are not all
+    0), 2 the third), and the depth ``zA x + zB y + zC`` (weak perspective = orthographic in pixel
+    space). One table serves both the lattices (its columns, as views) and the point queries
+    (a face's row). The float64 operations are the former numpy expressions', in their order (the
+    same bits)."""
+    # One pass, filled for the live faces in order (then cut to their count); the slot of a
+    # corner is picked by selects, not branches on which corner holds the largest A.
     n = faces.shape[0]
     live = np.empty(n, np.int64)
-    count = 0
+    lo, hi = np.empty((2, n)), np.empty((2, n))
+    inv_sA = np.empty((3, n))
+    third_left = np.empty(n, np.bool_)
+    coefficients = np.empty((n, 12))
+    g = 0
     for f in range(n):
-        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        ax, ay = vertices[a, 0], vertices[a, 1]
-        v0x, v0y = vertices[b, 0] - ax, vertices[b, 1] - ay
-        v1x, v1y = vertices[c, 0] - ax, vertices[c, 1] - ay
-        if abs(v0x * v1y - v1x * v0y) > DEGENERATE_AREA:
-            live[count] = f
-            count += 1
-    live = live[:count]
-    lo, hi = np.empty((2, count)), np.empty((2, count))
-    sA, sB, sC, inv_sA = (
-        np.empty((3, count)),
-        np.empty((3, count)),
-        np.empty((3, count)),
-        np.empty((3, count)),
-    )
-    third_left = np.empty(count, np.bool_)
-    zA, zB, zC = np.empty(count), np.empty(count), np.empty(count)
-    coefficients = np.empty((count, 12))
-    A, B, C = np.empty(3), np.empty(3), np.empty(3)
-    for g in range(count):
-        f = live[g]
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         ax, bx, cx = vertices[a, 0], vertices[b, 0], vertices[c, 0]
         ay, by, cy = vertices[a, 1], vertices[b, 1], vertices[c, 1]
+        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
+        den = v0x * v1y - v1x * v0y
+        if not abs(den) > DEGENERATE_AREA:
+            continue
+        live[g] = f
         az, bz, cz = vertices[a, 2], vertices[b, 2], vertices[c, 2]
         lo[0, g], lo[1, g] = _np_min(_np_min(ax, bx), cx), _np_min(_np_min(ay, by), cy)
         hi[0, g], hi[1, g] = _np_max(_np_max(ax, bx), cx), _np_max(_np_max(ay, by), cy)
-        v0x, v0y, v1x, v1y = bx - ax, by - ay, cx - ax, cy - ay
-        den = v0x * v1y - v1x * v0y
-        A[1], A[2], B[1], B[2] = v1y / den, -v0y / den, -v1x / den, v0x / den
-        A[0], B[0] = -A[1] - A[2], -B[1] - B[2]
-        C[0], C[1], C[2] = 1.0 - A[0] * ax - B[0] * ay, -A[1] * ax - B[1] * ay, -A[2] * ax - B[2] * ay
-        zA[g] = A[0] * az + A[1] * bz + A[2] * cz
-        zB[g] = B[0] * az + B[1] * bz + B[2] * cz
-        zC[g] = C[0] * az + C[1] * bz + C[2] * cz
-        if A[0] >= A[1]:
-            first = 0 if A[0] >= A[2] else 2
-        else:
-            first = 1 if A[1] >= A[2] else 2
-        if A[0] < A[1]:
-            second = 0 if A[0] < A[2] else 2
-        else:
-            second = 1 if A[1] < A[2] else 2
+        A1, A2, B1, B2 = v1y / den, -v0y / den, -v1x / den, v0x / den
+        A0, B0 = -A1 - A2, -B1 - B2
+        C0, C1, C2 = 1.0 - A0 * ax - B0 * ay, -A1 * ax - B1 * ay, -A2 * ax - B2 * ay
+        coefficients[g, 9] = A0 * az + A1 * bz + A2 * cz
+        coefficients[g, 10] = B0 * az + B1 * bz + B2 * cz
+        coefficients[g, 11] = C0 * az + C1 * bz + C2 * cz
+        first = (0 if A0 >= A2 else 2) if A0 >= A1 else (1 if A1 >= A2 else 2)
+        second = (0 if A0 < A2 else 2) if A0 < A1 else (1 if A1 < A2 else 2)
         if second == first:  # all equal cannot happen
             second = (first + 1) % 3
-        slots = (first, second, 3 - first - second)
         for k in range(3):
-            sA[k, g], sB[k, g], sC[k, g] = A[slots[k]], B[slots[k]], C[slots[k]]
-            inv_sA[k, g] = 0.0 if sA[k, g] == 0 else 1.0 / sA[k, g]
-            coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = sA[k, g], sB[k, g], sC[k, g]
-        third_left[g] = sA[2, g] >= 0
-        coefficients[g, 9], coefficients[g, 10], coefficients[g, 11] = zA[g], zB[g], zC[g]
-    return live, lo, hi, sA, sB, sC, inv_sA, third_left, zA, zB, zC, coefficients
+            slot = first if k == 0 else (second if k == 1 else 3 - first - second)
+            ak, bk, ck = _pick(slot, A0, A1, A2), _pick(slot, B0, B1, B2), _pick(slot, C0, C1, C2)
+            inv_sA[k, g] = 0.0 if ak == 0 else 1.0 / ak
+            coefficients[g, k], coefficients[g, 3 + k], coefficients[g, 6 + k] = ak, bk, ck
+        third_left[g] = coefficients[g, 2] >= 0
+        g += 1
+    return live[:g], lo[:, :g], hi[:, :g], inv_sA[:, :g], third_left[:g], coefficients[:g]
 
 
 class RasterScene:
@@ -383,10 +420,12 @@ class RasterScene:
     def __init__(self, vertices_px: list[np.ndarray], faces: np.ndarray):
         self.num_faces = len(faces)
         self.vertices, self.faces = _union(vertices_px, faces)
-        (
-            self.live, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA, self._third_left,
-            self._zA, self._zB, self._zC, self._coefficients,
-        ) = _setup_kernel(self.vertices, self.faces)  # fmt: skip
+        self.live, self._lo, self._hi, self._inv_sA, self._third_left, self._coefficients = _setup_kernel(
+            self.vertices, self.faces
+        )
+        table = self._coefficients  # its columns by slot, as the lattice kernel reads them
+        self._sA, self._sB, self._sC = table[:, 0:3].T, table[:, 3:6].T, table[:, 6:9].T
+        self._zA, self._zB, self._zC = table[:, 9], table[:, 10], table[:, 11]
         self._cells: tuple[float, float, int, int, np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------------------------------
@@ -399,20 +438,38 @@ class RasterScene:
         ``i < ny``: (H,) row-major indices ``i * nx + j`` of the positions that hit something,
         and their :class:`Hits` (only the hits: a lattice is mostly misses). Without
         ``need_bary`` only ``person`` and ``face`` are filled in."""
-        tri = self._grid_faces(float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny))
+        tri = self.grid_faces(x0, y0, step_x, step_y, nx, ny)
         index = np.flatnonzero(tri >= 0)
         i, j = np.divmod(index, nx)
         xy = np.column_stack([x0 + j * step_x, y0 + i * step_y])  # as _lattice computes them
         return index, _hits_from_faces(self.vertices, self.faces, self.num_faces, tri[index], xy, need_bary)
 
-    def _grid_faces(self, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int) -> np.ndarray:
-        """(ny * nx,) global face of the first hit at each lattice position, -1 for a miss."""
-        size = max(nx, 0) * max(ny, 0)
+    def grid_faces(self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int) -> np.ndarray:
+        """(ny * nx,) global face (``person * num_faces + face``) of the first hit at each position
+        of the lattice of :meth:`grid`, row-major, -1 for a miss: what a caller that needs only the
+        faces reads without building :class:`Hits` (the DensePose grid's part masks)."""
+        size = max(int(nx), 0) * max(int(ny), 0)
         if size == 0 or len(self.live) == 0:
             return np.full(size, -1, dtype=np.int64)
         return _grid_kernel(
-            x0, y0, dx, dy, nx, ny, self._lo, self._hi, self._sA, self._sB, self._sC, self._inv_sA,
-            self._third_left, self._zA, self._zB, self._zC, self.live,
+            float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny), self._lo, self._hi,
+            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC, self.live, -1,
+        )  # fmt: skip
+
+    def grid_values(
+        self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, values: np.ndarray, miss: int
+    ) -> np.ndarray:
+        """(ny * nx,) ``values[g]`` of the first-hit global face g at each position of the lattice
+        of :meth:`grid`, row-major, ``miss`` for a miss, in ``values``' dtype: a map of what a
+        caller reads of the faces (persons, DensePose's coarse parts) written by the z-buffer
+        itself, without the face map in between. ``values``: (persons * faces,)."""
+        size = max(int(nx), 0) * max(int(ny), 0)
+        if size == 0 or len(self.live) == 0:
+            return np.full(size, miss, dtype=values.dtype)
+        return _grid_kernel(
+            float(x0), float(y0), float(step_x), float(step_y), int(nx), int(ny), self._lo, self._hi,
+            self._sA, self._sB, self._sC, self._inv_sA, self._third_left, self._zA, self._zB, self._zC,
+            values[self.live], miss,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------
@@ -460,6 +517,20 @@ class RayCastScene:
         hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary)
         index = np.flatnonzero(hits.person >= 0)
         return index, hits.take(index)
+
+    def grid_faces(self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int) -> np.ndarray:
+        """:meth:`RasterScene.grid_faces` by casting a ray at every lattice position."""
+        hits = self.cast(_lattice(x0, y0, step_x, step_y, nx, ny), need_bary=False)
+        return np.where(hits.person >= 0, hits.person * self.num_faces + hits.face, -1)
+
+    def grid_values(
+        self, x0: float, y0: float, step_x: float, step_y: float, nx: int, ny: int, values: np.ndarray, miss: int
+    ) -> np.ndarray:
+        """:meth:`RasterScene.grid_values` from :meth:`grid_faces`."""
+        tri = self.grid_faces(x0, y0, step_x, step_y, nx, ny)
+        out = np.full(len(tri), miss, dtype=values.dtype)
+        out[tri >= 0] = values[tri[tri >= 0]]
+        return out
 
     def cast(self, xy: np.ndarray, need_bary: bool = True) -> Hits:
         """First hits of rays along +z through image positions ``xy`` (M, 2)."""

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 NUM_PARTS = 24
 DP_GRID = 256  # dp_x, dp_y and dp_masks live on a 256 x 256 grid over the person box
+#: DensePose's 14 coarse masks (``dp_masks``): coarse index (1..14) of each part (1..24); index 0 unused.
+COARSE_PART = np.array(
+    [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14], dtype=np.int64
+)
+NUM_COARSE = 14
 DENSE_KEYS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
 COCO_PERSON_ID = 1  # COCO's person category, used when a file names no "person" category
 # A labelled keypoint may lie this fraction of the image's longer side outside the image

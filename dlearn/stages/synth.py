@@ -1,7 +1,8 @@
 """`dlearn synth`: the synthetic DensePose-COCO-format dataset with exact 3D ground truth.
 
 Its options dataclass lives in :mod:`dlearn.data.synth.options`, whose package imports the
-generator (torch): unlike the other stages, building this parser loads it.
+generator (numpy and numba kernels, no torch): unlike the other stages, building this parser
+loads it.
 """
 
 from __future__ import annotations

@@ -106,7 +106,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlearn.data.synth.annotate import COARSE_PART
 from dlearn.data.synth.image import _render_all
 from dlearn.data.synth.options import SPLITS, NoiseOptions, SynthOptions
 from dlearn.data.synth.priors import sample_camera, sample_pose, sample_scales
@@ -116,6 +115,7 @@ from dlearn.data.synth.write import (
     _write_gt,
     write_contact_sheet,
 )
+from dlearn.densepose.coco import COARSE_PART
 from dlearn.outputs import OutputError, check_folder_output, write_json
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -25,13 +26,8 @@ from dlearn.data.raster import RasterScene, RayCastScene
 from dlearn.data.synth.body import _Body, _uv_of
 from dlearn.data.synth.options import NoiseOptions, SynthOptions
 from dlearn.data.synth.scene import _Person, _to_pixels
-from dlearn.densepose.coco import DP_GRID, NUM_KEYPOINTS
+from dlearn.densepose.coco import DP_GRID, NUM_COARSE, NUM_KEYPOINTS
 
-#: DensePose's 14 coarse masks: coarse index (1..14) of each part (1..24); index 0 unused.
-COARSE_PART = np.array(
-    [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14], dtype=np.int64
-)
-NUM_COARSE = 14
 #: A person with fewer visible pixels gets no annotation.
 MIN_VISIBLE_PIXELS = 20
 
@@ -55,12 +51,13 @@ def _person_box(mask: np.ndarray) -> Box:
 
 
 def _dense_points(
-    rng: np.random.Generator, scene: Scene, body: _Body, k: int, mask: np.ndarray, box: Box, want: int
+    rng: np.random.Generator, scene: Scene, body: _Body, k: int, area: int, box: Box, want: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Up to ``want`` points uniform on the visible person ``k`` inside ``box``, exact hits on
-    charted faces only: (P, 2) image positions, (P,) body faces and (P, 3) barycentric coordinates."""
+    """Up to ``want`` points uniform on the visible person ``k`` (``area`` pixels) inside ``box``,
+    exact hits on charted faces only: (P, 2) image positions, (P,) body faces and (P, 3)
+    barycentric coordinates."""
     x0, y0, w, h = box
-    fill = max(mask.sum() / (w * h), 0.05)
+    fill = max(area / (w * h), 0.05)
     xy_list, face_list, bary_list = [], [], []
     got = 0
     for _ in range(8):
@@ -90,20 +87,27 @@ def _confuse_parts(
     probability: float,
 ) -> None:
     """Part confusion, in place: a dense point with a point of another part of person ``k``
-    1.5 px away takes, with ``probability``, the part label and UV of one such point."""
+    1.5 px away takes, with ``probability``, the part label and UV of one such point.
+
+    The draws come first (one per point, then one per probe), so only the points drawn for
+    confusion are probed: the same draws and outcome as probing every point."""
+    draw = rng.random(len(xy))
+    pick = rng.random((len(xy), 8))
+    drawn = np.flatnonzero(draw < probability)
+    if not len(drawn):
+        return
     angles = np.arange(8) * (2 * math.pi / 8)
     ring = 1.5 * np.column_stack([np.cos(angles), np.sin(angles)])
-    probes = scene.cast((xy[:, None, :] + ring[None]).reshape(-1, 2))
+    probes = scene.cast((xy[drawn, None, :] + ring[None]).reshape(-1, 2))
     pp = probes.person.reshape(-1, 8)
     pf = probes.face.reshape(-1, 8)
     probe_part = np.where(pp == k, body.face_part[np.maximum(pf, 0)], 0)
-    other = (probe_part > 0) & (probe_part != parts[:, None])
-    draw = rng.random(len(xy))
-    pick = rng.random((len(xy), 8))
-    for i in np.flatnonzero(other.any(axis=1) & (draw < probability)):
-        choice = int(np.argmax(np.where(other[i], pick[i], -1.0)))
-        flat = i * 8 + choice
-        parts[i] = probe_part[i, choice]
+    other = (probe_part > 0) & (probe_part != parts[drawn, None])
+    for row in np.flatnonzero(other.any(axis=1)):
+        i = drawn[row]
+        choice = int(np.argmax(np.where(other[row], pick[i], -1.0)))
+        flat = row * 8 + choice
+        parts[i] = probe_part[row, choice]
         uv[i] = _uv_of(body, probes.face[flat : flat + 1], probes.bary[flat : flat + 1])[0]
 
 
@@ -122,28 +126,83 @@ def _dp_coordinates(
     return dp_x, dp_y
 
 
+@numba.njit(cache=True, nogil=True)
+def _coarse_rle_strings(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 14 coarse part masks of an (n, n) lattice as COCO compressed RLE strings, in one pass:
+    ``labels`` (n * n,) holds each position's coarse part (0: none), row-major; mask c holds the
+    positions labelled c. Returns the ASCII bytes of all strings (uint8) and (15,) offsets: mask
+    c is ``bytes[offsets[c - 1]:offsets[c]]``, empty when the part is absent.
+
+    The encoding is pycocotools' (``mask.encode``, then its ``rleToString``; a test compares):
+    run lengths in column-major order starting with a run of zeros, then each count, less the
+    count two before it from the fourth on, in 5-bit groups, low first, ``0x20`` marking that
+    more follow, plus 48."""
+    size = n * n
+    # Label changes along the column-major walk: (coarse part, position) where a run of the
+    # part starts or ends.
+    change_part = np.empty(2 * size + 2, np.int64)
+    change_pos = np.empty(2 * size + 2, np.int64)
+    changes = 0
+    prev = 0
+    for j in range(n):
+        for i in range(n):
+            label = labels[i * n + j]
+            if label != prev:
+                pos = j * n + i
+                if prev > 0:
+                    change_part[changes], change_pos[changes] = prev, pos
+                    changes += 1
+                if label > 0:
+                    change_part[changes], change_pos[changes] = label, pos
+                    changes += 1
+                prev = label
+    if prev > 0:
+        change_part[changes], change_pos[changes] = prev, size
+        changes += 1
+    out = np.empty(7 * (changes + 2 * NUM_COARSE), np.uint8)  # <= 7 characters per count
+    offsets = np.zeros(NUM_COARSE + 1, np.int64)
+    counts = np.empty(changes + 1, np.int64)
+    used = 0
+    for part in range(1, NUM_COARSE + 1):
+        m, last = 0, 0
+        for c in range(changes):
+            if change_part[c] == part:
+                counts[m] = change_pos[c] - last
+                last = change_pos[c]
+                m += 1
+        if m > 0:
+            if last < size:  # the run of zeros after the part's last run
+                counts[m] = size - last
+                m += 1
+            for c in range(m):
+                x = counts[c] - counts[c - 2] if c > 2 else counts[c]
+                more = True
+                while more:
+                    ch = x & 0x1F
+                    x >>= 5
+                    more = x != -1 if ch & 0x10 else x != 0
+                    if more:
+                        ch |= 0x20
+                    out[used] = ch + 48
+                    used += 1
+        offsets[part] = used
+    return out[:used], offsets
+
+
 def _dp_masks(scene: Scene, body: _Body, k: int, box: Box) -> list[Any]:
     """``dp_masks``: the 14 coarse parts of person ``k`` at the centres of a 256 x 256 grid over
-    the box, each an RLE, or ``[]`` for an invisible part."""
+    the box, each a compressed RLE (:func:`_coarse_rle_strings`), or ``[]`` for an invisible part.
+    The z-buffer writes the coarse part of person ``k``'s faces (0 for the others') directly."""
     x0, y0, w, h = box
     step_x, step_y = w / DP_GRID, h / DP_GRID
-    hit, grid_hits = scene.grid(
-        x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, need_bary=False
-    )
-    own = grid_hits.person == k
-    coarse = np.zeros(DP_GRID * DP_GRID, dtype=np.int64)
-    coarse[hit[own]] = COARSE_PART[body.face_part[grid_hits.face[own]]]
-    present = np.flatnonzero(np.bincount(coarse, minlength=NUM_COARSE + 1)[1:]) + 1
+    labels = np.zeros(len(scene.faces), np.uint8)  # per global face
+    labels[k * scene.num_faces : (k + 1) * scene.num_faces] = body.face_coarse
+    coarse = scene.grid_values(x0 + 0.5 * step_x, y0 + 0.5 * step_y, step_x, step_y, DP_GRID, DP_GRID, labels, 0)
+    strings, offsets = _coarse_rle_strings(coarse, DP_GRID)
     dp_masks: list[Any] = [[] for _ in range(NUM_COARSE)]
-    if len(present):
-        # All masks in one encode call: (n, column, row) C order is (row, column, n) Fortran order.
-        stacked = np.ascontiguousarray(coarse.reshape(DP_GRID, DP_GRID).T)[None] == present[:, None, None]
-        rles = mask_utils.encode(stacked.view(np.uint8).transpose(2, 1, 0))
-        for c, rle in zip(present, rles):
-            dp_masks[c - 1] = {
-                "size": [int(rle["size"][0]), int(rle["size"][1])],
-                "counts": rle["counts"].decode("ascii"),
-            }
+    for c in np.flatnonzero(np.diff(offsets)):
+        counts = strings[offsets[c] : offsets[c + 1]].tobytes().decode("ascii")
+        dp_masks[c] = {"size": [DP_GRID, DP_GRID], "counts": counts}
     return dp_masks
 
 
@@ -155,21 +214,16 @@ def _keypoint_visibility(
     kp_px = _to_pixels(p.keypoints3d, p)
     inside = (kp_px[:, 0] >= 0) & (kp_px[:, 0] < size) & (kp_px[:, 1] >= 0) & (kp_px[:, 1] < size)
     kp_hits = scene.cast(kp_px[:, :2])
-    vis = np.zeros(NUM_KEYPOINTS, dtype=np.int64)
-    for i in range(NUM_KEYPOINTS):
-        if not inside[i]:
-            continue
-        vis[i] = 1
-        if kp_hits.person[i] != k:
-            continue
-        joint = int(body.kp_joint[i])
-        if joint < 0:  # regressed from the surface: the first hit is within its reach
-            if abs(kp_hits.depth[i] - kp_px[i, 2]) < (p.keypoint_reach[i] + 0.02) * p.scale:
-                vis[i] = 2
-        else:  # joint: the first hit is skinned to this joint or a neighbour in the tree
-            wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
-            if body.joint_ok[joint, int(np.argmax(wts))]:
-                vis[i] = 2
+    vis = inside.astype(np.int64)
+    seen = inside & (kp_hits.person == k)
+    # Regressed from the surface: the first hit is within its reach.
+    near = np.abs(kp_hits.depth - kp_px[:, 2]) < (p.keypoint_reach + 0.02) * p.scale
+    vis[seen & (body.kp_joint < 0) & near] = 2
+    for i in np.flatnonzero(seen & (body.kp_joint >= 0)):
+        # On a joint: the first hit is skinned to this joint or a neighbour in the tree.
+        wts = kp_hits.bary[i] @ body.weights[body.faces[kp_hits.face[i]]]
+        if body.joint_ok[body.kp_joint[i], int(np.argmax(wts))]:
+            vis[i] = 2
     return kp_px, vis
 
 
@@ -186,10 +240,7 @@ def _keypoint_annotation(
         drop = rng.random(NUM_KEYPOINTS) < noise.missing_keypoints
         vis[drop] = 0
     kp_xy[vis == 0] = 0.0
-    keypoints: list[float] = []
-    for i in range(NUM_KEYPOINTS):
-        keypoints += [float(kp_xy[i, 0]), float(kp_xy[i, 1]), float(vis[i])]
-    return keypoints
+    return np.column_stack([kp_xy, vis]).ravel().tolist()
 
 
 def _annotate_person(
@@ -201,12 +252,14 @@ def _annotate_person(
     k: int,
     p: _Person,
     mask: np.ndarray,
+    area: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Person ``k`` of image ``image_id``, visible at ``mask``: its DensePose-COCO annotation
-    and its ground-truth record (3D truth and the dense points' faces and barycentrics)."""
+    """Person ``k`` of image ``image_id``, visible at ``mask`` (``area`` pixels): its
+    DensePose-COCO annotation and its ground-truth record (3D truth and the dense points' faces
+    and barycentrics)."""
     noise = options.noise
     box = _person_box(mask)
-    xy, faces, bary = _dense_points(rng, scene, body, k, mask, box, options.dense_points_per_person)
+    xy, faces, bary = _dense_points(rng, scene, body, k, area, box, options.dense_points_per_person)
     parts = body.face_part[faces].astype(np.int64)
     uv = _uv_of(body, faces, bary)
     if noise.part_confusion > 0 and len(xy):
@@ -223,15 +276,15 @@ def _annotate_person(
         "category_id": 1,
         "iscrowd": 0,
         "bbox": list(box),
-        "area": float(mask.sum()),
+        "area": float(area),
         "segmentation": _rle(mask),
         "keypoints": keypoints,
         "num_keypoints": int((vis > 0).sum()),
-        "dp_x": [float(v) for v in dp_x],
-        "dp_y": [float(v) for v in dp_y],
-        "dp_I": [float(v) for v in parts],
-        "dp_U": [float(v) for v in uv[:, 0]],
-        "dp_V": [float(v) for v in uv[:, 1]],
+        "dp_x": dp_x.tolist(),
+        "dp_y": dp_y.tolist(),
+        "dp_I": parts.astype(np.float64).tolist(),
+        "dp_U": uv[:, 0].tolist(),
+        "dp_V": uv[:, 1].tolist(),
         "dp_masks": dp_masks,
     }
     gt = {
@@ -268,9 +321,10 @@ def _annotate_persons(
     gts: list[dict[str, Any]] = []
     for k, p in enumerate(persons):
         mask = person_map == k
-        if mask.sum() < MIN_VISIBLE_PIXELS:
+        area = int(mask.sum())
+        if area < MIN_VISIBLE_PIXELS:
             continue
-        annotation, gt = _annotate_person(rng, scene, body, options, image_id, k, p, mask)
+        annotation, gt = _annotate_person(rng, scene, body, options, image_id, k, p, mask, area)
         annotations.append(annotation)
         gts.append(gt)
     return annotations, gts

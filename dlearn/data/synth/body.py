@@ -1,17 +1,21 @@
-"""The body as the renderer needs it, prepared once per process: the model, its UV charts, each
-face's part, chart corners and colour region, the COCO keypoint regressor and the skinning
-neighbourhoods the keypoint visibility test uses."""
+"""The body as the renderer needs it, prepared once per process: the model (posed in numpy,
+:class:`~dlearn.body.numpy_model.NumpyBodyModel`), its UV charts, each face's part, chart corners
+and colour region, the COCO keypoint regressor and the skinning neighbourhoods the keypoint
+visibility test uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from dlearn.body.io import NUM_JOINTS, SMPL_JOINT_NAMES, BodyModelData, load_body_model
-from dlearn.body.keypoints import coco_keypoint_model
+from dlearn.body.keypoint_definition import keypoint_definition
+from dlearn.body.numpy_model import NumpyBodyModel
 from dlearn.data.synth.priors import _tree_neighbours
-from dlearn.densepose.uv import face_chart_corners, load_uv_charts
+from dlearn.densepose.coco import COARSE_PART
+from dlearn.densepose.uv import NUM_PARTS, face_chart_corners, load_uv_charts
 
 _HEAD = SMPL_JOINT_NAMES.index("head")
 
@@ -22,22 +26,19 @@ class _Body:
     def __init__(
         self, model_path: str | Path, uv_path: str | Path, keypoint_regressor: str | Path | None = None
     ):
-        import torch
-
-        from dlearn.body.model import BodyModel
-
         self.data: BodyModelData = load_body_model(model_path)
         self.charts = load_uv_charts(uv_path, num_vertices=self.data.num_vertices)
         self.faces = self.data.faces
         self.face_chart, self.face_part = face_chart_corners(self.charts, self.faces)
-        self.model = BodyModel(self.data, dtype=torch.float64)
-        self.keypoints = coco_keypoint_model(self.model, self.data, keypoint_regressor)
-        definition = self.keypoints.definition
+        definition = keypoint_definition(self.data, keypoint_regressor)
+        # numpy, not the torch model: one body per call, where torch's overhead is most of the cost.
+        self.model = NumpyBodyModel(self.data, definition)
         self.kp_joint = definition.joint  # (17,) -1: regressed from the surface
         self.kp_rows = definition.vertex_weights  # (17, N)
-        self.kp_support = np.flatnonzero(np.abs(self.kp_rows).sum(axis=0))
-        reach_rows = np.abs(self.kp_rows[:, self.kp_support])
-        self._reach_rows = (reach_rows, reach_rows.sum(axis=1))  # per process, not per image
+        # The keypoints' reach, over the (keypoint, vertex) pairs of non-zero weight.
+        self._reach_keypoint, self._reach_vertex = np.nonzero(self.kp_rows)
+        self._reach_weight = np.abs(self.kp_rows[self._reach_keypoint, self._reach_vertex])
+        self._reach_total = np.abs(self.kp_rows).sum(axis=1)
         self.parents = self.data.parents
         nbrs = _tree_neighbours(self.parents)
         self.joint_ok = np.zeros((NUM_JOINTS, NUM_JOINTS), dtype=bool)  # [keypoint joint, skinned joint]
@@ -46,6 +47,10 @@ class _Body:
             self.joint_ok[j, nbrs[j]] = True
         self.weights = self.data.weights
         self.face_region = self._face_regions()
+        #: (F,) row of a person's colour table (appearance._person_colours) for each face.
+        self.face_colour_key = self.face_region * (NUM_PARTS + 1) + self.face_part
+        #: (F,) uint8 DensePose coarse part (dp_masks' index, 1..14) of each face, 0 uncharted.
+        self.face_coarse = COARSE_PART[self.face_part].astype(np.uint8)
 
     def _face_regions(self) -> np.ndarray:
         """(F,) colour region of each face: 0 skin, 1 shirt, 2 sleeve, 3 trousers, 4 lower leg,
@@ -71,27 +76,61 @@ class _Body:
 
     def pose(self, pose: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Posed (N, 3) vertices, (24, 3) joints and (17, 3) COCO keypoints in float64."""
-        import torch
-
-        pose_t = torch.as_tensor(pose[None])
-        with torch.no_grad():
-            out = self.model(pose_t, torch.as_tensor(scales[None]))
-            keypoints = self.keypoints(out, pose_t)
-        return out.vertices[0].numpy(), out.joints[0].numpy(), keypoints[0].numpy()
+        return self.model(pose, scales)
 
     def keypoint_reach(self, vertices: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(17,) mean distance (body units) of each keypoint's regressor vertices from it, weighted
         by |weight|: how far below the surface a regressed point may lie and still be seen."""
-        rows, total = self._reach_rows  # (17, S) |weights| of the support vertices, their sums
-        dist = np.linalg.norm(vertices[self.kp_support][None] - keypoints[:, None], axis=-1)
-        return (rows * dist).sum(axis=1) / total
+        return _reach_kernel(
+            vertices, keypoints, self._reach_keypoint, self._reach_vertex, self._reach_weight, self._reach_total
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach_kernel(
+    vertices: np.ndarray, keypoints: np.ndarray, keypoint: np.ndarray, vertex: np.ndarray, weight: np.ndarray,
+    total: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """(K,) ``sum_p weight[p] * |vertices[vertex[p]] - keypoints[keypoint[p]]| / total`` over the
+    (keypoint, vertex) pairs p, summed in pair order with each distance's squares summed x, y, z:
+    the former ``np.linalg.norm`` and ``np.bincount``'s operations (a test compares)."""
+    out = np.zeros(keypoints.shape[0])
+    for p in range(keypoint.shape[0]):
+        k, v = keypoint[p], vertex[p]
+        dx, dy, dz = vertices[v, 0] - keypoints[k, 0], vertices[v, 1] - keypoints[k, 1], vertices[v, 2] - keypoints[k, 2]
+        out[k] += weight[p] * np.sqrt(dx * dx + dy * dy + dz * dz)
+    return out / total
+
+
+@numba.njit(inline="always")
+def _chart_uv(
+    chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray, f: int, l0: float, l1: float, l2: float
+) -> tuple[float, float]:
+    """Chart (U, V) of the point with barycentric coordinates (l0, l1, l2) on body face ``f``:
+    the mix of its corners' chart coordinates, clipped to [0, 1]; (0, 0) if the face is
+    uncharted. The three products are summed first + third, then the second: the order of the
+    former ``np.einsum`` (the same bits)."""
+    a, b, c = face_chart[f, 0], face_chart[f, 1], face_chart[f, 2]
+    if a < 0 or b < 0 or c < 0:
+        return 0.0, 0.0
+    u = (l0 * chart_u[a] + l2 * chart_u[c]) + l1 * chart_u[b]
+    v = (l0 * chart_v[a] + l2 * chart_v[c]) + l1 * chart_v[b]
+    return min(max(u, 0.0), 1.0), min(max(v, 0.0), 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _uv_kernel(
+    chart_u: np.ndarray, chart_v: np.ndarray, face_chart: np.ndarray, face: np.ndarray, lam: np.ndarray
+) -> np.ndarray:
+    """(H, 2) :func:`_chart_uv` of the hits on body faces ``face`` (H,) at barycentric ``lam`` (H, 3)."""
+    out = np.empty((len(face), 2))
+    for h in range(len(face)):
+        out[h, 0], out[h, 1] = _chart_uv(chart_u, chart_v, face_chart, face[h], lam[h, 0], lam[h, 1], lam[h, 2])
+    return out
 
 
 def _uv_of(body: _Body, face: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """(H, 2) chart (U, V) of hits on body faces ``face`` at barycentric ``lam`` (0 if uncharted)."""
-    chart = body.face_chart[face]
-    charted = (chart >= 0).all(axis=1, keepdims=True)
-    chart = np.maximum(chart, 0)
-    u = np.einsum("hk,hk->h", lam, body.charts.u[chart])
-    v = np.einsum("hk,hk->h", lam, body.charts.v[chart])
-    return np.where(charted, np.clip(np.column_stack([u, v]), 0.0, 1.0), 0.0)
+    face = np.ascontiguousarray(face, dtype=np.int64)
+    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    return _uv_kernel(body.charts.u, body.charts.v, body.face_chart, face, lam)

@@ -52,7 +52,8 @@ def _render_image(
 
     persons = _sample_persons(rng, body, options)
     scene = scene_type([_to_pixels(p.vertices, p) for p in persons], body.faces)
-    person_map, iuv = _rasterise_centres(scene, body, size)
+    # The IUV image only where it is written or previewed: the annotations need the person map.
+    person_map, iuv = _rasterise_centres(scene, body, size, options.write_iuv or keep_preview)
     image = _shade_image(rng, body, persons, scene, size)
     _write_image_files(out_dir, file_name, image_id, image, iuv, person_map, options.write_iuv)
     annotations, gts = _annotate_persons(rng, scene, body, options, image_id, persons, person_map)
@@ -64,6 +65,7 @@ def _render_image(
         "seconds": time.perf_counter() - started,
     }
     if keep_preview:
+        assert iuv is not None
         record["preview"] = _preview(image, iuv, annotations, persons)
     return record
 
@@ -85,9 +87,6 @@ def _preview(
 
 def _init_worker(model_path: str, uv_path: str, keypoint_regressor: str | None) -> None:
     global _WORKER_BODY
-    import torch
-
-    torch.set_num_threads(1)
     _WORKER_BODY = _Body(model_path, uv_path, keypoint_regressor)
 
 
@@ -109,13 +108,10 @@ def _render_all(
     keypoint_regressor: Path | None,
 ) -> list[dict[str, Any]]:
     """The records of every image of ``tasks`` (chunks of (split index, image index)), in task
-    order: in this process (one worker or one task), else in a pool of ``workers`` processes."""
-    import torch
-
+    order: in this process (one worker or one task), else in a pool of ``workers`` processes.
+    No torch: the body is posed in numpy (:class:`~dlearn.body.numpy_model.NumpyBodyModel`)."""
     records: list[dict[str, Any]] = []
     if workers == 1 or len(tasks) <= 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # same arithmetic as in a worker
         global _WORKER_BODY
         previous = _WORKER_BODY
         try:
@@ -124,7 +120,6 @@ def _render_all(
                 records += _render_chunk(task)
         finally:
             _WORKER_BODY = previous
-            torch.set_num_threads(threads)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
-from dlearn.data.synth.appearance import _person_face_colours
+from dlearn.data.synth.appearance import _person_colours
 from dlearn.data.synth.body import _Body
 from dlearn.data.synth.options import SynthOptions
 from dlearn.data.synth.priors import sample_camera, sample_pose, sample_scales
@@ -26,7 +27,7 @@ class _Person:
     joints: np.ndarray  # (24, 3)
     keypoints3d: np.ndarray  # (17, 3)
     keypoint_reach: np.ndarray  # (17,) body units, see _Body.keypoint_reach
-    colours: np.ndarray  # (F, 3)
+    colours: np.ndarray  # (9 * 25, 3) by body.face_colour_key, see _person_colours
     depth_offset: float
     yaw: float
     mode: str
@@ -36,10 +37,22 @@ def _f32(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).astype(np.float64)
 
 
+@numba.njit(cache=True, nogil=True)
+def _camera_points(points: np.ndarray, rotation: np.ndarray, scale: float, shift: np.ndarray) -> np.ndarray:
+    """(3, P) ``scale * (R X) + shift`` of the (P, 3) body points X, coordinate-major (the rows'
+    minima and maxima are then contiguous reductions), each dot product summed in axis order."""
+    out = np.empty((3, points.shape[0]))
+    for i in range(points.shape[0]):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        for a in range(3):
+            out[a, i] = scale * (x * rotation[a, 0] + y * rotation[a, 1] + z * rotation[a, 2]) + shift[a]
+    return out
+
+
 def _to_pixels(points: np.ndarray, p: _Person) -> np.ndarray:
     """(P, 3) body points -> (P, 3) pixel x, y and scene depth."""
-    cam = p.scale * (points @ p.rotation.T)
-    return np.column_stack([cam[:, :2] + p.translation, cam[:, 2] + p.depth_offset])
+    shift = np.array([p.translation[0], p.translation[1], p.depth_offset])
+    return _camera_points(np.ascontiguousarray(points, dtype=np.float64), p.rotation, p.scale, shift).T
 
 
 def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions) -> list[_Person]:
@@ -55,8 +68,8 @@ def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions
         rotation, yaw = sample_camera(rng)
         rotation = _f32(rotation)
         vertices, joints, keypoints3d = body.pose(pose, scales)
-        proj = vertices @ rotation.T
-        lo, hi = proj[:, :2].min(axis=0), proj[:, :2].max(axis=0)
+        proj = _camera_points(vertices, rotation, 1.0, np.zeros(3))
+        lo, hi = proj[:2].min(axis=1), proj[:2].max(axis=1)
         extent = np.maximum(hi - lo, 1e-6)
         if count == 1:
             frac = rng.uniform(0.4, 0.9)
@@ -83,7 +96,7 @@ def _sample_persons(rng: np.random.Generator, body: _Body, options: SynthOptions
                 joints=joints,
                 keypoints3d=keypoints3d,
                 keypoint_reach=body.keypoint_reach(vertices, keypoints3d),
-                colours=_person_face_colours(rng, body),
+                colours=_person_colours(rng, body),
                 depth_offset=float(order[k]) * 4.0 * size,
                 yaw=yaw,
                 mode=mode,
