@@ -24,7 +24,8 @@ from dlearn.data.store import open_store, read_sample_ids
 from dlearn.densepose.match import MatchOptions, match_correspondences
 from dlearn.registration.data import load_fit_data
 from dlearn.registration.fit import RegistrationOptions
-from dlearn.registration.stage import merge_registration, register
+from dlearn.registration.merge import merge_registration
+from dlearn.registration.stage import register
 
 IMAGE = 160
 #: A standing person's 17 COCO key points (x, y), in units of half its height, about the mid-hip.

@@ -32,13 +32,8 @@ from dlearn.data.synth import SynthOptions
 from dlearn.densepose.match import MatchOptions
 from dlearn.errors import InputError
 from dlearn.options import OptionError, check_options
-from dlearn.registration.stage import (
-    STATUS,
-    RegistrationFailedError,
-    RegistrationOptions,
-    merge_registration,
-    register,
-)
+from dlearn.registration.merge import RegistrationFailedError, merge_registration
+from dlearn.registration.stage import STATUS, RegistrationOptions, register
 from dlearn.regressor.train import RegressorOptions
 
 REPO = Path(__file__).resolve().parents[1]

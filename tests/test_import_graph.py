@@ -215,3 +215,27 @@ def test_the_synth_stage_does_not_load_torch(standin_files: tuple[Path, Path], t
             "--num-train", "2", "--num-test", "1", "--image-size", "64", "--workers", "1"]  # fmt: skip
     assert _loads_torch(f"from dlearn.cli import main\nassert main({argv!r}) == 0") is False
     assert (tmp_path / "synth" / "densepose_train.json").is_file()
+
+
+def test_the_merge_registration_stage_does_not_load_torch(
+    exact_data: dict, standin_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`dlearn merge-registration` concatenates shards and draws the overlay with bodies posed in
+    numpy: it sits between the register and regress jobs of every round, so torch's import
+    (~3 s) would lengthen each round."""
+    from dlearn.data.store import open_store, read_sample_ids, write_store
+    from dlearn.registration.data import PARAM_KEYS
+
+    ids = read_sample_ids(open_store(exact_data["corr"]))
+    truth = open_store(exact_data["truth"])
+    arrays = {k: np.asarray(truth[k][...]) for k in (*PARAM_KEYS, "joints", "keypoints", "status")}
+    shards = [tmp_path / "shard_0.zarr", tmp_path / "shard_1.zarr"]
+    for shard, rows in zip(shards, (slice(0, 3), slice(3, None))):
+        write_store(shard, {k: v[rows] for k, v in arrays.items()}, stage="register", sample_id=ids[rows])
+    data = {k: str(v) for k, v in exact_data.items()}
+    argv = ["merge-registration", "--shards", *map(str, shards), "--correspondences", data["corr"],
+            "--out", str(tmp_path / "registration.zarr"), "--overlay", str(tmp_path / "overlay.png"),
+            "--crops", data["crops"], "--body-model", data["model"], "--uv", str(standin_files[1])]  # fmt: skip
+    assert _loads_torch(f"from dlearn.cli import main\nassert main({argv!r}) == 0") is False
+    assert (tmp_path / "overlay.png").is_file()
+    np.testing.assert_array_equal(open_store(tmp_path / "registration.zarr")["pose"][...], arrays["pose"])

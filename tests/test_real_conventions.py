@@ -269,7 +269,8 @@ def test_a_reflection_predicted_by_the_regressor_becomes_a_rotation(exact_data: 
 def test_registration_counts_reflections_it_started_from(exact_data: dict, tmp_path: Path) -> None:
     from dlearn.data.store import open_store, read_sample_ids, write_store
     from dlearn.registration.data import PARAM_KEYS
-    from dlearn.registration.stage import RegistrationOptions, merge_registration, register
+    from dlearn.registration.merge import merge_registration
+    from dlearn.registration.stage import RegistrationOptions, register
 
     truth = open_store(exact_data["truth"])
     arrays = {k: np.asarray(truth[k][...]) for k in PARAM_KEYS}

@@ -15,7 +15,8 @@ from dlearn.data.store import open_store, read_sample_ids, write_store
 from dlearn.evaluation.metrics import mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration import losses, stage
 from dlearn.registration.fit import LossWeights
-from dlearn.registration.stage import STATUS, RegistrationOptions, merge_registration, register
+from dlearn.registration.merge import merge_registration
+from dlearn.registration.stage import STATUS, RegistrationOptions, register
 from helpers import killed_on_call
 
 FAST = RegistrationOptions(steps=60, patience=20, batch_size=4, chunk_size=4, device="cpu")

@@ -21,8 +21,9 @@ from dlearn.evaluation.evaluate import COCO12_PARENTS, coco12, rest_bone_sums, r
 from dlearn.evaluation.metrics import bone_lengths
 from dlearn.params import PARAM_KEYS, STATUS
 from dlearn.registration import stage
+from dlearn.registration.merge import merge_registration
 from dlearn.registration.options import RegistrationOptions
-from dlearn.registration.stage import merge_registration, register
+from dlearn.registration.stage import register
 from helpers import constant_regressor, killed_on_call, with_body_points
 
 FAST = RegistrationOptions(steps=60, patience=20, batch_size=4, chunk_size=4, device="cpu")

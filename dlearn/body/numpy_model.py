@@ -123,10 +123,11 @@ class NumpyBodyModel:
     Args:
         data: the model arrays (template, weights, regressor, tree, pose blend shapes).
         definition: the COCO keypoints' :class:`KeypointDefinition` (e.g. from
-            :func:`dlearn.body.keypoint_definition.keypoint_definition`).
+            :func:`dlearn.body.keypoint_definition.keypoint_definition`); None: no keypoints
+            (the call returns a (0, 3) array for them).
     """
 
-    def __init__(self, data: BodyModelData, definition: KeypointDefinition):
+    def __init__(self, data: BodyModelData, definition: KeypointDefinition | None = None):
         data.validate()
         self.parents = np.asarray(data.parents, dtype=np.int64)
         self.rest_joints = np.asarray(data.rest_joints, dtype=np.float64)  # (24, 3)
@@ -145,8 +146,12 @@ class NumpyBodyModel:
             posedirs = np.asarray(data.posedirs, np.float64).transpose(2, 0, 1)  # (207, N, 3)
             self.posedirs = np.ascontiguousarray(posedirs.reshape(posedirs.shape[0], -1))
         # The keypoints: the vertex rows on the few vertices they use, and the joint keypoints.
-        self.kp_joint = np.asarray(definition.joint, dtype=np.int64)  # (17,) -1: from the surface
-        rows = np.asarray(definition.vertex_weights, np.float64)
+        if definition is None:
+            self.kp_joint = np.zeros(0, dtype=np.int64)
+            rows = np.zeros((0, len(self.template)))
+        else:
+            self.kp_joint = np.asarray(definition.joint, dtype=np.int64)  # (17,) -1: from the surface
+            rows = np.asarray(definition.vertex_weights, np.float64)
         self.kp_support = np.flatnonzero(np.abs(rows).sum(axis=0))  # (S,)
         self.kp_rows = np.ascontiguousarray(rows[:, self.kp_support])  # (17, S)
 

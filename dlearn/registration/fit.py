@@ -37,7 +37,6 @@ from dlearn.registration.options import LossWeights, RegistrationOptions
 #: Camera rotation of an upright person facing the camera (image y down, camera z away).
 UPRIGHT_FACING = np.diag([1.0, -1.0, -1.0])
 
-LOSS_TERMS = ("dense", "kp", "scale", "joint", "det")
 #: Start scales below this (zero, negative, tiny) start here: the log-scale needs s > 0.
 MIN_START_SCALE = 1e-2
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from dlearn.options import option
 
+#: The registration's loss terms, in the order of the stores' ``losses`` columns.
+LOSS_TERMS = ("dense", "kp", "scale", "joint", "det")
+
 
 @dataclass(frozen=True)
 class LossWeights:

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from dlearn.body.camera import camera_points
-from dlearn.body.model import BodyModel
+from dlearn.body.io import NUM_JOINTS, load_body_model
+from dlearn.body.numpy_model import NumpyBodyModel
 from dlearn.data.store import open_store, read_aligned, read_sample_ids
 from dlearn.densepose.uv import body_face_parts, load_uv_charts, part_colours
 from dlearn.plots import pyplot, save_figure
@@ -23,7 +22,8 @@ def write_overlay(
     """Draw the first ``num`` samples of the first store: the crop, then the mesh of every store
     (label, registration or prediction store) over it, coloured by body part.
 
-    Faces are painted back to front by depth (camera z points away from the viewer).
+    Faces are painted back to front by depth (camera z points away from the viewer). The bodies
+    are posed in numpy (a dozen of them: importing torch would cost more than posing them).
     """
     from matplotlib.collections import PolyCollection
 
@@ -33,17 +33,20 @@ def write_overlay(
     crop_store = open_store(crops, stage="crops", required=["image"])
     ids = read_sample_ids(groups[0][1])[:num]
     crop_row = {sid: i for i, sid in enumerate(read_sample_ids(crop_store))}
-    model = BodyModel.from_file(body_model, dtype=torch.float64)
-    faces = model.faces.numpy()
-    colours = part_colours()[body_face_parts(load_uv_charts(uv, model.num_vertices), faces)]
+    data = load_body_model(body_model)
+    model = NumpyBodyModel(data)
+    faces = np.asarray(data.faces)
+    colours = part_colours()[body_face_parts(load_uv_charts(uv, data.num_vertices), faces)]
     projected = []
     for (label, group), (_, path) in zip(groups, stores):
         arrays = read_aligned(group, ids, (*_PARAMS, "status"), path)
-        f64 = {k: torch.as_tensor(np.asarray(arrays[k], dtype=np.float64)) for k in _PARAMS}
-        with torch.no_grad():
-            vertices = model(f64["pose"].reshape(-1, 23, 3), f64["scales"]).vertices
-            cam = camera_points(vertices, f64["rotation"].reshape(-1, 3, 3), f64["cam_scale"]).numpy()
-        xy = cam[..., :2] + f64["cam_translation"].numpy()[:, None, :]
+        f64 = {k: np.asarray(arrays[k], dtype=np.float64) for k in _PARAMS}
+        pose = f64["pose"].reshape(len(ids), NUM_JOINTS - 1, 3)
+        vertices = np.stack([model(p, s)[0] for p, s in zip(pose, f64["scales"])])
+        # dlearn.body.camera.camera_points: s R X, the first two coordinates the image axes.
+        rotation = f64["rotation"].reshape(-1, 3, 3)
+        cam = f64["cam_scale"].reshape(-1, 1, 1) * (vertices @ rotation.transpose(0, 2, 1))
+        xy = cam[..., :2] + f64["cam_translation"][:, None, :]
         codes = {v: k for k, v in dict(group.attrs.get("status_codes", {})).items()}
         status = [codes.get(int(s), str(s)) for s in arrays["status"]]
         projected.append((label, cam, xy, status))

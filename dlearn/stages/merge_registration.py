@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from dlearn.registration.merge import merge_registration
     from dlearn.registration.overlay import write_overlay
-    from dlearn.registration.stage import merge_registration
 
     merge_registration(args.shards, args.correspondences, args.out)
     if args.overlay is not None:
