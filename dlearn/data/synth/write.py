@@ -5,7 +5,6 @@ DensePose's inference output), the split's DensePose-COCO JSON, its ground-truth
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import struct
@@ -52,13 +51,6 @@ def _png_bytes(image: np.ndarray) -> bytes:
                      *chunk(b"IEND", b"")])  # fmt: skip
 
 
-@functools.lru_cache(maxsize=64)
-def _make_folder(folder: Path) -> None:
-    """Create ``folder`` (and its parents) once per process: an image's folder is every image's
-    of its split, and each mkdir is a system call (~0.1 ms inside a busy worker)."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-
 def _write_image_files(
     out_dir: Path,
     file_name: str,
@@ -71,9 +63,15 @@ def _write_image_files(
     """Write the (H, W, 3) uint8 ``image`` to ``out_dir / file_name``; ``with_iuv``: also the
     (H, W, 3) IUV image and the (H, W) person map as DensePose's ``iuv/<image id>`` output."""
     path = out_dir / file_name
-    _make_folder(path.parent)
     data = _png_bytes(image)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # fewer layers than write_bytes
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:  # fewer layers than write_bytes
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        # The folder is created when missing, not checked before every image (a system call each,
+        # ~0.1 ms in a busy worker); no per-process memo of created folders that could go stale.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
     try:
         os.write(fd, data)
     finally:
