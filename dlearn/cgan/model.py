@@ -136,10 +136,14 @@ class Generator(nn.Module):
         every depth, so the generator is exactly mirror-equivariant and cannot learn a
         left/right bias.
         """
-        depth = self.mlp(network_input(pose, mask))
         if self.symmetric:
             mirrored = pose[:, self.flip] * torch.tensor([-1.0, 1.0], dtype=pose.dtype, device=pose.device)
-            depth = (depth + self.mlp(network_input(mirrored, mask[:, self.flip]))[:, self.flip]) / 2
+            # One MLP pass over the pose and its mirror (one batch of 2B: half the calls).
+            both = self.mlp(network_input(torch.cat([pose, mirrored]), torch.cat([mask, mask[:, self.flip]])))
+            depth, depth_mirrored = both.split(pose.shape[0])
+            depth = (depth + depth_mirrored[:, self.flip]) / 2
+        else:
+            depth = self.mlp(network_input(pose, mask))
         return depth - depth[:, list(ROOT_KEYPOINTS)].mean(1, keepdim=True)
 
 

@@ -158,8 +158,9 @@ def build_state(options: CganOptions, device: torch.device) -> CganState:
         generator=generator,
         discriminator=discriminator,
         ema=ema,
-        opt_g=torch.optim.Adam(generator.parameters(), lr=options.lr, betas=betas),
-        opt_d=torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=betas),
+        # foreach: one kernel per operation over all tensors (a small MLP's step is call-bound).
+        opt_g=torch.optim.Adam(generator.parameters(), lr=options.lr, betas=betas, foreach=True),
+        opt_d=torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=betas, foreach=True),
         rng=rng,
     )
 
@@ -199,9 +200,11 @@ def discriminator_loss(
     state: CganState, real: Tensor, real_mask: Tensor, fakes: Tensor, fake_mask: Tensor, noise: float = 0.0
 ) -> Tensor:
     """softplus(-D(real)) + softplus(D(fake)), the fakes detached from the generator."""
-    d = state.discriminator
     real, fakes = _noisy(real, noise, state.rng), _noisy(fakes.detach(), noise, state.rng)
-    return F.softplus(-d(real, real_mask)).mean() + F.softplus(d(fakes, fake_mask)).mean()
+    # One discriminator pass over both halves (no batch statistics couple them).
+    logits = state.discriminator(torch.cat([real, fakes]), torch.cat([real_mask, fake_mask]))
+    logit_real, logit_fake = logits.split(len(real))
+    return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
 
 
 def _noisy(pose: Tensor, std: float, gen: torch.Generator) -> Tensor:
@@ -214,8 +217,7 @@ def _noisy(pose: Tensor, std: float, gen: torch.Generator) -> Tensor:
 @torch.no_grad()
 def update_ema(ema: Generator, generator: Generator, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * generator, parameter by parameter (decay 0: a copy)."""
-    for e, g in zip(ema.parameters(), generator.parameters()):
-        e.lerp_(g, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(generator.parameters()), 1.0 - decay)
 
 
 def _sample_batch(
@@ -247,11 +249,14 @@ def train_step(state: CganState, xy: Tensor, mask: Tensor, options: CganOptions)
     state.opt_d.step()
 
     state.opt_g.zero_grad(set_to_none=True)
-    # The discriminator just changed: recompute the generator's loss against the new one.
+    # The discriminator just changed: recompute the generator's loss against the new one. Its
+    # weights are frozen meanwhile: their gradients would be thrown away by its next zero_grad.
+    state.discriminator.requires_grad_(False)
     total, adversarial, _ = generator_loss(
         state, pose, pmask, angle, options.chirality_weight, options.input_noise, depth
     )
     total.backward()
+    state.discriminator.requires_grad_(True)
     state.opt_g.step()
     # Warm-up as in TensorFlow's ExponentialMovingAverage: short runs are not dominated by
     # the initial weights.
