@@ -87,14 +87,13 @@ def write_body_preview(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
-    from dlearn.body.model import BodyModel
+    # The numpy twin of the body model: `dlearn body-model` starts every run, and torch's import
+    # (~2.8 s) would be most of its time.
+    from dlearn.body.numpy_model import NumpyBodyModel
 
     pose = default_preview_pose() if pose is None else np.asarray(pose, dtype=np.float64)
-    body_model = BodyModel(model, dtype=torch.float64)
-    with torch.no_grad():
-        posed = body_model(torch.as_tensor(pose[None])).vertices[0].numpy()
+    posed = NumpyBodyModel(model)(pose, np.ones(NUM_JOINTS))[0]
     colors = part_colours()[face_part]
     fig, axes = plt.subplots(
         1, 4, figsize=(16, 6), dpi=80, gridspec_kw={"width_ratios": [2.0, 1.0, 1.3, 1.0]}

@@ -160,8 +160,9 @@ def _keypoint_regressor(
     vertices: np.ndarray, j_regressor: np.ndarray, vertex_ids: dict[str, int], mirror: np.ndarray
 ) -> np.ndarray:
     """(17, N) COCO keypoint regressor, rows summing to 1; the right hip's patch mirrors the left's."""
-    from dlearn.body.keypoints import FACE_VERTEX_NAMES, LIMB_JOINTS
-    from dlearn.densepose.coco import COCO_KEYPOINT_NAMES
+    # The torch-free definition module: `dlearn body-model` never needs torch (~2.8 s to import).
+    from dlearn.body.keypoint_definition import FACE_VERTEX_NAMES, LIMB_JOINTS
+    from dlearn.coco_keypoints import COCO_KEYPOINT_NAMES
 
     rows = np.zeros((len(COCO_KEYPOINT_NAMES), len(vertices)))
     for k, name in enumerate(COCO_KEYPOINT_NAMES):
