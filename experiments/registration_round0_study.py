@@ -14,20 +14,13 @@ correspondences_train.zarr). Each variant takes ~10-40 s on 600 samples (one cor
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from dlearn.data.store import open_store, read_sample_ids
 from dlearn.evaluation.body_points import PoseComputer
-from dlearn.evaluation.evaluate import ground_truth
-from dlearn.evaluation.metrics import pa_mpjpe
 from dlearn.registration.options import LossWeights, RegistrationOptions
-from dlearn.registration.stage import register
+from experiments.registration_rounds_study import register_and_score
 
 #: The other registration options are config.yaml's (lr 0.1, 400 steps, patience 25, ...).
 BASE = RegistrationOptions(weights=LossWeights(dense=1000.0, kp=1.0, scale=100.0, joint=1.0, det=1.0), device="cpu")
@@ -62,19 +55,10 @@ def main() -> None:
     print("| variant | train PA-MPJPE (mm) | seconds |\n| --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants or list(VARIANTS):
-            out = Path(tmp) / "registration.zarr"
-            shutil.rmtree(out, ignore_errors=True)
-            start = time.perf_counter()
-            register(
-                r / "correspondences_train.zarr", r / "data/crops_train.zarr", r / "body/model.pkl", out,
-                VARIANTS[name], depths=r / "cgan/depths_train.zarr",
-            )  # fmt: skip
-            store = open_store(out)
-            ids = read_sample_ids(store)
-            pred = poses.pose_set({k: np.asarray(store[k][...]) for k in ("pose", "scales", "rotation")})
-            truth = ground_truth(r / "data/gt_train.zarr", ids)
-            pa = float(pa_mpjpe(pred.joints24 * 1000, truth.joints24 * 1000).mean())
-            print(f"| {name} | {pa:.2f} | {time.perf_counter() - start:.0f} |", flush=True)
+            pa, _, seconds = register_and_score(
+                r, Path(tmp) / "registration.zarr", VARIANTS[name], poses, depths=r / "cgan/depths_train.zarr"
+            )
+            print(f"| {name} | {pa.mean():.2f} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

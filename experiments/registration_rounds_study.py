@@ -71,6 +71,37 @@ ROWS = {
 }
 
 
+def register_and_score(
+    results: Path,
+    out: Path,
+    options: RegistrationOptions,
+    poses: PoseComputer,
+    *,
+    depths: Path | None,
+    init: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Register the train split of the results folder ``results`` into ``out`` (replaced).
+
+    Returns:
+        the (N, 24) per-joint train PA-MPJPE errors (mm) against the synthetic ground truth (their
+        mean is the PA-MPJPE; the evaluation's median is over samples), the store's (N, 5)
+        unweighted loss terms (columns: ``LOSS_TERMS``) and the seconds the registration took.
+    """
+    shutil.rmtree(out, ignore_errors=True)
+    began = time.perf_counter()
+    register(
+        results / "correspondences_train.zarr", results / "data/crops_train.zarr", results / "body/model.pkl", out,
+        options, depths=depths, init=init,
+    )  # fmt: skip
+    seconds = time.perf_counter() - began
+    store = open_store(out)
+    ids = read_sample_ids(store)
+    pred = poses.pose_set({k: np.asarray(store[k][...]) for k in ("pose", "scales", "rotation")})
+    truth = ground_truth(results / "data/gt_train.zarr", ids)
+    pa = pa_mpjpe(pred.joints24 * 1000, truth.joints24 * 1000)
+    return pa, np.asarray(store["losses"][...], np.float64), seconds
+
+
 def write_truth_start(results: Path, out: Path) -> Path:
     """The true parameters of the train split as a start store (the regressor's camera layout:
     scale and translation in normalised crop coordinates, from the gt store's pixels and each
@@ -111,7 +142,9 @@ def write_lifted_depths(results: Path, out: Path, steps: int = 4000, seed: int =
     hips = [11, 12]  # COCO's hips: the root
     depth = camera[..., 2] - camera[:, hips, 2].mean(1, keepdims=True)
     paths = {"registered": out / "registered_train.zarr"}
-    arrays = {"depth": depth.astype(np.float32), "valid": keypoints[..., 2] > 0}
+    labelled = keypoints[..., 2] > 0
+    _, root, scale = normalise_2d(torch.as_tensor(keypoints[..., :2]), torch.as_tensor(labelled))
+    arrays = {"depth": depth.astype(np.float32), "valid": labelled, "scale": scale.numpy(), "root": root.numpy()}
     write_store(paths["registered"], arrays, stage="cgan_predict", sample_id=ids)
 
     keep = trainable(keypoints, 8)
@@ -189,24 +222,14 @@ def main() -> None:
                 "lifted (trained on them)": (learnt["lifted_train"], learnt["lifted_test"]),
             },
         )
-        print("\n| start / depths | train PA-MPJPE mean / median (mm) | data loss (dense + kp) | seconds |")
+        print("\n| start / depths | train PA-MPJPE mean / median of the joint errors (mm) | data loss (dense + kp) | seconds |")
         print("| --- | --- | --- | --- |")
         for name in args.rows or list(ROWS):
             start, depth, options = ROWS[name]
-            out = tmp / "registration.zarr"
-            shutil.rmtree(out, ignore_errors=True)
-            began = time.perf_counter()
-            register(
-                r / "correspondences_train.zarr", r / "data/crops_train.zarr", r / "body/model.pkl", out,
-                replace(options, use_depth=depths[depth] is not None), depths=depths[depth], init=starts[start],
+            pa, losses, seconds = register_and_score(
+                r, tmp / "registration.zarr", replace(options, use_depth=depths[depth] is not None), poses,
+                depths=depths[depth], init=starts[start],
             )  # fmt: skip
-            seconds = time.perf_counter() - began
-            store = open_store(out)
-            ids = read_sample_ids(store)
-            pred = poses.pose_set({k: np.asarray(store[k][...]) for k in ("pose", "scales", "rotation")})
-            truth = ground_truth(r / "data/gt_train.zarr", ids)
-            pa = pa_mpjpe(pred.joints24 * 1000, truth.joints24 * 1000)
-            losses = np.asarray(store["losses"][...], np.float64)  # columns: LOSS_TERMS
             data = options.weights.dense * losses[:, 0] + options.weights.kp * losses[:, 1]
             print(
                 f"| {name} | {pa.mean():.1f} / {np.median(pa):.1f} | {np.median(data):.4g} | {seconds:.0f} |",
