@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlearn.cgan.evaluate import evaluate_depths, true_depths
+from dlearn.cgan.evaluate import camera_keypoints, evaluate_depths, true_depths
 from dlearn.cgan.model import Generator, normalise_2d
 from dlearn.cgan.train import lift_keypoints, read_keypoints, trainable
 from dlearn.data.store import open_store, read_aligned, read_sample_ids, write_store
@@ -138,9 +138,8 @@ def write_lifted_depths(results: Path, out: Path, steps: int = 4000, seed: int =
     registration = results / "round_0/registration.zarr"
     ids, keypoints = read_keypoints(crops)
     fit = read_aligned(open_store(registration), ids, ("keypoints", "rotation", "cam_scale"), registration)
-    camera = np.einsum("nij,nkj->nki", fit["rotation"], fit["keypoints"]) * fit["cam_scale"][:, None, None]
-    hips = [11, 12]  # COCO's hips: the root
-    depth = camera[..., 2] - camera[:, hips, 2].mean(1, keepdims=True)
+    metres = camera_keypoints(fit["keypoints"].astype(np.float64), fit["rotation"].astype(np.float64))
+    depth = metres[..., 2] * fit["cam_scale"][:, None]  # crop units, mid-hip relative
     paths = {"registered": out / "registered_train.zarr"}
     labelled = keypoints[..., 2] > 0
     _, root, scale = normalise_2d(torch.as_tensor(keypoints[..., :2]), torch.as_tensor(labelled))
@@ -178,10 +177,10 @@ def write_lifted_depths(results: Path, out: Path, steps: int = 4000, seed: int =
 def print_depth_errors(results: Path, stores: dict[str, tuple[Path | None, Path | None]]) -> None:
     """The depth sources' key point MPJPE (mm, :func:`dlearn.cgan.evaluate.evaluate_depths`)."""
     print("| depth source | train depth MPJPE (mm) | test depth MPJPE (mm) |\n| --- | --- | --- |")
+    data = results / "data"
     for name, per_split in stores.items():
         cells = []
         for split, path in zip(("train", "test"), per_split):
-            data = results / "data"
             if path is None:
                 cells.append("-")
                 continue
@@ -205,15 +204,14 @@ def main() -> None:
             "registration": r / "round_0/registration.zarr",
             "truth": write_truth_start(r, tmp / "truth.zarr"),
         }
+        true_depths(r / "data/crops_train.zarr", r / "data/gt_train.zarr", tmp / "true_depths.zarr")
+        learnt = write_lifted_depths(r, tmp)
         depths = {
             "cgan": r / "cgan/depths_train.zarr",
             "true": tmp / "true_depths.zarr",
             "none": None,
-            "lifted": None,  # below
+            "lifted": learnt["lifted_train"],
         }
-        true_depths(r / "data/crops_train.zarr", r / "data/gt_train.zarr", depths["true"])
-        learnt = write_lifted_depths(r, tmp)
-        depths["lifted"] = learnt["lifted_train"]
         print_depth_errors(
             r,
             {

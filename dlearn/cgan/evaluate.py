@@ -57,7 +57,7 @@ def metres_per_crop_unit(side: np.ndarray, cam_scale: np.ndarray) -> np.ndarray:
     return np.asarray(side, np.float64) / 2.0 / np.asarray(cam_scale, np.float64)
 
 
-def _camera_keypoints(kp3d: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+def camera_keypoints(kp3d: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, 17, 3) body-frame key points -> camera orientation, relative to the mid-hip."""
     points = np.einsum("nij,nkj->nki", rotation, kp3d)
     return points - points[:, _HIPS].mean(1, keepdims=True)
@@ -80,7 +80,7 @@ def true_depths(crops_path: Path, gt_path: Path, out_path: Path) -> dict:
     box = read_aligned(crops, ids, ("box",), crops_path)["box"]
     gt_keys = ("keypoints3d", "cam_rotation", "cam_scale")
     gt = read_aligned(open_store(gt_path, required=gt_keys), ids, gt_keys, gt_path)
-    metres = _camera_keypoints(gt["keypoints3d"].astype(np.float64), gt["cam_rotation"].astype(np.float64))
+    metres = camera_keypoints(gt["keypoints3d"].astype(np.float64), gt["cam_rotation"].astype(np.float64))
     depth = metres[..., 2] / metres_per_crop_unit(box[:, 2], gt["cam_scale"])[:, None]
     write_store(
         out_path,
@@ -132,7 +132,7 @@ def evaluate_depths(
 
     labelled = keypoints[..., 2] > 0
     keep = labelled[:, _HIPS].all(1) & has_depth
-    gt = _camera_keypoints(kp3d, rotation)
+    gt = camera_keypoints(kp3d, rotation)
     offsets = keypoints[..., :2] - keypoints[:, _HIPS, :2].mean(1, keepdims=True)
     metres = metres_per_crop_unit(side, cam_scale)[:, None, None]
 
