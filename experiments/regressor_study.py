@@ -50,7 +50,7 @@ from dlearn.evaluation.body_points import PoseComputer
 from dlearn.evaluation.metrics import mpjpe, mpjpe_bone_scaled, pa_mpjpe
 from dlearn.registration.fit import FitBatch
 from dlearn.regressor.data import AugmentOptions, augment
-from dlearn.regressor.model import THETA_SLICES, Regressor, RegressorSpec, params_from_theta
+from dlearn.regressor.model import THETA_SLICES, Regressor, RegressorSpec, SmallConvNet, params_from_theta
 from dlearn.regressor.train import reference_theta
 
 log = logging.getLogger("regressor_study")
@@ -211,28 +211,16 @@ def alignment_residual(data: Split) -> float:
 # Networks and output parameterisations
 
 
-class TinyNet(nn.Module):
-    """A small ConvNet backbone: four stride-2 conv-BN-ReLU stages (widths w, 2w, 4w, 8w), each
-    followed by a stride-1 conv, then global average pooling. Output (B, 8w)."""
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for k in range(4):
-            c = width * 2**k
-            for stride in (2, 1):
-                layers += [
-                    nn.Conv2d(c_in, c, 3, stride, 1, bias=False),
-                    nn.BatchNorm2d(c),
-                    nn.ReLU(inplace=True),
-                ]
-                c_in = c
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_features = c_in
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.features(x)
+def facing_bin(rotation: Tensor, bins: int) -> Tensor:
+    """(...) int64 sector in [0, bins) of the body's heading, for (..., 9) or (..., 3, 3) camera
+    rotations: the body's forward axis (its +z) in camera coordinates is ``f = R[:, 2]``, its
+    heading ``atan2(f_x, -f_z)`` is 0 facing the camera (the registration's UPRIGHT_FACING) and
+    +-pi showing its back. Sector 0 is centred on facing the camera (rows T27, T28)."""
+    if rotation.shape[-1] == 9:
+        rotation = rotation_from_9d(rotation)
+    forward = rotation[..., :, 2]
+    heading = torch.atan2(forward[..., 0], -forward[..., 2])
+    return torch.remainder(torch.round(heading * (bins / (2 * math.pi))), bins).long()
 
 
 def output_size(param: str) -> int:
@@ -294,24 +282,28 @@ class IterativeHead(nn.Module):
 
 
 def build_model(
-    backbone: str, head_hidden: int, param: str, reference: Tensor, no_maxpool: bool, ief: int = 0
+    backbone: str, head_hidden: int, param: str, reference: Tensor, no_maxpool: bool, ief: int = 0,
+    pool_grid: int = 1, facing_bins: int = 0,
 ) -> Regressor:
     """dlearn's Regressor (ImageNet input normalisation, reference + head(features)); the tiny
-    backbone, the 6D output and HMR's iterative head (``ief`` iterations, 0: dlearn's two-layer
-    head) replace its backbone / last layer / head."""
+    backbone (dlearn's SmallConvNet of width N for ``tinyN``, its last map pooled to a
+    ``pool_grid`` x ``pool_grid`` grid), the 6D output and HMR's iterative head (``ief``
+    iterations, 0: dlearn's two-layer head) replace its backbone / last layer / head. With
+    ``facing_bins`` K > 0 the last layer has K more outputs: logits of the body's heading sector
+    (:func:`facing_bin`), after the parameters (see :func:`split_output`)."""
     resnet = backbone if backbone.startswith("resnet") else "resnet18"
     model = Regressor(RegressorSpec(resnet, head_hidden))
     if backbone.startswith("tiny"):
         width = int(backbone[4:] or 32)
-        model.backbone = TinyNet(width)
+        model.backbone = SmallConvNet(width, pool_grid)
         model.head[0] = nn.Linear(model.backbone.out_features, head_hidden)
     elif no_maxpool:
         model.backbone.maxpool = nn.Identity()
-    last = nn.Linear(head_hidden, output_size(param))
+    last = nn.Linear(head_hidden, output_size(param) + facing_bins)
     nn.init.normal_(last.weight, std=1e-3)
     nn.init.zeros_(last.bias)
     model.head[-1] = last
-    model.reference_theta = to_output(reference[None], param)[0].clone()
+    model.reference_theta = torch.cat([to_output(reference[None], param)[0], torch.zeros(facing_bins)])
     if ief:
         model.head = IterativeHead(model.head[0].in_features, head_hidden, model.reference_theta, ief)
     return model
@@ -335,13 +327,19 @@ def slice_losses(theta: Tensor, target: Tensor) -> dict[str, float]:
     return {name: float(loss[:, s].sum(1).mean()) for name, s in SLICES.items()}
 
 
+def split_output(out: Tensor, param: str) -> tuple[Tensor, Tensor]:
+    """A network's (B, O + K) output -> (B, O) parameters and (B, K) heading logits (K may be 0)."""
+    size = output_size(param)
+    return out[:, :size], out[:, size:]
+
+
 def predict_theta(model: nn.Module, images: np.ndarray, param: str, batch: int = 128) -> Tensor:
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = torch.as_tensor(images[i : i + batch]).permute(0, 3, 1, 2).float().div_(255.0)
-            out.append(to_theta(model(x), param))
+            out.append(to_theta(split_output(model(x), param)[0], param))
     return torch.cat(out)
 
 
@@ -400,6 +398,9 @@ class RunOptions:
     threads: int = 1
     max_minutes: float = 0.0
     ief: int = 0
+    pool_grid: int = 1
+    facing_bins: int = 0
+    facing_weight: float = 1.0
 
 
 def _no_points(b: int) -> FitBatch:
@@ -427,7 +428,7 @@ def train_and_evaluate(cache: Path, o: RunOptions) -> dict:
 
     targets = torch.as_tensor(train.theta)
     reference = reference_theta(train.theta)
-    model = build_model(o.backbone, o.head_hidden, o.param, reference, o.no_maxpool, o.ief)
+    model = build_model(o.backbone, o.head_hidden, o.param, reference, o.no_maxpool, o.ief, o.pool_grid, o.facing_bins)
     params = sum(p.numel() for p in model.parameters())
     optimiser = torch.optim.Adam(model.parameters(), lr=o.lr)
     # dlearn's schedule: cosine over epochs, stepped once per epoch.
@@ -458,10 +459,15 @@ def train_and_evaluate(cache: Path, o: RunOptions) -> dict:
         for rows in batches:
             x = images_all[rows].permute(0, 3, 1, 2).float().div_(255.0)
             x, target, _ = augment(x, targets[rows], _no_points(len(rows)), aug, generator)
-            out = model(x)
+            out, facing_logits = split_output(model(x), o.param)
             loss = (
                 (F.smooth_l1_loss(out, to_output(target, o.param), reduction="none") * weight).sum(1).mean()
             )
+            if o.facing_bins:
+                # The heading as a class: cross-entropy does not average a front and a back view
+                # into a degenerate rotation as the regression of its 9 numbers does.
+                sector = facing_bin(target[:, THETA_SLICES["rotation"]], o.facing_bins)
+                loss = loss + o.facing_weight * F.cross_entropy(facing_logits, sector)
             if o.joint_weight:
                 # 3D joint loss (metres, root-relative, body frame): the pose's effect on the body,
                 # not its 69 raw numbers.

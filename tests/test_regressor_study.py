@@ -62,3 +62,20 @@ def test_iterative_head_starts_at_the_reference_and_feeds_back(study) -> None:
     three = model(images)
     model.head.iterations = 1
     assert not torch.allclose(model(images), three)
+
+
+def test_facing_bin_is_the_sector_of_the_bodys_heading(study) -> None:
+    """Sector 0 faces the camera (the registration's upright start), bins / 2 shows the back;
+    turning the body about its vertical axis by one sector moves it one sector on."""
+    from scipy.spatial.transform import Rotation
+
+    from dlearn.registration.fit import UPRIGHT_FACING
+
+    facing = torch.as_tensor(UPRIGHT_FACING)
+    back = facing @ torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64))
+    assert study.facing_bin(facing, 8) == 0 and study.facing_bin(back, 8) == 4
+    headings = np.linspace(-np.pi, np.pi, 24, endpoint=False) + 0.01
+    turned = facing @ torch.as_tensor(Rotation.from_euler("y", headings[:, None]).as_matrix())
+    sectors = study.facing_bin(turned, 8)
+    assert sectors.tolist() == (np.round(headings / (2 * np.pi / 8)).astype(int) % 8).tolist()
+    torch.testing.assert_close(study.facing_bin(turned.reshape(-1, 9), 8), sectors)  # theta's 9 numbers

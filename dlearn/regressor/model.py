@@ -51,16 +51,18 @@ class RegressorSpec:
 
 class SmallConvNet(nn.Module):
     """A small from-scratch backbone for low-resolution crops: four stages of two 3x3
-    conv-BN-ReLU (the first of stride 2) of widths w, 2w, 4w, 8w, then global average pooling.
+    conv-BN-ReLU (the first of stride 2) of widths w, 2w, 4w, 8w, then average pooling to a
+    ``grid`` x ``grid`` map, flattened (``tiny16``: grid 1, global average pooling).
 
     With w = 16 (``tiny16``) it has 0.35 M parameters and one forward-backward of 16 crops of
     64 px costs ~12x less CPU time than ResNet18; trained from scratch on a few thousand crops
-    it learns pose where ResNet18 does not in the same time (docs/regressor_study.md).
+    it learns pose where ResNet18 does not in the same time (docs/regressor_study.md). A 3 x 3
+    grid, which keeps where in the crop each feature is, did not learn better (study row T25).
 
-    Input (B, 3, S, S); output (B, 8w).
+    Input (B, 3, S, S); output (B, 8w * grid**2).
     """
 
-    def __init__(self, width: int = 16):
+    def __init__(self, width: int = 16, grid: int = 1):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
@@ -69,8 +71,8 @@ class SmallConvNet(nn.Module):
             for stride in (2, 1):
                 layers += [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 c_in = c_out
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_features = c_in
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid), nn.Flatten())
+        self.out_features = c_in * grid * grid
 
     def forward(self, x: Tensor) -> Tensor:
         return self.features(x)
