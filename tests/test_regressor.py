@@ -223,6 +223,60 @@ def test_a_joints_weight_of_0_skips_the_targets_body(exact_data: dict, monkeypat
     assert calls == {"body": 2, "targets": 1}
 
 
+def _rotation_reference(nine: np.ndarray) -> np.ndarray:
+    """(B, 9) row-major -> (B, 3, 3) by QR with a positive diagonal (= Gram-Schmidt of the
+    columns), the third column replaced by the cross product of the first two: a proper rotation."""
+    out = []
+    for m in nine.reshape(-1, 3, 3):
+        q, r = np.linalg.qr(m)
+        q = q * np.sign(np.diag(r))
+        q[:, 2] = np.cross(q[:, 0], q[:, 1])
+        out.append(q)
+    return np.stack(out)
+
+
+def test_the_camera_joints_term_measures_the_joints_in_the_cameras_orientation(exact_data: dict) -> None:
+    """camera_joints: the root-relative joints of each body turned by its own camera rotation; a
+    camera turned by 30 deg with the pose exact costs it what the turn moves the joints, and
+    nothing to the body-frame joint term."""
+    from scipy.spatial.transform import Rotation
+
+    from dlearn.params import THETA_SLICES
+    from dlearn.regressor.model import params_from_theta
+
+    body, keypoints, theta, target, batch = _loss_inputs(exact_data)
+    weights = replace(TINY.weights, joints=5.0, camera_joints=3.0)
+    total, terms = regressor_loss(body, keypoints, theta, target, batch, weights)
+    predicted, registered = params_from_theta(theta), params_from_theta(target)
+    j_pred = body(predicted.pose, predicted.scales).joints.double().numpy()
+    j_reg = body(registered.pose, registered.scales).joints.double().numpy()
+    r_pred = _rotation_reference(theta[:, THETA_SLICES["rotation"]].double().numpy())
+    r_reg = _rotation_reference(target[:, THETA_SLICES["rotation"]].double().numpy())
+    turned_pred = np.einsum("bij,bkj->bki", r_pred, j_pred - j_pred[:, :1])
+    turned_reg = np.einsum("bij,bkj->bki", r_reg, j_reg - j_reg[:, :1])
+    expected = np.linalg.norm(turned_pred - turned_reg, axis=-1).mean(-1)
+    np.testing.assert_allclose(terms["camera_joints"].numpy(), expected, atol=2e-6)
+    smooth = F.smooth_l1_loss(theta, target, reduction="none").sum(1)
+    manual = (
+        smooth + weights.dense * terms["dense"] + weights.kp * terms["kp"]
+        + weights.joints * terms["joints"] + weights.camera_joints * terms["camera_joints"]
+    ).mean()  # fmt: skip
+    assert torch.allclose(total, manual)
+
+    # The exact pose seen through a camera turned by 30 deg about its vertical axis.
+    turned = target.clone()
+    turn = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    rotations = target[:, THETA_SLICES["rotation"]].double().numpy().reshape(-1, 3, 3)
+    turned[:, THETA_SLICES["rotation"]] = torch.as_tensor((turn @ rotations).reshape(-1, 9), dtype=turned.dtype)
+    _, off = regressor_loss(body, keypoints, turned, target, batch, weights)
+    assert float(off["joints"].max()) < 1e-6
+    moved = np.linalg.norm(np.einsum("ij,bkj->bki", turn - np.eye(3), turned_reg), axis=-1).mean(-1)
+    np.testing.assert_allclose(off["camera_joints"].numpy(), moved, atol=2e-6)
+    assert float(moved.min()) > 0.05  # metres: the turn is seen
+    # At weight 0 (the default, and the paper's) there is no such term.
+    assert "camera_joints" not in regressor_loss(body, keypoints, theta, target, batch, TINY.weights)[1]
+
+
 @pytest.fixture(scope="module")
 def registration_with_a_failure(exact_data: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The true parameters as round 0's registration, with one sample flagged non-finite."""

@@ -37,12 +37,17 @@ class RegressorLossWeights:
             predicted body and of the registration's (not in the paper: 0 there). It weights the
             69 pose numbers by their effect on the body; with it a small ConvNet learns pose
             in fewer steps (docs/regressor_study.md).
+        camera_joints: on the same distance with each body turned by its own camera rotation
+            (predicted, registered): the root-relative 3D error in the camera's orientation,
+            which bone-scaled MPJPE measures, so that the camera rotation is learnt in metres
+            rather than only through its 9 numbers in the theta term (not in the paper: 0 there).
     """
 
     theta: float = 1.0
     dense: float = 10.0
     kp: float = 1.0
     joints: float = 0.0
+    camera_joints: float = 0.0
 
 
 @dataclass(frozen=True)

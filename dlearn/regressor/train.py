@@ -93,14 +93,23 @@ def regressor_loss(
     terms, pred = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
     terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
     total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
-    if weights.joints != 0:
+    if weights.joints != 0 or weights.camera_joints != 0:
         with torch.no_grad():
             goal = params_from_theta(target)
             no_vertices = torch.zeros(0, dtype=torch.long, device=theta.device)
             target_joints = body(goal.pose, goal.scales, vertex_ids=no_vertices).joints
-        relative = (pred.joints - pred.joints[:, :1]) - (target_joints - target_joints[:, :1])
-        terms["joints"] = relative.norm(dim=-1).mean(-1)
-        total = total + weights.joints * terms["joints"]
+        pred_relative = pred.joints - pred.joints[:, :1]
+        target_relative = target_joints - target_joints[:, :1]
+        if weights.joints != 0:
+            terms["joints"] = (pred_relative - target_relative).norm(dim=-1).mean(-1)
+            total = total + weights.joints * terms["joints"]
+        if weights.camera_joints != 0:
+            # The prediction's rotation as evaluated (a proper rotation); the registration's is one (L_det).
+            pred_rotation = proper_rotation_from_9d(params_from_theta(theta).rotation)
+            target_rotation = rotation_from_9d(goal.rotation)
+            turned = pred_relative @ pred_rotation.transpose(-1, -2) - target_relative @ target_rotation.transpose(-1, -2)
+            terms["camera_joints"] = turned.norm(dim=-1).mean(-1)
+            total = total + weights.camera_joints * terms["camera_joints"]
     return total.mean(), terms
 
 
@@ -275,8 +284,9 @@ def _train_epoch(
     model.train()
     batches = epoch_batches(data.image_rows, data.chunk_rows, options.batch_size, options.shuffle_chunks, run.generator)
     data.dataset.set_epoch(run.epoch)
-    # The joints term is logged only where it is trained (regressor_loss skips it at weight 0).
-    sums = dict.fromkeys(("total", "theta", "dense", "kp", *(("joints",) if options.weights.joints else ())), 0.0)
+    # The joint terms are logged only where they are trained (regressor_loss skips them at weight 0).
+    trained = [name for name in ("joints", "camera_joints") if getattr(options.weights, name)]
+    sums = dict.fromkeys(("total", "theta", "dense", "kp", *trained), 0.0)
     seen, wait, t_epoch = 0, 0.0, time.perf_counter()
     t_data = time.perf_counter()
     for item in _loader(data.dataset, batches, options.workers, cuda):
@@ -311,7 +321,7 @@ def _train_epoch(
         "data_wait_fraction": wait / max(seconds, 1e-9),
     }
     run.curve.append(row)
-    joints = f", joints {row['joints']:.4f} m" if "joints" in row else ""
+    joints = "".join(f", {name} {row[name]:.4f} m" for name in trained)
     log.info(
         "epoch %d/%d: loss %.4f (theta %.4f, dense %.5f, kp %.4f%s), %.1f images/s, %.0f%% waiting for data",
         run.epoch, options.epochs, row["total"], row["theta"], row["dense"], row["kp"], joints,
