@@ -90,7 +90,8 @@ def regressor_loss(
     With a joints weight of 0 (the paper's) the targets' body is not posed: the joint term is
     neither computed nor returned, and the total is the same.
     """
-    terms, pred = data_terms(body, params_from_theta(theta), batch, evaluated_vertices(body, batch), keypoints)
+    predicted = params_from_theta(theta)
+    terms, pred = data_terms(body, predicted, batch, evaluated_vertices(body, batch), keypoints)
     terms = {"theta": F.smooth_l1_loss(theta, target, reduction="none").sum(1), **terms}
     total = weights.theta * terms["theta"] + weights.dense * terms["dense"] + weights.kp * terms["kp"]
     if weights.joints != 0 or weights.camera_joints != 0:
@@ -105,7 +106,7 @@ def regressor_loss(
             total = total + weights.joints * terms["joints"]
         if weights.camera_joints != 0:
             # The prediction's rotation as evaluated (a proper rotation); the registration's is one (L_det).
-            pred_rotation = proper_rotation_from_9d(params_from_theta(theta).rotation)
+            pred_rotation = proper_rotation_from_9d(predicted.rotation)
             target_rotation = rotation_from_9d(goal.rotation)
             turned = pred_relative @ pred_rotation.transpose(-1, -2) - target_relative @ target_rotation.transpose(-1, -2)
             terms["camera_joints"] = turned.norm(dim=-1).mean(-1)
