@@ -3,7 +3,7 @@
 A field ``image_size`` becomes ``--image-size``; a nested options dataclass ``noise`` with a
 field ``dense_jitter_px`` becomes ``--noise-dense-jitter-px``. Help texts come from the
 ``Attributes:`` section of the dataclass docstring, so the options are documented once. The
-Snakemake rules build the same flags from the config (``cli_flags`` in common.smk), so a config
+Snakemake rules build the same flags from the config (:func:`cli_flags`), so a config
 key, a flag and a field always share one name.
 
 A field's bounds live in its metadata (:func:`option`) and are checked, with every float's
@@ -19,6 +19,7 @@ import inspect
 import math
 import operator
 import re
+import shlex
 import typing
 from typing import Any, TypeVar
 
@@ -173,6 +174,23 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         else:
             parse = _bounded(kind, field.metadata) if field.metadata.get("parse_bounds") else kind
             parser.add_argument(flag, dest=name, type=parse, default=default, help=text, metavar=kind.__name__.upper())
+
+
+def cli_flags(options: dict[str, Any], prefix: str = "") -> str:
+    """Options (a config block, or a stored ``asdict`` of an options dataclass) -> ``dlearn`` flags:
+    ``{"noise": {"dense_jitter_px": 1}}`` -> ``--noise-dense-jitter-px 1``, a bool ``x`` ->
+    ``--x`` / ``--no-x``; values shell-quoted. The workflow's rules build their flags with it, and
+    experiments/retrain_regressor.sh rebuilds a trained model's from its ``options``."""
+    flags = []
+    for key, value in options.items():
+        name = f"{prefix}{key}".replace("_", "-")
+        if isinstance(value, dict):
+            flags.append(cli_flags(value, prefix=f"{prefix}{key}_"))
+        elif isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags.append(f"--{name} {shlex.quote(str(value))}")
+    return " ".join(flag for flag in flags if flag)
 
 
 def options_from_args(args: argparse.Namespace, cls: type[T], prefix: str = "") -> T:

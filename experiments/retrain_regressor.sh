@@ -1,7 +1,9 @@
 #!/bin/bash
 # Retrain one round's regressor of a finished workflow run with changed flags, and score it on
 # the test split (docs/regressor_study.md, "Learning configuration: flips and a camera-frame
-# joint term"). The flags below are config.yaml's regressor block; extra flags override them.
+# joint term"). It trains with the options of the round's own model
+# (RESULTS/round_ROUND/regressor/model.pt stores them), so it repeats what the workflow ran;
+# EPOCHS and the extra flags override them.
 #
 # usage: experiments/retrain_regressor.sh RESULTS OUT ROUND INIT EPOCHS [dlearn regress flags...]
 #   RESULTS  a workflow results folder (results, results_learning)
@@ -14,7 +16,7 @@
 # Prints the test split's ConvNet PA-MPJPE, bone-scaled MPJPE and mean rotation error, and the
 # training seconds. Run it alone on the machine (it trains on 2 threads).
 set -euo pipefail
-[ $# -ge 5 ] || { sed -n 6,12p "$0"; exit 2; }
+[ $# -ge 5 ] || { sed -n 8,15p "$0"; exit 2; }
 R=$1 OUT=$2 ROUND=$3 INIT=$4 EPOCHS=$5
 shift 5
 [ ! -e "$OUT" ] || { echo "$OUT exists: give a new folder" >&2; exit 2; }
@@ -24,16 +26,21 @@ init=()
 # Round ROUND's train predictions exist only once the workflow finished that round; the train
 # metrics are not read here, so any round's do.
 train_predictions=$(ls -d "$R"/round_*/predictions_train.zarr | head -1)
+# The round's model's options as flags (its options dict, loaded without unpickling objects;
+# the values come shell-quoted, hence eval).
+flags=$(python -c '
+import sys
+from dlearn.checkpoint import REGRESSOR_FORMAT, load_tagged
+from dlearn.options import cli_flags
+print(cli_flags(load_tagged(sys.argv[1], REGRESSOR_FORMAT, "model")["options"]))
+' "$R/round_$ROUND/regressor/model.pt")
+eval "stored=($flags)"
 start=$(date +%s)
 OMP_NUM_THREADS=2 dlearn regress --crops "$R/data/crops_train.zarr" \
     --correspondences "$R/correspondences_train.zarr" --registration "$R/round_$ROUND/registration.zarr" \
     --body-model "$R/body/model.pkl" --out "$OUT/model.pt" --curve "$OUT/curve.png" \
     --checkpoint-dir "$OUT/.checkpoints" --depths "$R/cgan/depths_train.zarr" "${init[@]}" \
-    --backbone tiny16 --head-hidden 256 --pretrained none --batch-size 32 --lr 0.0014 \
-    --weight-decay 0.0 --lr-schedule cosine --use-depth --max-points 256 --workers 0 \
-    --shuffle-chunks 8 --amp --channels-last --seed 0 --weights-theta 1.0 --weights-dense 10.0 \
-    --weights-kp 1.0 --weights-joints 10.0 --augment-scale 0.1 --augment-translation 0.1 \
-    --augment-colour 0.2 --no-augment-flip --device auto --epochs "$EPOCHS" "$@" > "$OUT/regress.log" 2>&1
+    "${stored[@]}" --epochs "$EPOCHS" "$@" > "$OUT/regress.log" 2>&1
 seconds=$(($(date +%s) - start))
 OMP_NUM_THREADS=2 dlearn predict --model "$OUT/model.pt" --crops "$R/data/crops_test.zarr" \
     --body-model "$R/body/model.pkl" --out "$OUT/predictions_test.zarr" > "$OUT/predict.log" 2>&1

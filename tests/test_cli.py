@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import subprocess
 import sys
 
 import pytest
 
 from dlearn.cli import build_parser, main
-from dlearn.options import add_options, options_from_args
+from dlearn.options import add_options, cli_flags, options_from_args
+from dlearn.regressor.options import RegressorOptions
 
 
 def _stage_parsers() -> argparse._SubParsersAction:
@@ -85,6 +87,21 @@ def test_options_round_trip_through_flags() -> None:
     assert "side in pixels. (default: 64)" in parser.format_help()
     with pytest.raises(SystemExit):
         parser.parse_args(["--image-size", "big"])
+
+
+def test_stored_options_give_back_the_flags_that_made_them() -> None:
+    # A model.pt stores asdict(options); experiments/retrain_regressor.sh rebuilds its flags so.
+    parser = argparse.ArgumentParser()
+    add_options(parser, _Outer)
+    options = _Outer(image_size=32, flip=False, noise=_Inner(1.5))
+    flags = cli_flags(dataclasses.asdict(options))
+    assert flags == "--image-size 32 --no-flip --noise-jitter-px 1.5"
+    assert options_from_args(parser.parse_args(shlex.split(flags)), _Outer) == options
+    # The regressor's own options (nested loss weights and augmentation, strings, floats).
+    parser = argparse.ArgumentParser()
+    add_options(parser, RegressorOptions)
+    stored = RegressorOptions(epochs=3, lr=7e-4, backbone="tiny16", pretrained="/data/my weights.pth")
+    assert options_from_args(parser.parse_args(shlex.split(cli_flags(dataclasses.asdict(stored)))), RegressorOptions) == stored
 
 
 def test_make_body_writes_model_charts_and_preview(tmp_path, prebuilt_standin) -> None:  # noqa: ANN001

@@ -15,6 +15,7 @@ REPO = Path(workflow.basedir)
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 import dlearn.codeversion as codeversion
+from dlearn.options import cli_flags  # config block -> dlearn flags
 from dlearn.options import stage_block  # the stage blocks less the workflow's own keys
 
 
@@ -77,21 +78,6 @@ def keypoint_regressor_input(wildcards=None):
 
 def body_model_files():
     return [result("body/model.pkl"), result("body/uv.mat"), result("body/preview.png")]
-
-
-def cli_flags(options, prefix=""):
-    """Config block -> `dlearn` flags: key `noise: {dense_jitter_px: 1}` -> `--noise-dense-jitter-px 1`
-    (the flags are generated from the stage's options dataclass with the same names)."""
-    flags = []
-    for key, value in options.items():
-        name = f"{prefix}{key}".replace("_", "-")
-        if isinstance(value, dict):
-            flags.append(cli_flags(value, prefix=f"{prefix}{key}_"))
-        elif isinstance(value, bool):
-            flags.append(f"--{name}" if value else f"--no-{name}")
-        else:
-            flags.append(f"--{name} {shlex.quote(str(value))}")
-    return " ".join(flag for flag in flags if flag)
 
 
 SPLITS = ["train", "test"]
