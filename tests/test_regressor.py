@@ -343,6 +343,11 @@ def test_the_small_convnet_predicts_theta_from_a_crop_and_has_no_pretrained_weig
     assert theta.shape == (4, 105) and float((theta - reference).abs().max()) < 0.05
     with pytest.raises(WeightsError, match="tiny16 backbone has no pretrained weights"):
         load_backbone_weights(model, tmp_path / "resnet18.pth")
+    # tiny32: the same network at twice the width (4x the parameters of the widened layers).
+    wide = Regressor(RegressorSpec("tiny32", 32), reference).eval()
+    assert wide.backbone.out_features == 256 and 1_000_000 < sum(p.numel() for p in wide.backbone.parameters()) < 1_600_000
+    with torch.no_grad():
+        assert wide(torch.rand(2, 3, 48, 48)).shape == (2, 105)
 
 
 def test_torchvision_weights_load_into_the_backbone(tmp_path: Path) -> None:

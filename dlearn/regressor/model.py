@@ -24,9 +24,9 @@ from dlearn.params import (  # the parameter vector, re-exported: its former hom
     theta_from_params,  # noqa: F401
 )
 
-#: torchvision ResNets (the paper's is resnet50) and dlearn's small ConvNet ``tiny16`` (see
-#: :class:`SmallConvNet` and docs/regressor_study.md).
-BACKBONES = ("tiny16", "resnet18", "resnet34", "resnet50")
+#: torchvision ResNets (the paper's is resnet50) and dlearn's small ConvNet at widths 16 and 32
+#: (``tiny16``, ``tiny32``: see :class:`SmallConvNet` and docs/regressor_study.md).
+BACKBONES = ("tiny16", "tiny32", "resnet18", "resnet34", "resnet50")
 #: ImageNet normalisation, which torchvision's pretrained weights expect.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
@@ -41,7 +41,7 @@ class RegressorSpec:
     """What builds the network (stored with its weights).
 
     Attributes:
-        backbone: tiny16, resnet18, resnet34 or resnet50.
+        backbone: tiny16, tiny32, resnet18, resnet34 or resnet50.
         head_hidden: width of the head's hidden layer.
     """
 
@@ -57,7 +57,9 @@ class SmallConvNet(nn.Module):
     With w = 16 (``tiny16``) it has 0.35 M parameters and one forward-backward of 16 crops of
     64 px costs ~12x less CPU time than ResNet18; trained from scratch on a few thousand crops
     it learns pose where ResNet18 does not in the same time (docs/regressor_study.md). A 3 x 3
-    grid, which keeps where in the crop each feature is, did not learn better (study row T25).
+    grid, which keeps where in the crop each feature is, did not learn better (study row T25),
+    nor did twice the width (``tiny32``, 1.3 M parameters, ~1.9x the time a step; study section
+    "Test split, data and steps").
 
     Input (B, 3, S, S); output (B, 8w * grid**2).
     """
@@ -80,8 +82,8 @@ class SmallConvNet(nn.Module):
 
 def build_backbone(name: str) -> tuple[nn.Module, int]:
     """The backbone called ``name`` (one of :data:`BACKBONES`, untrained) and its feature width."""
-    if name == "tiny16":
-        net = SmallConvNet(16)
+    if name.startswith("tiny"):  # tiny16, tiny32: the width
+        net = SmallConvNet(int(name.removeprefix("tiny")))
         return net, net.out_features
     # Imported here: torchvision's import pulls in torch._dynamo (~4 s per stage start on 2 cores),
     # which the tiny16 backbone and the stages that only read theta do not need.

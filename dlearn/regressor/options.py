@@ -55,7 +55,8 @@ class RegressorOptions:
     """Options of the regressor's training (defaults: the paper's, section 6).
 
     Attributes:
-        backbone: tiny16 (dlearn's small ConvNet), resnet18, resnet34 or resnet50 (the paper's).
+        backbone: tiny16 or tiny32 (dlearn's small ConvNet, widths 16 / 32), resnet18, resnet34 or
+            resnet50 (the paper's).
         head_hidden: width of the head's hidden layer.
         pretrained: a local torchvision ResNet state dict (ImageNet weights), or none (train
             from scratch). Ignored when warm-starting from a previous round's model.
