@@ -26,21 +26,23 @@ init=()
 # Round ROUND's train predictions exist only once the workflow finished that round; the train
 # metrics are not read here, so any round's do.
 train_predictions=$(ls -d "$R"/round_*/predictions_train.zarr | head -1)
-# The round's model's options as flags (its options dict, loaded without unpickling objects;
-# the values come shell-quoted, hence eval).
-flags=$(python -c '
-import sys
+# The round's model's options as flags (its options dict, loaded without unpickling objects),
+# one NUL-terminated word each: nothing of the file is run by the shell.
+mapfile -d '' stored < <(python -c '
+import shlex, sys
 from dlearn.checkpoint import REGRESSOR_FORMAT, load_tagged
 from dlearn.options import cli_flags
-print(cli_flags(load_tagged(sys.argv[1], REGRESSOR_FORMAT, "model")["options"]))
+for word in shlex.split(cli_flags(load_tagged(sys.argv[1], REGRESSOR_FORMAT, "model")["options"])):
+    sys.stdout.write(word + "\0")
 ' "$R/round_$ROUND/regressor/model.pt")
-eval "stored=($flags)"
+[ ${#stored[@]} -gt 0 ] || { echo "no options read from $R/round_$ROUND/regressor/model.pt" >&2; exit 2; }
 start=$(date +%s)
-OMP_NUM_THREADS=2 dlearn regress --crops "$R/data/crops_train.zarr" \
+# The stored options come first: the paths after them win over any flag the file might name.
+OMP_NUM_THREADS=2 dlearn regress "${stored[@]}" --crops "$R/data/crops_train.zarr" \
     --correspondences "$R/correspondences_train.zarr" --registration "$R/round_$ROUND/registration.zarr" \
     --body-model "$R/body/model.pkl" --out "$OUT/model.pt" --curve "$OUT/curve.png" \
     --checkpoint-dir "$OUT/.checkpoints" --depths "$R/cgan/depths_train.zarr" "${init[@]}" \
-    "${stored[@]}" --epochs "$EPOCHS" "$@" > "$OUT/regress.log" 2>&1
+    --epochs "$EPOCHS" "$@" > "$OUT/regress.log" 2>&1
 seconds=$(($(date +%s) - start))
 OMP_NUM_THREADS=2 dlearn predict --model "$OUT/model.pt" --crops "$R/data/crops_test.zarr" \
     --body-model "$R/body/model.pkl" --out "$OUT/predictions_test.zarr" > "$OUT/predict.log" 2>&1
