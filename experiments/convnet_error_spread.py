@@ -76,16 +76,19 @@ def main() -> None:
         "| train: ConvNet vs truth | ConvNet vs its targets | targets vs truth |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    # store name -> (the split's sample ids, the stage that wrote it)
+    stores = {
+        "predictions_test": (test_ids, "predict"),
+        "predictions_train": (train_ids, "predict"),
+        "registration": (train_ids, "merge_registration"),
+    }
     for round_dir in sorted(args.results.glob("round_*"), key=lambda p: int(p.name.split("_")[1])):
-        paths = {name: round_dir / f"{name}.zarr" for name in ("predictions_test", "predictions_train", "registration")}
-        if not all(path.exists() for path in paths.values()):
+        if not all((round_dir / f"{name}.zarr").exists() for name in stores):
             continue
-        poses = {
-            name: stored_poses(open_store(path, stage=stage), path, ids, stage)
-            for (name, path), ids, stage in zip(
-                paths.items(), (test_ids, train_ids, train_ids), ("predict", "predict", "merge_registration")
-            )
-        }
+        poses = {}
+        for name, (ids, stage) in stores.items():
+            path = round_dir / f"{name}.zarr"
+            poses[name] = stored_poses(open_store(path, stage=stage), path, ids, stage)
         test = per_person_pa(poses["predictions_test"], test_truth)
         sd = float(test.std())
         convnet_truth = per_person_pa(poses["predictions_train"], train_truth).mean()
